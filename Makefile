@@ -1,0 +1,25 @@
+# Every target builds the ComfyUI host first if it is missing (scripts/setup_host.sh, idempotent).
+RUN := bash scripts/in_host.sh
+
+.PHONY: host demo test test-pure ui bench workflows lint
+
+host:
+	bash scripts/setup_host.sh
+
+demo:  ## run the flagship workflow on the embedded tiny model, print the output image path
+	$(RUN) scripts/demo.py $(WORKFLOW)
+
+test:  ## the whole suite: pure, host and workflow tiers
+	$(RUN) -m pytest -c tests/pytest.ini tests $(PYTEST_ARGS)
+
+test-pure:
+	$(RUN) -m pytest -c tests/pytest.ini tests/pure $(PYTEST_ARGS)
+
+ui:  ## the ComfyUI web UI on 127.0.0.1:8188 with the pack installed
+	$(RUN) scripts/serve.py $(UI_ARGS)
+
+bench:  ## benchmarks: ratios against baselines measured in the same run
+	$(RUN) bench/run_all.py $(BENCH)
+
+workflows:  ## regenerate workflows/*.json from scripts/exemplar_dev/workflow_specs.py
+	$(RUN) scripts/build_workflows.py

@@ -1,0 +1,1 @@
+"""Pure PyTorch model code of comfyui-exemplar. Nothing in this package imports ComfyUI."""
