@@ -57,8 +57,10 @@ def boot():
     import nodes
     import execution
 
-    logging.getLogger().setLevel(logging.WARNING)
+    # torchaudio cannot be had for this host: ComfyUI's audio nodes fail to import, loudly; quiet that.
+    logging.getLogger().setLevel(logging.ERROR)
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+    logging.getLogger().setLevel(logging.WARNING)
     pack_module = _loaded_pack_module()
     if pack_module is None:
         raise RuntimeError(

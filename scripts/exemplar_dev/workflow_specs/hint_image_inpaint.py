@@ -1,15 +1,11 @@
-"""The shipped workflows, described compactly; scripts/build_workflows.py writes workflows/<name>.json.
-
-Each node: {"id", "type", "widgets": {input: value}, "links": {input: (source_id, output_slot)}}.
-Defaults are realistic (the tests shrink steps and sizes through tests' own overrides).
-"""
+"""Source with a drawn mask + reference -> DtC hint image pasted into the hole -> inpaint-blend (stock KSampler)."""
 
 from __future__ import annotations
 
-from .assets import REFERENCE_IMAGE, SOURCE_IMAGE
-from .tiny_models import TINY_SD15_NAME
+from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
+from ..tiny_models import TINY_SD15_NAME
 
-HINT_IMAGE_INPAINT = [
+SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},
     {"id": 3, "type": "LoadImage", "title": "Reference", "widgets": {"image": REFERENCE_IMAGE}},
@@ -34,7 +30,3 @@ HINT_IMAGE_INPAINT = [
     {"id": 12, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/hint_image_inpaint"}, "links": {"images": (11, 0)}},
     {"id": 13, "type": "PreviewImage", "title": "Hint", "links": {"images": (4, 0)}},
 ]
-
-WORKFLOWS = {
-    "hint_image_inpaint": HINT_IMAGE_INPAINT,
-}
