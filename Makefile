@@ -1,7 +1,7 @@
 # Every target builds the ComfyUI host first if it is missing (scripts/setup_host.sh, idempotent).
 RUN := bash scripts/in_host.sh
 
-.PHONY: host demo test test-pure ui bench workflows lint
+.PHONY: host browser demo test test-pure ui bench workflows thumbnails
 
 host:
 	bash scripts/setup_host.sh
@@ -9,7 +9,10 @@ host:
 demo:  ## run the flagship workflow on the embedded tiny model, print the output image path
 	$(RUN) scripts/demo.py $(WORKFLOW)
 
-test:  ## the whole suite: pure, host and workflow tiers
+browser:  ## Debian's chromium for the browser tier (installed once)
+	bash scripts/setup_browser.sh
+
+test: browser  ## the whole suite: pure, host, workflow and browser tiers
 	$(RUN) -m pytest -c tests/pytest.ini tests $(PYTEST_ARGS)
 
 test-pure:
@@ -23,3 +26,7 @@ bench:  ## benchmarks: ratios against baselines measured in the same run
 
 workflows:  ## regenerate workflows/*.json from scripts/exemplar_dev/workflow_specs.py
 	$(RUN) scripts/build_workflows.py
+
+thumbnails: browser  ## screenshot every workflow in the real frontend -> workflows/<name>.jpg
+	$(RUN) -m pytest -c tests/pytest.ini tests/browser -k workflow_loads $(PYTEST_ARGS)
+	$(RUN) scripts/thumbnails.py

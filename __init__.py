@@ -7,6 +7,8 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import nodes as _nodes_package
 
+WEB_DIRECTORY = "./web"  # web/docs/<node_id>.md: the help panel's page for each node
+
 
 def _node_modules():
     """Every module of nodes/ that defines NODES (one file per capability)."""

@@ -17,6 +17,8 @@ from typing import Callable
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 MODE_MUTED, MODE_BYPASSED = 2, 4
+IMAGE_NODES = {"LoadImage", "PreviewImage", "SaveImage", "LoadImageMask"}
+IMAGE_PREVIEW_HEIGHT = 260
 
 InputDefs = Callable[[str], dict]  # class_type -> INPUT_TYPES() dict
 
@@ -117,7 +119,7 @@ def build_ui_workflow(spec: list[dict], input_defs: InputDefs, output_defs: Call
             depth[node_id] = 1 + max((node_depth(s) for s in sources), default=-1)
         return depth[node_id]
 
-    rows: dict[int, int] = {}
+    rows: dict[int, int] = {}  # next free y per column
     link_rows = []
     out_links: dict[tuple[int, int], list[int]] = {}
     for item in spec:
@@ -173,15 +175,18 @@ def build_ui_workflow(spec: list[dict], input_defs: InputDefs, output_defs: Call
             for slot, (out_name, out_type) in enumerate(output_defs(item["type"]))
         ]
         column = node_depth(item["id"])
-        row = rows.get(column, 0)
-        rows[column] = row + 1
-        height = 60 + 24 * (len(ui_inputs) + len(outputs))
+        sockets = max(sum(1 for entry in ui_inputs if "widget" not in entry), len(outputs))
+        height = 40 + 22 * sockets + 26 * len([entry for entry in ui_inputs if "widget" in entry])
+        height += IMAGE_PREVIEW_HEIGHT if item["type"] in IMAGE_NODES else 0
+        height += 60 * sum(1 for v in values if isinstance(v, str) and item["type"].endswith("TextEncode"))
+        top = rows.get(column, 40)
+        rows[column] = top + height + 60
         ui_nodes.append(
             {
                 "id": item["id"],
                 "type": item["type"],
-                "pos": [40 + 380 * column, 40 + row * 300],
-                "size": [340, height],
+                "pos": [40 + 380 * column, top],
+                "size": [330, height],
                 "flags": {},
                 "order": order,
                 "mode": 0,
