@@ -10,6 +10,7 @@ through `exemplar_dev.host.pack_submodule`, so classes match the ones the nodes 
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from pathlib import Path
@@ -24,6 +25,11 @@ if "comfyui_exemplar" not in sys.modules:
     package.__path__ = [str(ROOT)]
     package.__file__ = str(ROOT / "__init__.py")
     sys.modules["comfyui_exemplar"] = package
+
+if os.environ.get("EXEMPLAR_TORCH_THREADS"):  # e.g. 1 when several suites share the two cores
+    import torch
+
+    torch.set_num_threads(int(os.environ["EXEMPLAR_TORCH_THREADS"]))
 
 
 @pytest.fixture(scope="session")

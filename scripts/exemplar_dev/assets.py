@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from . import asset_builders
 from .paths import BASE_DIR
 from .tiny_models import write_tiny_sd15_checkpoint
 
@@ -47,3 +50,5 @@ def prepare(base_dir: Path = BASE_DIR) -> None:
     """Write every generated asset into the host base directory (idempotent)."""
     write_tiny_sd15_checkpoint(base_dir / "models" / "checkpoints")
     write_sample_inputs(base_dir / "input")
+    for info in sorted(pkgutil.iter_modules(asset_builders.__path__), key=lambda i: i.name):
+        importlib.import_module(f"{asset_builders.__name__}.{info.name}").prepare(base_dir)

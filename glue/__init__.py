@@ -1,0 +1,1 @@
+"""Glue between the pack's pure models and ComfyUI internals (folders, patches, guiders, loaders)."""

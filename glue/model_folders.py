@@ -1,0 +1,24 @@
+"""Model folders the pack adds to ComfyUI's `folder_paths` (registered once, on import).
+
+`models/exemplar/` holds the pack's own artefacts (adapters, scorers, projections, encoders);
+extra locations come from `extra_model_paths.yaml` under the same key, as for any folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+import folder_paths
+
+EXEMPLAR_FOLDER = "exemplar"
+
+
+def register(name: str, extensions: set[str] | None = None) -> str:
+    """Make `models/<name>/` a ComfyUI model folder (idempotent); return its name."""
+    if name not in folder_paths.folder_names_and_paths:
+        path = os.path.join(folder_paths.models_dir, name)
+        folder_paths.folder_names_and_paths[name] = ([path], set(extensions or folder_paths.supported_pt_extensions))
+    return name
+
+
+register(EXEMPLAR_FOLDER)
