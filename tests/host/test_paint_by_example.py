@@ -1,0 +1,273 @@
+"""Paint by Example through real ComfyUI: loaders (both layouts), encoder, inpaint conditioning,
+stock sampling, LoRA, conversion, clear errors, and parity with diffusers' PaintByExamplePipeline
+components on the same tiny random weights."""
+
+import pickle
+
+import pytest
+import torch
+
+from exemplar_dev.host import pack_submodule
+from exemplar_dev.paths import BASE_DIR
+from exemplar_dev.tiny_models import TINY_SD15_NAME
+from exemplar_dev.tiny_pbe import TINY_PBE_DIFFUSERS, TINY_PBE_NAME, TINY_VISION, write_tiny_pbe_checkpoint
+
+CHECKPOINTS = BASE_DIR / "models" / "checkpoints"
+DIFFUSERS = BASE_DIR / "models" / "diffusers"
+
+
+def node(comfy, name):
+    return comfy.nodes.NODE_CLASS_MAPPINGS[name]
+
+
+@pytest.fixture(scope="module")
+def loaded(comfy):
+    return node(comfy, "ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_PBE_NAME).result
+
+
+@pytest.fixture(scope="module")
+def loaded_diffusers(comfy):
+    return node(comfy, "ExemplarPbEDiffusersLoader").execute(folder=TINY_PBE_DIFFUSERS).result
+
+
+def scene(batch=1, size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.rand(batch, size, size, 3, generator=g)
+    mask = torch.zeros(1, size, size)
+    mask[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
+    return pixels, mask
+
+
+def test_loader_gives_native_sd1_model_with_pbe_concat_order(comfy, loaded):
+    model, vae, encoder = loaded
+    from comfy import supported_models
+
+    assert isinstance(model.model.model_config, supported_models.SD15)
+    assert model.model.model_config.unet_config["in_channels"] == 9
+    assert model.model.concat_keys == ("masked_image", "mask_inverted")
+    assert encoder.context_dim == 768 and encoder.image_size == 56
+    assert encoder.patcher.model is encoder.model  # managed by ComfyUI's model management
+    assert vae.latent_channels == 4
+
+
+def test_both_layouts_load_identical_weights(loaded, loaded_diffusers):
+    for a, b in zip(
+        (loaded[0].model.diffusion_model, loaded[2].model, loaded[1].first_stage_model),
+        (loaded_diffusers[0].model.diffusion_model, loaded_diffusers[2].model, loaded_diffusers[1].first_stage_model),
+    ):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), key
+
+
+def test_ckpt_pickle_loads_with_weights_only_and_equals_safetensors(comfy, loaded, tmp_path):
+    glue = pack_submodule("glue.pbe")
+    path = write_tiny_pbe_checkpoint(tmp_path, name="tiny.ckpt", fmt="ckpt")
+    model, _, encoder = glue.load_checkpoint(path)
+    reference = loaded[2].model.state_dict()
+    for key, value in encoder.model.state_dict().items():  # the .ckpt is fp32, the shipped file fp16
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=2e-3 * max(1.0, reference[key].abs().max().item()))
+
+
+def test_encode_node_outputs_reference_token_and_learned_vector(comfy, loaded):
+    encoder = loaded[2]
+    images = torch.rand(3, 70, 90, 3, generator=torch.Generator().manual_seed(3))
+    positive, negative = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="squash").result
+    assert positive[0][0].shape == (3, 1, 768) and negative[0][0].shape == (3, 1, 768)
+    inputs = pack_submodule("models.pbe_inputs")
+    expected = encoder.model(inputs.reference_pixels(images, 56, "squash"))
+    torch.testing.assert_close(positive[0][0], expected.float(), rtol=0, atol=0)
+    for row in negative[0][0]:
+        torch.testing.assert_close(row[None], encoder.model.learnable_vector.float(), rtol=0, atol=0)
+    # one conditioning per reference: the second image alone gives the second row
+    single = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images[1:2], crop="squash").result[0]
+    torch.testing.assert_close(single[0][0][0], positive[0][0][1], rtol=0, atol=1e-5)
+    centred = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="center").result[0]
+    assert not torch.allclose(centred[0][0], positive[0][0])
+
+
+def test_reference_mask_blanks_the_background(comfy, loaded):
+    encoder = loaded[2]
+    image = torch.rand(1, 56, 56, 3, generator=torch.Generator().manual_seed(4))
+    mask = torch.zeros(1, 56, 56)
+    mask[:, 10:40, 12:44] = 1
+    masked = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask).result[0]
+    white = torch.where(mask[..., None] > 0, image, torch.ones_like(image))
+    plain = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=white, crop="squash").result[0]
+    torch.testing.assert_close(masked[0][0], plain[0][0], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="reference_mask has batch 2; expected 1 or the reference batch 1"):
+        node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask.repeat(2, 1, 1))
+
+
+def test_inpaint_conditioning_values_and_soft_mask_threshold(comfy, loaded):
+    vae = loaded[1]
+    pixels, _ = scene(size=64)
+    mask = torch.zeros(1, 32, 32)  # half resolution: resized to the image bilinearly
+    mask[:, 8:24, 8:24] = 0.6  # soft, above the hole threshold -> hole
+    mask[:, 0:4, 0:4] = 0.4  # soft, below -> kept
+    positive = [[torch.zeros(1, 1, 768), {}]]
+    out_pos, out_neg, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+        positive=positive, negative=positive, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
+    ).result
+    inputs = pack_submodule("models.pbe_inputs")
+    full = inputs.resize_mask(mask, 64, 64)
+    keep = (1 - full >= 0.5).float()
+    assert keep[0, 0, 0] == 1 and keep[0, 32, 32] == 0
+    expected_masked = pixels.clone()
+    expected_masked[keep[..., None].expand_as(pixels) == 0] = 0.5
+    torch.testing.assert_close(out_pos[0][1]["concat_latent_image"], vae.encode(expected_masked), rtol=0, atol=1e-6)
+    hole_latent = out_pos[0][1]["concat_mask"]
+    assert hole_latent.shape == (1, 1, 8, 8) and set(hole_latent.unique().tolist()) == {0.0, 1.0}
+    assert hole_latent[0, 0, 4, 4] == 1 and hole_latent[0, 0, 0, 0] == 0
+    assert out_neg[0][1]["concat_mask"] is hole_latent
+    torch.testing.assert_close(latent["samples"], vae.encode(pixels), rtol=0, atol=0)
+    torch.testing.assert_close(latent["noise_mask"][:, 0], 1 - keep, rtol=0, atol=0)
+    assert "concat_mask" not in positive[0][1]  # inputs untouched
+
+
+def test_model_input_is_xt_masked_latent_keep_mask(comfy, loaded):
+    model = loaded[0].model
+    noise = torch.randn(2, 4, 8, 8)
+    z = torch.randn(2, 4, 8, 8)
+    hole = torch.zeros(2, 1, 8, 8)
+    hole[:, :, 2:6, 2:6] = 1
+    concat = model.concat_cond(noise=noise, concat_latent_image=z, concat_mask=hole, device=torch.device("cpu"))
+    torch.testing.assert_close(concat, torch.cat([z * 0.18215, 1 - hole], dim=1), rtol=0, atol=1e-6)
+
+
+def test_stock_ksampler_keeps_background_and_source_model_untouched(comfy, loaded):
+    from comfy import sample as comfy_sample
+    from comfy import sampler_helpers
+
+    model, vae, encoder = loaded
+    pixels, mask = scene(size=64)
+    positive, negative = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
+    positive, negative, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+        positive=positive, negative=negative, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
+    ).result
+    before = {k: v.clone() for k, v in model.model.diffusion_model.state_dict().items() if "input_blocks.0" in k}
+    noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(0))
+    for sampler in ("euler", "dpmpp_2m"):
+        out = comfy_sample.sample(
+            model, noise, 2, 5.0, sampler, "karras", positive, negative, latent["samples"], noise_mask=latent["noise_mask"], disable_pbar=True, seed=0
+        )
+        assert out.shape == latent["samples"].shape and torch.isfinite(out).all()
+        latent_mask = sampler_helpers.prepare_mask(latent["noise_mask"], noise.shape, "cpu")
+        outside = latent_mask == 0
+        torch.testing.assert_close(out[outside], latent["samples"][outside], rtol=0, atol=1e-5)
+        assert not torch.allclose(out[latent_mask == 1], latent["samples"][latent_mask == 1])
+    for key, value in before.items():
+        assert torch.equal(model.model.diffusion_model.state_dict()[key], value)
+
+
+def test_lora_applies_to_the_pbe_unet(comfy, loaded):
+    from comfy import sd as comfy_sd
+
+    model = loaded[0]
+    key = "lora_unet_input_blocks_1_1_proj_in"
+    weight = model.model.diffusion_model.input_blocks[1][1].proj_in.weight
+    out_ch, in_ch = weight.shape[:2]
+    lora = {
+        f"{key}.lora_up.weight": torch.ones(out_ch, 1, 1, 1),
+        f"{key}.lora_down.weight": torch.ones(1, in_ch, 1, 1),
+        f"{key}.alpha": torch.tensor(1.0),
+    }
+    patched, _ = comfy_sd.load_lora_for_models(model, None, lora, 0.5, 0)
+    assert patched is not model and len(patched.patches) == 1
+    assert len(model.patches) == 0
+
+
+def test_parity_with_diffusers_encoder_and_unet(comfy, loaded):
+    diffusers = pytest.importorskip("diffusers")
+    from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
+
+    model, vae, encoder = loaded
+    folder = DIFFUSERS / TINY_PBE_DIFFUSERS
+    from safetensors.torch import load_file
+    from transformers import CLIPVisionConfig
+
+    # built from its config and loaded strictly from the folder's weights (transformers 5 no longer
+    # reads a clip_vision_model config through CLIPPreTrainedModel.from_pretrained)
+    config = {k: v for k, v in TINY_VISION.items() if k != "model_type"}
+    reference_encoder = PaintByExampleImageEncoder(CLIPVisionConfig(**config)).eval()
+    weights = load_file(str(folder / "image_encoder" / "model.safetensors"))
+    if not any(k.startswith("model.vision_model.") for k in reference_encoder.state_dict()):  # transformers >= 5 layout
+        weights = {k.replace("model.vision_model.", "model.", 1): v for k, v in weights.items()}
+    reference_encoder.load_state_dict({k: v.float() for k, v in weights.items()}, strict=True)
+    unet = diffusers.UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32).eval()
+
+    images = torch.rand(2, 80, 64, 3, generator=torch.Generator().manual_seed(5))
+    pixels = pack_submodule("models.pbe_inputs").reference_pixels(images, 56, "center")
+    ours = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="center").result
+    with torch.no_grad():
+        theirs, uncond = reference_encoder(pixels, return_uncond_vector=True)
+    encoder_error = (ours[0][0][0] - theirs).abs().max().item()
+    assert encoder_error <= 1e-4, encoder_error
+    torch.testing.assert_close(ours[1][0][0][:1], uncond, rtol=0, atol=0)
+
+    source, mask = scene(batch=2, size=64, seed=6)
+    positive, _, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+        positive=ours[0], negative=ours[1], vae=vae, pixels=source, mask=mask, mask_threshold=0.5, noise_mask=True
+    ).result
+    ms = model.model.model_sampling
+    t = torch.tensor([500.0, 500.0])
+    sigma = ms.sigma(t)
+    x_t = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(7))  # DDPM-scaled x_t
+    x = x_t * (sigma[:, None, None, None] ** 2 + 1) ** 0.5  # ComfyUI's sigma-scaled input
+    conds = model.model.extra_conds(**positive[0][1], noise=x, device=torch.device("cpu"), cross_attn=positive[0][0])
+    with torch.no_grad():
+        denoised = model.model.apply_model(x, sigma, c_concat=conds["c_concat"].cond, c_crossattn=conds["c_crossattn"].cond)
+        ours_eps = (x - denoised) / sigma[:, None, None, None]
+        keep = 1 - positive[0][1]["concat_mask"]
+        unet_in = torch.cat([x_t, positive[0][1]["concat_latent_image"] * 0.18215, keep], dim=1)
+        theirs_eps = unet(unet_in, t, encoder_hidden_states=ours[0][0][0]).sample
+    relative = ((ours_eps - theirs_eps).abs().max() / theirs_eps.abs().max()).item()
+    assert relative <= 1e-4, relative
+    print(f"\nparity: encoder max abs {encoder_error:.2e}, UNet eps max rel {relative:.2e}")
+
+
+def test_plain_sd15_checkpoint_is_refused_with_what_was_found(comfy):
+    error = pack_submodule("models.pbe_checkpoint").PbECheckpointError
+    with pytest.raises(error, match=r"(?s)4 input channels, not 9.*no exemplar encoder.*CLIP text encoder"):
+        node(comfy, "ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_SD15_NAME)
+
+
+def test_truncated_and_unsafe_files_are_refused(comfy, tmp_path):
+    glue = pack_submodule("glue.pbe")
+    error = pack_submodule("models.pbe_checkpoint").PbECheckpointError
+    data = (CHECKPOINTS / TINY_PBE_NAME).read_bytes()
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(error, match="cut.safetensors: not a readable safetensors file"):
+        glue.load_checkpoint(truncated)
+    unsafe = tmp_path / "unsafe.ckpt"
+    torch.save({"state_dict": {}, "callback": pickle.PicklingError("x")}, unsafe)  # any non-allow-listed object
+    with pytest.raises(error, match="needs arbitrary unpickling"):
+        glue.load_checkpoint(unsafe)
+    cut_ckpt = tmp_path / "cut.ckpt"
+    write_tiny_pbe_checkpoint(tmp_path, name="full.ckpt", fmt="ckpt")
+    cut_ckpt.write_bytes((tmp_path / "full.ckpt").read_bytes()[:5000])
+    with pytest.raises(error, match="cut.ckpt: not a readable PyTorch checkpoint"):
+        glue.load_checkpoint(cut_ckpt)
+
+
+def test_convert_node_writes_equivalent_safetensors(comfy, loaded):
+    from safetensors.torch import load_file
+
+    name = "exemplar_tiny_pbe_conv.ckpt"
+    write_tiny_pbe_checkpoint(CHECKPOINTS, name=name, fmt="ckpt")
+    target = CHECKPOINTS / "exemplar_tiny_pbe_conv.safetensors"
+    target.unlink(missing_ok=True)
+    try:
+        convert = node(comfy, "ExemplarPbEConvertCheckpoint")
+        assert convert.execute(ckpt_name=name, overwrite=False).result[0] == target.name
+        original = torch.load(CHECKPOINTS / name, weights_only=True)["state_dict"]
+        converted = load_file(str(target))
+        assert original.keys() == converted.keys()
+        assert all(torch.equal(original[k], converted[k]) for k in original)
+        with pytest.raises(ValueError, match="exists"):
+            convert.execute(ckpt_name=name, overwrite=False)
+    finally:
+        (CHECKPOINTS / name).unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
