@@ -1,0 +1,130 @@
+"""Dense reference features from the loaded diffusion UNet itself (DreamInpainter's reference encoder).
+
+The UNet of the given MODEL is run once on the reference latent at a fixed timestep (t = 0 by
+default) through ComfyUI's model management, on a clone carrying a capture patch: the output of
+the chosen block is recorded and the rest of the UNet is skipped. The given MODEL is not changed.
+
+Block names: ``input.<i>`` (output of input block i), ``middle.0`` (output of the middle block),
+``output.<i>`` (output of output block i; the last one is not offered: it feeds the final conv),
+and ``auto`` = the last block of the 2nd down-sampling stage (input.5 for SD1.x and SDXL).
+"""
+
+from __future__ import annotations
+
+import torch
+
+import comfy.model_management
+from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
+
+
+class _Captured(Exception):
+    """Raised by the capture patch to stop the UNet once the wanted block has run."""
+
+    def __init__(self, features: torch.Tensor):
+        super().__init__("captured")
+        self.features = features
+
+
+def diffusion_unet(model) -> UNetModel:
+    unet = getattr(model.model, "diffusion_model", None)
+    if not isinstance(unet, UNetModel):
+        raise ValueError(
+            f"this reference encoder needs a UNet model (SD1.x / SD2.x / SDXL); the given MODEL is {type(unet).__name__}"
+        )
+    return unet
+
+
+def valid_blocks(model) -> list[str]:
+    """Block names whose output can be captured, in forward order."""
+    unet = diffusion_unet(model)
+    names = [f"input.{i}" for i in range(len(unet.input_blocks))]
+    if unet.middle_block is not None:
+        names.append("middle.0")
+    names += [f"output.{i}" for i in range(len(unet.output_blocks) - 1)]
+    return names
+
+
+def second_down_stage_block(model) -> str:
+    """The last input block of the 2nd resolution stage (just before the 2nd down-sampling)."""
+    unet = diffusion_unet(model)
+    downsamples = [i for i, block in enumerate(unet.input_blocks) if any(isinstance(m, Downsample) for m in block)]
+    if not downsamples:
+        raise ValueError("this UNet has no down-sampling stage; choose a block explicitly")
+    end = downsamples[1] if len(downsamples) > 1 else len(unet.input_blocks)
+    if end - 1 <= downsamples[0]:
+        raise ValueError("this UNet's 2nd stage has no blocks; choose a block explicitly")
+    return f"input.{end - 1}"
+
+
+def resolve_block(model, block: str) -> str:
+    block = block.strip()
+    if block in ("", "auto"):
+        return second_down_stage_block(model)
+    choices = valid_blocks(model)
+    if block not in choices:
+        raise ValueError(f"block {block!r} is not a block of this model; valid blocks: auto, {', '.join(choices)}")
+    return block
+
+
+def _capture_patch(block: str):
+    kind, index = block.split(".")
+    index = int(index)
+    if kind == "input":
+
+        def input_patch(h, transformer_options):
+            if transformer_options.get("block") == ("input", index):
+                raise _Captured(h)
+            return h
+
+        return "input_block_patch", input_patch
+
+    # middle.0 is what output block 0 receives; output.i what output block i+1 receives
+    wanted = 0 if kind == "middle" else index + 1
+
+    def output_patch(h, hsp, transformer_options):
+        if transformer_options.get("block") == ("output", wanted):
+            raise _Captured(h)
+        return h, hsp
+
+    return "output_block_patch", output_patch
+
+
+def unet_features(model, latent: torch.Tensor, block: str, timestep: int, context: torch.Tensor, extra: dict | None = None) -> torch.Tensor:
+    """Features [B, C, h, w] at the output of `block` for the raw VAE latent `latent` [B, 4, H, W].
+
+    The latent is fed clean (no noise) at the sigma of discrete timestep `timestep`; `context`
+    [1 or B, T, C_ctx] is the text context of the pass; `extra` carries further conditioning
+    entries (e.g. pooled_output for SDXL).
+    """
+    block = resolve_block(model, block)
+    patched = model.clone()
+    name, patch = _capture_patch(block)
+    patched.set_model_patch(patch, name)
+    comfy.model_management.load_models_gpu([patched])
+    base = patched.model
+    device = patched.load_device
+    batch = latent.shape[0]
+    x = base.process_latent_in(latent.to(device, torch.float32))
+    model_sampling = patched.get_model_object("model_sampling")
+    sigma = model_sampling.sigma(torch.tensor(float(timestep))).reshape(1).expand(batch).to(device)
+    conds = base.extra_conds(
+        **dict(extra or {}),
+        cross_attn=context.to(device),
+        device=device,
+        noise=x,
+        latent_image=x,
+        denoise_mask=torch.zeros_like(x[:, :1]),
+        width=x.shape[-1] * 8,
+        height=x.shape[-2] * 8,
+        prompt_type="positive",
+    )
+    kwargs = {key: value.process_cond(batch_size=batch, device=device, area=None).cond for key, value in conds.items()}
+    transformer_options = dict(patched.model_options.get("transformer_options", {}))
+    transformer_options["cond_or_uncond"] = [0]
+    transformer_options["sigmas"] = sigma
+    try:
+        with torch.no_grad():
+            base.apply_model(x, sigma, transformer_options=transformer_options, **kwargs)
+    except _Captured as captured:
+        return captured.features.to(comfy.model_management.intermediate_device(), torch.float32)
+    raise RuntimeError(f"the UNet finished without passing block {block}")
