@@ -243,24 +243,27 @@ class DtcAdapter(nn.Module):
     def num_input_blocks(self) -> int:
         return self.hint_encoder.num_input_blocks
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.image_projection.weight.dtype
+
     def adapt_hint(self, hint_image: torch.Tensor) -> torch.Tensor:
         """[B, H, W, 3] (ComfyUI IMAGE) or [B, 3, H, W] hint -> [B, latent_channels, H/8, W/8]."""
         if hint_image.ndim != 4:
             raise ValueError(f"hint image must be 4-D, got shape {tuple(hint_image.shape)}")
         if hint_image.shape[1] != 3 and hint_image.shape[-1] in (3, 4):
             hint_image = hint_image[..., :3].movedim(-1, 1)
-        weight = self.hint_adapter.layers[0].weight
-        return self.hint_adapter(hint_image.to(device=weight.device, dtype=weight.dtype))
+        return self.hint_adapter(hint_image.to(self.dtype))
 
     def hint_features(self, x, hint_latent, offset, timesteps, context=None, y=None, transformer_options=None) -> list[torch.Tensor]:
-        """Hint-encoder features for the model input x (the whole cond/uncond batch at once)."""
-        weight = self.hint_adapter.layers[0].weight
-        x = add_hint_to_input(x.to(weight.dtype), hint_latent, offset)
-        if context is not None:
-            context = context.to(device=weight.device, dtype=weight.dtype)
-        if y is not None:
-            y = y.to(device=weight.device, dtype=weight.dtype)
-        return self.hint_encoder(x.to(weight.device), timesteps.to(weight.device), context, y, transformer_options)
+        """Hint-encoder features for the model input x (the whole cond/uncond batch at once).
+
+        Runs in the adapter's dtype on x's device (the caller keeps the adapter on that device).
+        """
+        x = add_hint_to_input(x.to(self.dtype), hint_latent, offset)
+        context = None if context is None else context.to(self.dtype)
+        y = None if y is None else y.to(self.dtype)
+        return self.hint_encoder(x, timesteps, context, y, transformer_options)
 
     def modulate(self, index: int, h: torch.Tensor, feature: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
         """FiLM `index` (skip index, or num_input_blocks for the middle block) applied to h."""
@@ -273,8 +276,7 @@ class DtcAdapter(nn.Module):
                 f"image tokens have width {tokens.shape[-1]}, this adapter projects {self.image_dim}-wide tokens "
                 f"({'DINOv2 giant' if self.image_dim == 1536 else 'DINOv2 large' if self.image_dim == 1024 else 'its image encoder'})"
             )
-        weight = self.image_projection.weight
-        return self.image_projection(tokens.to(device=weight.device, dtype=weight.dtype))
+        return self.image_projection(tokens.to(self.dtype))
 
     def metadata(self) -> dict[str, str]:
         return {
