@@ -208,6 +208,15 @@ class DtcInjection:
         return h, self.adapter.modulate(index, hsp, features[index], self.strength)
 
 
+def adapter_model_patcher(adapter: DtcAdapter, model):
+    """The one ModelPatcher that manages this adapter's weights (made once, shared by every patched clone)."""
+    patcher = getattr(adapter, "_exemplar_patcher", None)
+    if patcher is None or patcher.load_device != model.load_device:
+        patcher = comfy.model_patcher.ModelPatcher(adapter, load_device=model.load_device, offload_device=model.offload_device)
+        object.__setattr__(adapter, "_exemplar_patcher", patcher)
+    return patcher.clone()
+
+
 def apply_adapter(model, adapter: DtcAdapter, hint_image: torch.Tensor, masked_source_latent=None, strength: float = 1.0):
     """A clone of `model` with the DtC hint path; returns (patched MODEL, the injection state)."""
     check_compatible(adapter, model)
@@ -224,7 +233,7 @@ def apply_adapter(model, adapter: DtcAdapter, hint_image: torch.Tensor, masked_s
     injection = DtcInjection(adapter, hint_image, offset, base_latent, strength)
     if strength == 0:
         return patched, injection
-    adapter_patcher = comfy.model_patcher.ModelPatcher(adapter, load_device=model.load_device, offload_device=model.offload_device)
+    adapter_patcher = adapter_model_patcher(adapter, model)
     patched.set_additional_models(ADDITIONAL_MODELS_KEY, patched.get_additional_models_with_key(ADDITIONAL_MODELS_KEY) + [adapter_patcher])
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, injection.diffusion_model_wrapper)
     patched.set_model_output_block_patch(injection.output_block_patch)

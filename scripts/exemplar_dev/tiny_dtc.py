@@ -90,3 +90,23 @@ def tiny_dinov2(directory: Path, seed: int = 0, config: dict | None = None):
     missing, unexpected = model.load_sd(random_state_dict(model.model, "", seed))
     assert not missing and not unexpected, (missing, unexpected)
     return model
+
+
+def inpaint_conds(size: int = 8, batch: int = 1, tokens: int = 6, seed: int = 7):
+    """(positive, negative) for a 9-channel model: random contexts + a masked-source latent and mask."""
+    g = torch.Generator().manual_seed(seed)
+    masked = torch.randn(batch, 4, size, size, generator=g)
+    mask = torch.zeros(batch, 1, size * 8, size * 8)
+    mask[:, :, size * 2 : size * 6, size * 2 : size * 6] = 1
+    extra = {"concat_latent_image": masked, "concat_mask": mask}
+    return [[torch.randn(batch, tokens, 768, generator=g), dict(extra)]], [[torch.randn(batch, tokens, 768, generator=g), dict(extra)]]
+
+
+def sample_inpaint(model, batch: int = 1, size: int = 8, cfg: float = 5.0, steps: int = 2) -> torch.Tensor:
+    """A stock KSampler run (comfy.sample.sample, euler/normal, seed 0) with inpaint_conds."""
+    import comfy.sample
+
+    positive, negative = inpaint_conds(size, batch)
+    latent = torch.zeros(batch, 4, size, size)
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
+    return comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", positive, negative, latent, disable_pbar=True, seed=0)

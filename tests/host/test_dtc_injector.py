@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from exemplar_dev.host import pack_submodule
-from exemplar_dev.tiny_dtc import load_tiny_inpaint_model
+from exemplar_dev.tiny_dtc import load_tiny_inpaint_model, sample_inpaint
 
 STEPS = 2
 
@@ -24,22 +24,8 @@ def adapter(glue, inpaint):
     return glue.create_adapter(inpaint[0], image_dim=32, seed=0)
 
 
-def conds(size=8, batch=1):
-    g = torch.Generator().manual_seed(7)
-    masked = torch.randn(batch, 4, size, size, generator=g)
-    mask = torch.zeros(batch, 1, size * 8, size * 8)
-    mask[:, :, 16:48, 16:48] = 1
-    extra = {"concat_latent_image": masked, "concat_mask": mask}
-    return [[torch.randn(batch, 6, 768, generator=g), dict(extra)]], [[torch.randn(batch, 6, 768, generator=g), dict(extra)]]
-
-
 def sample(model, batch=1, size=8, cfg=5.0, steps=STEPS):
-    import comfy.sample
-
-    positive, negative = conds(size, batch)
-    latent = torch.zeros(batch, 4, size, size)
-    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
-    return comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", positive, negative, latent, disable_pbar=True, seed=0)
+    return sample_inpaint(model, batch, size, cfg, steps)
 
 
 def hint_image(batch=1, size=64):
@@ -155,10 +141,10 @@ def test_adapter_is_loaded_with_the_model_by_model_management(glue, inpaint, ada
 def test_wrong_architecture_is_a_clear_error(comfy, glue, adapter, tmp_path_factory):
     from exemplar_dev.tiny_models import write_tiny_sd15_checkpoint
 
-    import comfy.sd
+    from comfy.sd import load_checkpoint_guess_config
 
     path = write_tiny_sd15_checkpoint(tmp_path_factory.mktemp("plain"))
-    plain, _, _, _ = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
+    plain, _, _, _ = load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
     with pytest.raises(ValueError, match=r"made for a SD15 UNet and does not fit this SD15 MODEL \(in_channels: adapter 9 vs model 4\)"):
         glue.apply_adapter(plain, adapter, hint_image(), None, 1.0)
     own = glue.create_adapter(plain, image_dim=32)
