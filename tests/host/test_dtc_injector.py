@@ -1,0 +1,155 @@
+"""Diffuse to Choose injector (glue/dtc.py) on the tiny 9-channel SD1 model, sampled through ComfyUI."""
+
+import pytest
+import torch
+
+from exemplar_dev.host import pack_submodule
+from exemplar_dev.tiny_dtc import load_tiny_inpaint_model, sample_inpaint
+
+STEPS = 2
+
+
+@pytest.fixture(scope="module")
+def glue(comfy):
+    return pack_submodule("glue.dtc")
+
+
+@pytest.fixture(scope="module")
+def inpaint(comfy, tmp_path_factory):
+    return load_tiny_inpaint_model(tmp_path_factory.mktemp("dtc_models"))
+
+
+@pytest.fixture(scope="module")
+def adapter(glue, inpaint):
+    return glue.create_adapter(inpaint[0], image_dim=32, seed=0)
+
+
+def sample(model, batch=1, size=8, cfg=5.0, steps=STEPS):
+    return sample_inpaint(model, batch, size, cfg, steps)
+
+
+def hint_image(batch=1, size=64):
+    return torch.rand(batch, size, size, 3, generator=torch.Generator().manual_seed(3))
+
+
+def count_encoder_calls(adapter):
+    calls = []
+    forward = adapter.hint_encoder.forward
+
+    def counting(x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return forward(x, *args, **kwargs)
+
+    adapter.hint_encoder.forward = counting
+    return calls, lambda: delattr(adapter.hint_encoder, "forward")
+
+
+def test_created_encoder_copies_the_base_weights(inpaint, adapter):
+    base = inpaint[0].model.diffusion_model.state_dict()
+    ours = adapter.hint_encoder.state_dict()
+    assert len(adapter.film) == len(inpaint[0].model.diffusion_model.input_blocks) + 1 == 5
+    for key, value in ours.items():
+        assert torch.equal(value, base[key].float()), key
+    assert adapter.config["base_arch"] == "SD15" and adapter.config["unet_config"]["in_channels"] == 9
+
+
+def test_untrained_adapter_leaves_sampling_exactly_unchanged(glue, inpaint, adapter):
+    model = inpaint[0]
+    before = (dict(model.model_options["transformer_options"]), dict(model.additional_models))
+    patched, injection = glue.apply_adapter(model, adapter, hint_image(), None, 1.0)
+    assert (dict(model.model_options["transformer_options"]), dict(model.additional_models)) == before  # source untouched
+    plain = sample(model)
+    ours = sample(patched)
+    assert injection.hint_encoder_calls == STEPS
+    assert torch.equal(plain, ours)
+
+
+def test_hint_features_equal_the_unet_encoder_when_the_hint_is_zero(glue, inpaint, adapter):
+    patched, injection = glue.apply_adapter(inpaint[0], adapter, hint_image(), None, 1.0)
+    main = {}
+
+    def record_skip(h, opts):
+        main[opts["block"][1]] = h.clone()
+        return h
+
+    def record_middle(h, hsp, opts):
+        if opts["block"][1] == 0:
+            main["middle"] = h.clone()
+        return h, hsp
+
+    patched.set_model_input_block_patch(record_skip)
+    patched.set_model_output_block_patch(record_middle)
+    seen = []
+    hint_features = adapter.hint_features
+    adapter.hint_features = lambda *a, **k: seen.append(hint_features(*a, **k)) or seen[-1]
+    try:
+        sample(patched, steps=1)
+    finally:
+        del adapter.hint_features
+    features = seen[0]
+    assert len(features) == 5
+    for index in range(4):
+        assert torch.equal(features[index], main[index]), index
+    assert torch.equal(features[4], main["middle"])
+
+
+def test_trained_film_changes_the_sample(glue, inpaint, adapter):
+    import copy
+
+    trained = copy.deepcopy(adapter)
+    torch.manual_seed(0)
+    for film in trained.film:
+        torch.nn.init.normal_(film.proj.weight, std=0.05)
+    patched, _ = glue.apply_adapter(inpaint[0], trained, hint_image(), None, 1.0)
+    weak, _ = glue.apply_adapter(inpaint[0], trained, hint_image(), None, 0.0)
+    plain = sample(inpaint[0])
+    assert not torch.allclose(sample(patched), plain, atol=1e-3)
+    assert torch.equal(sample(weak), plain)  # strength 0 is the unpatched model
+
+
+def test_one_hint_encoder_call_per_step_for_the_cond_uncond_batch(glue, inpaint, adapter):
+    patched, injection = glue.apply_adapter(inpaint[0], adapter, hint_image(batch=2), None, 1.0)
+    calls, restore = count_encoder_calls(adapter)
+    try:
+        sample(patched, batch=2, cfg=5.0, steps=3)
+    finally:
+        restore()
+    assert calls == [4, 4, 4]  # 3 steps, each one call on cond (2) + uncond (2)
+    assert injection.hint_encoder_calls == 3
+
+
+def test_adapter_is_loaded_with_the_model_by_model_management(glue, inpaint, adapter):
+    import comfy.model_management
+
+    patched, injection = glue.apply_adapter(inpaint[0], adapter, hint_image(), None, 1.0)
+    (adapter_patcher,) = patched.get_additional_models_with_key(glue.ADDITIONAL_MODELS_KEY)
+    assert adapter_patcher.model is adapter
+    loaded = []
+    wrapper = injection.diffusion_model_wrapper
+
+    def spy(*args, **kwargs):
+        loaded.append(any(m is adapter_patcher or m.model is adapter for m in comfy.model_management.loaded_models()))
+        return wrapper(*args, **kwargs)
+
+    injection.diffusion_model_wrapper = spy
+    patched.remove_wrappers_with_key("diffusion_model", glue.WRAPPER_KEY)
+    patched.add_wrapper_with_key("diffusion_model", glue.WRAPPER_KEY, spy)
+    sample(patched, steps=1)
+    assert loaded == [True]
+
+
+def test_wrong_architecture_is_a_clear_error(comfy, glue, adapter, tmp_path_factory):
+    from exemplar_dev.tiny_models import write_tiny_sd15_checkpoint
+
+    from comfy.sd import load_checkpoint_guess_config
+
+    path = write_tiny_sd15_checkpoint(tmp_path_factory.mktemp("plain"))
+    plain, _, _, _ = load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
+    with pytest.raises(ValueError, match=r"made for a SD15 UNet and does not fit this SD15 MODEL \(in_channels: adapter 9 vs model 4\)"):
+        glue.apply_adapter(plain, adapter, hint_image(), None, 1.0)
+    own = glue.create_adapter(plain, image_dim=32)
+    with pytest.raises(ValueError, match="connect the VAE"):
+        glue.apply_adapter(plain, own, hint_image(), None, 1.0)
+    patched, injection = glue.apply_adapter(plain, own, hint_image(), torch.randn(1, 4, 8, 8), 1.0)
+    assert injection.offset == 0
+    assert torch.equal(sample(patched), sample(plain))
