@@ -118,37 +118,52 @@ def _next_float32(x: torch.Tensor, direction: int) -> torch.Tensor:
     return (bits + direction).view(torch.float32)
 
 
-def stage_sigma_bounds(timestep_of, sigmas: torch.Tensor, stages: int) -> list[tuple[float | None, float | None]]:
+def stage_sigma_bounds(
+    timestep_of, sigmas: torch.Tensor, stages: int, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS
+) -> list[tuple[float | None, float | None]]:
     """Per stage, the inclusive sigma interval [low, high] (None = unbounded) on which it is used.
 
     `timestep_of(sigma)` maps a float32 sigma tensor to the model's integer timestep (a discrete
-    model's nearest-timestep rule); `sigmas` is its table, sigma of timestep i at index i. Each
-    boundary is the smallest float32 sigma whose timestep is in the upper stage, found by bisection
-    on the float32 bit patterns, so the intervals tile the positive float32 line with no gap and no
-    overlap and the stage of every float32 sigma equals ``stage_index(timestep_of(sigma))``.
+    model's nearest-timestep rule); `sigmas` is its ascending sigma table. Each boundary is the
+    smallest float32 sigma whose stage is the upper one, found by bisection on the float32 bit
+    patterns, so the intervals tile the positive float32 line with no gap and no overlap, and the
+    stage of every float32 sigma equals ``stage_index(timestep_of(sigma))``. A stage no timestep of
+    the table reaches gets an empty interval (low > high).
     """
     sigmas = sigmas.detach().to("cpu", torch.float32)
-    num = sigmas.shape[0]
+
+    def stage_of_bits(bits: int) -> int:
+        sigma = torch.tensor([bits], dtype=torch.int32).view(torch.float32)
+        return stage_index(int(timestep_of(sigma).item()), stages, num_train_timesteps)
+
+    table = [stage_of_bits(b) for b in sigmas.view(torch.int32).tolist()]
+    if any(b < a for a, b in zip(table, table[1:])):
+        raise ValueError("the model's timestep rule is not monotone in sigma; stages cannot be gated by sigma")
     lows: list[float | None] = [None]
     for k in range(1, stages):
-        first, _ = stage_timestep_range(k, stages, num)
-        lo = sigmas[first - 1].view(torch.int32).item()  # timestep < first
-        hi = sigmas[first].view(torch.int32).item()  # timestep >= first
-        if int(timestep_of(torch.tensor([lo], dtype=torch.int32).view(torch.float32)).item()) >= first:
-            raise ValueError("the model's timestep rule is not monotone around a stage boundary")
-        while hi - lo > 1:  # invariant: timestep(lo) < first <= timestep(hi)
+        index = next((i for i, s in enumerate(table) if s >= k), None)
+        if index is None:
+            lows.append(float("inf"))
+            continue
+        if index == 0:
+            lows.append(0.0)
+            continue
+        lo, hi = sigmas[index - 1 : index + 1].view(torch.int32).tolist()
+        while hi - lo > 1:  # invariant: stage(lo) < k <= stage(hi)
             mid = (lo + hi) // 2
-            t = int(timestep_of(torch.tensor([mid], dtype=torch.int32).view(torch.float32)).item())
-            if t >= first:
+            if stage_of_bits(mid) >= k:
                 hi = mid
             else:
                 lo = mid
         lows.append(torch.tensor([hi], dtype=torch.int32).view(torch.float32).item())
     bounds = []
     for k in range(stages):
-        low = lows[k]
-        high = None if k == stages - 1 else _next_float32(torch.tensor(lows[k + 1]), -1).item()
-        bounds.append((low, high))
+        high = None if k == stages - 1 else lows[k + 1]
+        if high is not None and 0 < high < float("inf"):
+            high = _next_float32(torch.tensor(high), -1).item()
+        elif high == 0.0:
+            high = -1.0
+        bounds.append((lows[k], high))
     return bounds
 
 
