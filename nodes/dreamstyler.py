@@ -1,0 +1,220 @@
+"""DreamStyler: load a multi-stage textual-inversion embedding, encode prompts with it stage by stage,
+and build the context-aware full / context-only / style-only prompts of style-and-context guidance."""
+
+from __future__ import annotations
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..glue import dreamstyler as glue
+from ..models import staged_embedding as se
+from .types import ExemplarStagedEmbeddingType
+
+DEFAULT_TEMPLATE = "A painting of {caption} in the style of {token}"
+DEFAULT_CONTEXT_TEMPLATE = "A painting of {caption}"
+DEFAULT_STYLE_TEMPLATE = "A painting in the style of {token}"
+
+
+def _model_sampling(model):
+    return None if model is None else model.get_model_object("model_sampling")
+
+
+def fill_template(template: str, caption: str, token: str, name: str) -> str:
+    """Replace {caption} and {token}; other braces are left as written."""
+    if "{token}" not in template and name != "context_template":
+        raise ValueError(f"{name} must contain {{token}} (where the style token goes); got {template!r}")
+    return template.replace("{caption}", caption.strip()).replace("{token}", token)
+
+
+def context_aware_prompts(template: str, context_template: str, style_template: str, caption: str, token: str):
+    full = fill_template(template, caption, token, "template")
+    context = fill_template(context_template, caption, token, "context_template")
+    style = fill_template(style_template, caption, token, "style_template")
+    if token and glue.contains_placeholder(context, token):
+        raise ValueError(f"context_template must not contain the style token {token!r}: it is the prompt without the style")
+    return full, context, style
+
+
+class LoadDreamStylerEmbedding(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExemplarLoadDreamStylerEmbedding",
+            display_name="Load DreamStyler Embedding",
+            category="exemplar/dreamstyler",
+            description=(
+                "Loads a DreamStyler multi-stage textual-inversion embedding from the embeddings folder: the official "
+                "file (a torch.save dict '<tok>-T0' … '<tok>-T{T-1}', read with weights_only) or the pack's "
+                ".safetensors form. The number of stages T and the token are read from the file."
+            ),
+            inputs=[
+                io.Combo.Input(
+                    "embedding_name",
+                    options=folder_paths.get_filename_list("embeddings"),
+                    tooltip="A file in models/embeddings: the official final.bin (renamed as you like) or a .safetensors from the trainer.",
+                ),
+            ],
+            outputs=[
+                ExemplarStagedEmbeddingType.Output(display_name="staged_embedding"),
+                io.String.Output(display_name="token", tooltip="The placeholder token to write in prompts, e.g. <sks1>."),
+                io.Int.Output(display_name="stages", tooltip="T, the number of timestep stages."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, embedding_name) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("embeddings", embedding_name)
+        embedding = se.load(path)
+        return io.NodeOutput(embedding, embedding.token, embedding.stages)
+
+
+class DreamStylerTextEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExemplarDreamStylerTextEncode",
+            display_name="DreamStyler Staged Text Encode",
+            category="exemplar/dreamstyler",
+            description=(
+                "Encodes a prompt containing the staged embedding's token once per stage and returns one CONDITIONING "
+                "whose entry k is used only at the sampling steps whose model timestep t has floor(t/1000·T) = k. "
+                "Exactly one entry is active per step, so sampling costs what a plain prompt costs. Works with any "
+                "sampler, ControlNet and guider that takes CONDITIONING."
+            ),
+            inputs=[
+                io.Clip.Input("clip", tooltip="The CLIP of the SD1.x model the embedding was trained for."),
+                ExemplarStagedEmbeddingType.Input("staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."),
+                io.String.Input(
+                    "text",
+                    multiline=True,
+                    dynamic_prompts=True,
+                    default="A painting of a dog in the style of <sks1>",
+                    tooltip=(
+                        "The prompt; write the embedding's token (e.g. <sks1>, the loader's token output) where the style "
+                        "word goes. Weights like (<sks1>:1.2) and other embedding:name tokens work as in CLIP Text Encode."
+                    ),
+                ),
+                io.Model.Input(
+                    "model",
+                    optional=True,
+                    tooltip=(
+                        "Optional: the model you sample with, so stage boundaries follow its noise schedule. Leave it "
+                        "unconnected for SD1.x models (the default schedule); connect it for zero-terminal-SNR or custom schedules."
+                    ),
+                ),
+            ],
+            outputs=[io.Conditioning.Output(display_name="conditioning")],
+        )
+
+    @classmethod
+    def execute(cls, clip, staged_embedding, text, model=None) -> io.NodeOutput:
+        if clip is None:
+            raise ValueError("clip is None: the checkpoint has no text encoder")
+        return io.NodeOutput(glue.encode_staged(clip, text, staged_embedding, _model_sampling(model)))
+
+
+def _template_inputs():
+    return [
+        io.String.Input(
+            "caption",
+            multiline=True,
+            default="a dog",
+            tooltip="What the picture shows (for training: what the style image shows, e.g. a BLIP-2 caption you corrected).",
+        ),
+        io.String.Input(
+            "template",
+            default=DEFAULT_TEMPLATE,
+            tooltip="The full prompt: {caption} and {token} are replaced. DreamStyler's context-aware prompt.",
+        ),
+        io.String.Input(
+            "context_template",
+            default=DEFAULT_CONTEXT_TEMPLATE,
+            tooltip="The context-only prompt (the full prompt without its style clause); must not contain {token}.",
+        ),
+        io.String.Input(
+            "style_template",
+            default=DEFAULT_STYLE_TEMPLATE,
+            tooltip="The style-only prompt (no content): {token} is replaced.",
+        ),
+    ]
+
+
+class DreamStylerPrompts(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExemplarDreamStylerPrompts",
+            display_name="DreamStyler Context-Aware Prompts",
+            category="exemplar/dreamstyler",
+            description=(
+                "Builds DreamStyler's three prompts from one caption and templates: the full prompt "
+                "('A painting of {caption} in the style of {token}'), the context-only prompt (no style token) and the "
+                "style-only prompt ('A painting in the style of {token}'), for style-and-context guidance."
+            ),
+            inputs=[
+                *_template_inputs(),
+                io.String.Input(
+                    "token",
+                    default="<sks1>",
+                    tooltip="The style token written into the prompts (ignored when staged_embedding is connected). A plain embedding works too: embedding:name.",
+                ),
+                ExemplarStagedEmbeddingType.Input("staged_embedding", optional=True, tooltip="Optional: take the token from this embedding."),
+            ],
+            outputs=[
+                io.String.Output(display_name="full", tooltip="Content and style."),
+                io.String.Output(display_name="context_only", tooltip="Content only (no style token)."),
+                io.String.Output(display_name="style_only", tooltip="Style only."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, caption, template, context_template, style_template, token, staged_embedding=None) -> io.NodeOutput:
+        if staged_embedding is not None:
+            token = staged_embedding.token
+        if not token.strip():
+            raise ValueError("token is empty: type the style token or connect staged_embedding")
+        return io.NodeOutput(*context_aware_prompts(template, context_template, style_template, caption, token.strip()))
+
+
+class DreamStylerStyleContextEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExemplarDreamStylerStyleContextEncode",
+            display_name="DreamStyler Style & Context Encode",
+            category="exemplar/dreamstyler",
+            description=(
+                "One node instead of three text encoders: builds the full, context-only and style-only prompts from the "
+                "caption and templates and encodes them. Full and style-only are staged (one entry per timestep stage); "
+                "context-only has no style token and is a plain encode. Feed them to a style-and-context guider."
+            ),
+            inputs=[
+                io.Clip.Input("clip", tooltip="The CLIP of the SD1.x model the embedding was trained for."),
+                ExemplarStagedEmbeddingType.Input("staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."),
+                *_template_inputs(),
+                io.Model.Input(
+                    "model",
+                    optional=True,
+                    tooltip="Optional: the model you sample with, for its noise schedule (leave unconnected for SD1.x).",
+                ),
+            ],
+            outputs=[
+                io.Conditioning.Output(display_name="full"),
+                io.Conditioning.Output(display_name="context_only"),
+                io.Conditioning.Output(display_name="style_only"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clip, staged_embedding, caption, template, context_template, style_template, model=None) -> io.NodeOutput:
+        full, context, style = context_aware_prompts(template, context_template, style_template, caption, staged_embedding.token)
+        sampling = _model_sampling(model)
+        context_cond = clip.encode_from_tokens_scheduled(clip.tokenize(context))
+        return io.NodeOutput(
+            glue.encode_staged(clip, full, staged_embedding, sampling),
+            context_cond,
+            glue.encode_staged(clip, style, staged_embedding, sampling),
+        )
+
+
+NODES = [LoadDreamStylerEmbedding, DreamStylerTextEncode, DreamStylerPrompts, DreamStylerStyleContextEncode]
