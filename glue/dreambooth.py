@@ -168,6 +168,29 @@ def _attach(patcher, names: dict[str, str], settings: DreamBoothSettings, resume
     return adapters
 
 
+class _NormalTensor:
+    """Weight wrapper for the frozen weights: ComfyUI loads models inside torch.inference_mode, and autograd
+    cannot save inference tensors for backward, so such a weight is copied to a normal tensor when used.
+    Outside inference mode the weight passes through untouched (no cost)."""
+
+    def __call__(self, weight):
+        return weight.clone() if weight.is_inference() else weight
+
+
+def _differentiable_frozen_weights(patcher, trained_keys) -> list:
+    wrappers = []
+    for path, module in patcher.model.named_modules():
+        if not hasattr(module, "weight_function"):
+            continue
+        for name in ("weight", "bias"):
+            key = f"{path}.{name}"
+            if getattr(module, name, None) is not None and key not in trained_keys:
+                wrapper = _NormalTensor()
+                patcher.add_weight_wrapper(key, wrapper)
+                wrappers.append(wrapper)
+    return wrappers
+
+
 def _pairs(adapters: list[_Adapter], alpha: float) -> dict[str, LoraPair]:
     return {a.name: LoraPair(a.module.lora_down.weight.detach().float(), a.module.lora_up.weight.detach().float(), alpha) for a in adapters}
 
@@ -264,6 +287,9 @@ def train_dreambooth(
             if settings.train_text_encoder:
                 te = clip.clone()
                 adapters += _attach(te.patcher, text_encoder_lora_names(te), settings, resume_pairs)
+        frozen = _differentiable_frozen_weights(mp, {a.weight_key for a in adapters})
+        if te is not None:
+            frozen += _differentiable_frozen_weights(te.patcher, {a.weight_key for a in adapters})
         missing = set(resume_pairs) - {a.name for a in adapters}
         if missing:
             raise ValueError(f"resume_from: {len(missing)} LoRA entries do not match this model/settings, e.g. {sorted(missing)[0]}")
@@ -341,9 +367,9 @@ def train_dreambooth(
                 unpatch(m)
             for layer in patched_layers:
                 del layer.forward
-            _release(mp, adapters)
+            _release(mp, [a.module for a in adapters] + frozen)
             if te is not None:
-                _release(te.patcher, adapters)
+                _release(te.patcher, [a.module for a in adapters] + frozen)
 
 
 def _result(adapters, settings, step, losses, prompts, world, extra) -> TrainResult:
@@ -354,16 +380,17 @@ def _result(adapters, settings, step, losses, prompts, world, extra) -> TrainRes
     return TrainResult(lora_state_dict(_pairs(adapters, settings.alpha)), metadata, step, list(losses))
 
 
-def _release(patcher, adapters):
+def _release(patcher, wrappers):
     """Unload the training clone and take our wrappers off the shared modules (the base stays untouched)."""
-    ours = {id(a.module) for a in adapters}
+    ours = {id(w) for w in wrappers}
     for i in reversed(range(len(comfy.model_management.current_loaded_models))):
         loaded = comfy.model_management.current_loaded_models[i]
         if loaded.model is patcher:
             comfy.model_management.current_loaded_models.pop(i).model_unload()
     for m in patcher.model.modules():
-        if hasattr(m, "weight_function"):
-            m.weight_function = [f for f in m.weight_function if id(f) not in ours]
+        for attr in ("weight_function", "bias_function"):
+            if hasattr(m, attr):
+                setattr(m, attr, [f for f in getattr(m, attr) if id(f) not in ours])
 
 
 def _conditioning(clip, prompt: str, given: list | None):
