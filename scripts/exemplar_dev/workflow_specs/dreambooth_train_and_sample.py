@@ -1,0 +1,55 @@
+"""DreamBooth: class images from the frozen model -> train a LoRA with prior preservation -> stock Load LoRA -> sample.
+
+Sized for the tiny default model (128 px, a handful of steps); for SD1.5 use 512 px, about 200
+class images and 800 training steps.
+"""
+
+from __future__ import annotations
+
+from ..asset_builders.dreambooth import SUBJECT_IMAGES, WORKFLOW_LORA
+from ..tiny_models import TINY_SD15_NAME
+
+SPEC = [
+    {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
+    {"id": 2, "type": "LoadImage", "title": "Subject photo 1", "widgets": {"image": SUBJECT_IMAGES[0]}},
+    {"id": 3, "type": "LoadImage", "title": "Subject photo 2", "widgets": {"image": SUBJECT_IMAGES[1]}},
+    {"id": 4, "type": "ImageBatch", "links": {"image1": (2, 0), "image2": (3, 0)}},
+    {"id": 5, "type": "ExemplarDreamBoothIdentifier", "widgets": {"identifier": "sks", "count": 10, "min_rank": 40000}, "links": {"clip": (1, 1)}},
+    {"id": 6, "type": "PreviewAny", "title": "How the identifier tokenises", "links": {"source": (5, 1)}},
+    {
+        "id": 7,
+        "type": "ExemplarDreamBoothClassImages",
+        "widgets": {"class_noun": "dog", "count": 4, "width": 128, "height": 128, "steps": 4, "cfg": 5.0, "seed": 0, "batch_size": 2},
+        "links": {"model": (1, 0), "clip": (1, 1), "vae": (1, 2)},
+    },
+    {"id": 8, "type": "PreviewImage", "title": "Class images", "links": {"images": (7, 0)}},
+    {
+        "id": 9,
+        "type": "ExemplarDreamBoothTrain",
+        "widgets": {
+            "instance_prompt": "a sks dog",
+            "lora_name": WORKFLOW_LORA.removesuffix(".safetensors"),
+            "steps": 8,
+            "learning_rate": 1e-4,
+            "rank": 4,
+            "alpha": 4.0,
+            "prior_loss_weight": 1.0,
+            "resolution": 128,
+            "seed": 0,
+        },
+        "links": {"model": (1, 0), "clip": (1, 1), "vae": (1, 2), "instance_images": (4, 0), "class_images": (7, 0), "class_prompt": (7, 1)},
+    },
+    {"id": 10, "type": "LoraLoader", "widgets": {"lora_name": WORKFLOW_LORA, "strength_model": 1.0, "strength_clip": 1.0}, "links": {"model": (9, 0), "clip": (9, 1)}},
+    {"id": 11, "type": "CLIPTextEncode", "title": "Positive (identifier prompt)", "widgets": {"text": "a sks dog on a beach, photo"}, "links": {"clip": (10, 1)}},
+    {"id": 12, "type": "CLIPTextEncode", "title": "Negative", "widgets": {"text": "blurry, low quality"}, "links": {"clip": (10, 1)}},
+    {"id": 13, "type": "EmptyLatentImage", "widgets": {"width": 128, "height": 128, "batch_size": 1}},
+    {
+        "id": 14,
+        "type": "KSampler",
+        "widgets": {"seed": 0, "steps": 20, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
+        "links": {"model": (10, 0), "positive": (11, 0), "negative": (12, 0), "latent_image": (13, 0)},
+    },
+    {"id": 15, "type": "VAEDecode", "links": {"samples": (14, 0), "vae": (1, 2)}},
+    {"id": 16, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/dreambooth"}, "links": {"images": (15, 0)}},
+    {"id": 17, "type": "PreviewAny", "title": "Loss per step", "links": {"source": (9, 3)}},
+]

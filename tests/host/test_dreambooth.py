@@ -1,0 +1,198 @@
+import logging
+
+import pytest
+import torch
+
+from exemplar_dev.host import pack_submodule
+from exemplar_dev.paths import BASE_DIR
+from exemplar_dev.tiny_models import TINY_SD15_NAME
+
+RES = 64  # 8x8 latents on the tiny model
+
+
+@pytest.fixture(scope="module")
+def base(comfy):
+    model, clip, vae = comfy.nodes.CheckpointLoaderSimple().load_checkpoint(TINY_SD15_NAME)[:3]
+    return model, clip, vae
+
+
+def node(comfy, node_id):
+    return comfy.nodes.NODE_CLASS_MAPPINGS[node_id]
+
+
+def subject_images(n=2, seed=0):
+    """Smooth synthetic 'subject' photos: a coloured blob on a plain background."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, RES), torch.linspace(0, 1, RES), indexing="ij")
+    out = []
+    for _ in range(n):
+        cx, cy = 0.3 + 0.4 * torch.rand(2, generator=g)
+        blob = (((xx - cx) / 0.2) ** 2 + ((yy - cy) / 0.25) ** 2 <= 1).float()[..., None]
+        out.append(blob * torch.tensor([0.85, 0.2, 0.1]) + (1 - blob) * torch.tensor([0.9, 0.9, 0.8]))
+    return torch.stack(out)
+
+
+def train(comfy, base, name, **overrides):
+    model, clip, vae = base
+    inputs = dict(
+        model=model, clip=clip, vae=vae, instance_images=subject_images(), instance_prompt="a sks dog", class_prompt="a dog",
+        lora_name=name, steps=2, learning_rate=1e-3, rank=4, alpha=4.0, prior_loss_weight=1.0, batch_size=1,
+        grad_accumulation=1, train_text_encoder=False, resolution=RES, seed=0, training_dtype="fp32", checkpoint_every=0,
+        resume_from="none", gradient_checkpointing=False, class_images=subject_images(3, seed=5).flip(-1),
+    )
+    inputs.update(overrides)
+    return node(comfy, "ExemplarDreamBoothTrain").execute(**inputs).result
+
+
+def losses(csv):
+    rows = [line.split(",") for line in csv.strip().splitlines()[1:]]
+    return [dict(step=int(r[0]), loss=float(r[1]), instance=float(r[2]), prior=float(r[3])) for r in rows]
+
+
+def eps_mse(model, clip, vae, images, prompt, draws=6):
+    """Instance denoising loss of a MODEL at fixed noise and timesteps (epsilon space)."""
+    import comfy.model_management
+
+    comfy.model_management.load_models_gpu([model])
+    glue = pack_submodule("glue.dreambooth")
+    x0 = model.model.process_latent_in(glue.encode_images(vae, images, RES))
+    cond = clip.encode_from_tokens(clip.tokenize(prompt))
+    g = torch.Generator().manual_seed(123)
+    ms = model.model.model_sampling
+    total = 0.0
+    for i in range(draws):
+        noise = torch.randn(x0.shape, generator=g)
+        sigma = torch.full((x0.shape[0],), float(ms.percent_to_sigma(0.2 + 0.6 * i / (draws - 1))))
+        xt = ms.noise_scaling(sigma, noise, x0)
+        denoised = model.model.apply_model(xt, sigma, c_crossattn=cond.repeat(x0.shape[0], 1, 1))
+        eps = (xt - denoised) / sigma.view(-1, 1, 1, 1)
+        total += torch.nn.functional.mse_loss(eps, noise).item() / draws
+    return total
+
+
+def denoise(model, clip, prompt="a sks dog"):
+    import comfy.model_management
+
+    comfy.model_management.load_models_gpu([model])
+    cond = clip.encode_from_tokens(clip.tokenize(prompt))
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(7)) * 3
+    return model.model.apply_model(x, torch.tensor([3.0]), c_crossattn=cond)
+
+
+def test_identifier_node_reports_tokenisation_and_rare_candidates(comfy, base):
+    _, clip, _ = base
+    identifier, report, candidates = node(comfy, "ExemplarDreamBoothIdentifier").execute(clip=clip, identifier=" sks ", count=5, min_rank=40000).result
+    assert identifier == "sks"
+    assert "48136" in report and "one token" in report
+    hf = pack_submodule("nodes.dreambooth").clip_tokenizer(clip)
+    vocab = hf.get_vocab()
+    names = candidates.split("\n")
+    assert len(names) == 5
+    ids = [vocab[n + "</w>"] for n in names]
+    assert ids == sorted(ids, reverse=True) and min(ids) >= 40000
+    for n in names:
+        assert hf(f"a {n}", add_special_tokens=False)["input_ids"][1:] == [vocab[n + "</w>"]]
+    multi = node(comfy, "ExemplarDreamBoothIdentifier").execute(clip=clip, identifier="zqxjkvb", count=1, min_rank=40000).result[1]
+    assert "tokens: prefer a single-token identifier" in multi
+
+
+def test_instance_loss_decreases_and_base_model_is_untouched(comfy, base):
+    model, clip, vae = base
+    before_base = denoise(model, clip)
+    before = eps_mse(model, clip, vae, subject_images(), "a sks dog")
+    out_model, out_clip, name, csv = train(comfy, base, "test_db/decrease", steps=25, learning_rate=2e-3, prior_loss_weight=0.0)
+    assert out_model is model and out_clip is clip and name == "test_db/decrease.safetensors"
+    assert len(losses(csv)) == 25
+    lora_model, lora_clip = comfy.nodes.LoraLoader().load_lora(model, clip, name, 1.0, 1.0)
+    after = eps_mse(lora_model, lora_clip, vae, subject_images(), "a sks dog")
+    assert after < 0.9 * before, (before, after)
+    torch.testing.assert_close(denoise(model, clip), before_base, rtol=0, atol=0)
+
+
+def test_prior_term_is_the_class_half_weighted_by_lambda(comfy, base):
+    first = {}
+    for lam in (0.5, 2.0):
+        first[lam] = losses(train(comfy, base, f"test_db/lam{lam}", steps=1, prior_loss_weight=lam)[3])[0]
+    for lam, row in first.items():
+        assert row["loss"] == pytest.approx(row["instance"] + lam * row["prior"], rel=1e-5)
+    assert first[0.5]["instance"] == pytest.approx(first[2.0]["instance"], rel=1e-6)
+    assert first[0.5]["prior"] == pytest.approx(first[2.0]["prior"], rel=1e-6)
+    other_class = losses(train(comfy, base, "test_db/other", steps=1, class_images=subject_images(3, seed=9))[3])[0]
+    assert other_class["instance"] == pytest.approx(first[0.5]["instance"], rel=1e-6)
+    assert other_class["prior"] != pytest.approx(first[0.5]["prior"], rel=1e-5)
+    plain = losses(train(comfy, base, "test_db/plain", steps=1, prior_loss_weight=0.0)[3])[0]
+    assert plain["prior"] == 0.0 and plain["loss"] == plain["instance"]
+
+
+def test_lora_loads_in_stock_loader_on_model_and_clip(comfy, base, caplog):
+    from comfy import lora as comfy_lora
+    from comfy import sd as comfy_sd
+    from comfy import utils as comfy_utils
+
+    model, clip, vae = base
+    name = train(comfy, base, "test_db/te", steps=3, train_text_encoder=True, learning_rate=5e-3)[2]
+    path = BASE_DIR / "models" / "loras" / name
+    lora = comfy_utils.load_torch_file(str(path))
+    assert any(k.startswith("lora_te_") for k in lora) and any(k.startswith("lora_unet_") for k in lora)
+    key_map = comfy_lora.model_lora_keys_unet(model.model, {})
+    key_map = comfy_lora.model_lora_keys_clip(clip.cond_stage_model, key_map)
+    with caplog.at_level(logging.WARNING):
+        patches = comfy_lora.load_lora(lora, key_map)
+    assert "lora key not loaded" not in caplog.text
+    assert len(patches) == len([k for k in lora if k.endswith(".alpha")])  # every module applied
+    assert sum(1 for k in patches if k.startswith("diffusion_model.")) == 56  # 7 transformer blocks x 8 projections
+    assert sum(1 for k in patches if k.startswith("clip_l.")) == 48  # 12 layers x 4 projections
+
+    base_out = denoise(model, clip)
+    lora_model, lora_clip = comfy.nodes.LoraLoader().load_lora(model, clip, name, 1.0, 1.0)
+    assert not torch.allclose(denoise(lora_model, lora_clip), base_out, atol=1e-4)
+    # the CLIP half alone changes the conditioning
+    _, clip_only = comfy.nodes.LoraLoader().load_lora(model, clip, name, 0.0, 1.0)
+    assert not torch.allclose(clip_only.encode_from_tokens(clip_only.tokenize("a sks dog")), clip.encode_from_tokens(clip.tokenize("a sks dog")), atol=1e-5)
+    # strength 0 through the stock patch path (no shortcut): exactly the base model
+    zero_model, zero_clip = comfy_sd.load_lora_for_models(model, clip, lora, 0.0, 0.0)
+    torch.testing.assert_close(denoise(zero_model, zero_clip), base_out, rtol=0, atol=0)
+
+
+def test_checkpoint_and_resume_continue_the_same_run(comfy, base):
+    straight = train(comfy, base, "test_db/straight", steps=4)[2]
+    train(comfy, base, "test_db/resumable", steps=4, checkpoint_every=2)
+    checkpoint = "test_db/resumable_step000002.safetensors"
+    assert (BASE_DIR / "models" / "loras" / checkpoint).is_file()
+    resumed = train(comfy, base, "test_db/resumed", steps=4, resume_from=checkpoint)
+    models_lora = pack_submodule("models.lora_file")
+    a, meta_a = models_lora.load_lora_file(BASE_DIR / "models" / "loras" / straight)
+    b, meta_b = models_lora.load_lora_file(BASE_DIR / "models" / "loras" / resumed[2])
+    assert meta_b["exemplar.step"] == "4" and len(losses(resumed[3])) == 2
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_class_images_node_generates_after_supplied_images(comfy, base):
+    model, clip, vae = base
+    supplied = subject_images(1)
+    run = node(comfy, "ExemplarDreamBoothClassImages").execute
+    kwargs = dict(model=model, clip=clip, vae=vae, class_noun="dog", width=64, height=64, steps=2, cfg=5.0,
+                  sampler_name="euler", scheduler="normal", batch_size=2)
+    images, prompt = run(count=3, seed=10, images=supplied, **kwargs).result
+    assert prompt == "a dog" and images.shape == (3, 64, 64, 3)
+    torch.testing.assert_close(images[0], supplied[0])
+    # generated image i uses seed + i, whatever the batching
+    single = run(count=1, seed=11, **kwargs).result[0]
+    torch.testing.assert_close(images[2], single[0], rtol=0, atol=2e-3)
+    assert not torch.allclose(images[1], images[2])
+
+
+def test_bad_inputs_are_clear_errors(comfy, base):
+    with pytest.raises(ValueError, match="lora_name: expected a relative name"):
+        train(comfy, base, "../outside")
+    with pytest.raises(ValueError, match="resolution must be a multiple of 8"):
+        train(comfy, base, "test_db/bad", resolution=60)
+    with pytest.raises(ValueError, match="resume_from is at step 2"):
+        train(comfy, base, "test_db/bad", steps=2, resume_from="test_db/resumable_step000002.safetensors")
+    model, clip, vae = base
+    with pytest.raises(ValueError, match="class_noun: expected a noun"):
+        node(comfy, "ExemplarDreamBoothClassImages").execute(
+            model=model, clip=clip, vae=vae, class_noun=" ", count=1, width=64, height=64, steps=1, cfg=1.0,
+            sampler_name="euler", scheduler="normal", seed=0, batch_size=1)
