@@ -9,7 +9,7 @@ import time
 from exemplar_dev import assets, host, workflows
 from exemplar_dev.paths import BASE_DIR, WORKFLOWS_DIR
 
-DEFAULT_WORKFLOW = "hint_image_inpaint"
+DEFAULT_WORKFLOW = "paint_by_example"
 
 
 def main(argv):

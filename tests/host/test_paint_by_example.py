@@ -271,3 +271,36 @@ def test_convert_node_writes_equivalent_safetensors(comfy, loaded):
     finally:
         (CHECKPOINTS / name).unlink(missing_ok=True)
         target.unlink(missing_ok=True)
+
+
+def test_controlnet_combines_with_the_pbe_model(comfy, loaded):
+    from comfy import cldm, controlnet, ops
+    from comfy import sample as comfy_sample
+
+    from exemplar_dev.tiny_models import TINY_SD15_UNET, random_state_dict
+
+    model, vae, encoder = loaded
+    config = {k: v for k, v in TINY_SD15_UNET.items() if k not in ("out_channels", "transformer_depth_output")}
+    with torch.device("meta"):
+        net = cldm.cldm.ControlNet(hint_channels=3, device="meta", operations=ops.disable_weight_init, **config)
+    weights = random_state_dict(net, "", 0)
+    zeroed = {k: (torch.zeros_like(v) if k.startswith(("zero_convs", "middle_block_out")) else v) for k, v in weights.items()}
+    pixels, mask = scene(size=64)
+    positive, negative = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
+    positive, negative, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+        positive=positive, negative=negative, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=False
+    ).result
+    apply = comfy.nodes.NODE_CLASS_MAPPINGS["ControlNetApplyAdvanced"]()
+    noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(1))
+
+    def run(pos, neg):
+        return comfy_sample.sample(model, noise, 1, 5.0, "euler", "normal", pos, neg, latent["samples"], disable_pbar=True, seed=0)
+
+    plain = run(positive, negative)
+    outputs = []
+    for sd in (zeroed, weights):
+        control = controlnet.load_controlnet_state_dict(dict(sd))
+        pos, neg = apply.apply_controlnet(positive, negative, control, pixels, 1.0, 0.0, 1.0, vae=vae)
+        outputs.append(run(pos, neg))
+    torch.testing.assert_close(outputs[0], plain, rtol=0, atol=1e-5)  # zero convs: no effect
+    assert torch.isfinite(outputs[1]).all() and not torch.allclose(outputs[1], plain, atol=1e-3)

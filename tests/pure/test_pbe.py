@@ -203,3 +203,15 @@ def test_reference_pixels_squash_and_center_crop():
     assert norm[0, :, 0, 0].tolist() == [0.0, 1.0, 0.25]
     with pytest.raises(ValueError, match="crop must be one of"):
         inputs.reference_pixels(image, 10, "fit")
+
+
+def test_convert_command_line(tmp_path, capsys):
+    import convert_pbe
+
+    sd, _ = _fake_official()
+    torch.save({"state_dict": sd}, tmp_path / "model.ckpt")
+    written = convert_pbe.main([str(tmp_path / "model.ckpt")])
+    assert written == tmp_path / "model.safetensors" and "wrote" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="exists"):
+        convert_pbe.main([str(tmp_path / "model.ckpt")])
+    assert convert_pbe.main([str(tmp_path / "model.ckpt"), "--overwrite"]) == written
