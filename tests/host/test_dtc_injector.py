@@ -153,3 +153,58 @@ def test_wrong_architecture_is_a_clear_error(comfy, glue, adapter, tmp_path_fact
     patched, injection = glue.apply_adapter(plain, own, hint_image(), torch.randn(1, 4, 8, 8), 1.0)
     assert injection.offset == 0
     assert torch.equal(sample(patched), sample(plain))
+
+
+SMALL_SDXL_SHAPED = {
+    "image_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 32,
+    "num_res_blocks": [2, 2, 2],
+    "channel_mult": [1, 2, 4],
+    "transformer_depth": [0, 0, 1, 1, 1, 1],
+    "transformer_depth_output": [0, 0, 0, 1, 1, 1, 1, 1, 1],
+    "transformer_depth_middle": 1,
+    "context_dim": 64,
+    "num_head_channels": 16,
+    "use_spatial_transformer": True,
+    "use_linear_in_transformer": True,
+    "legacy": False,
+    "num_classes": "sequential",
+    "adm_in_channels": 48,
+}
+
+
+def test_small_sdxl_shaped_unet_gets_10_films_and_exact_identity(glue):
+    from exemplar_dev.tiny_models import random_state_dict, tiny_unet
+
+    unet = tiny_unet(SMALL_SDXL_SHAPED, device="cpu")
+    unet.load_state_dict(random_state_dict(unet, "", seed=5))
+    adapter = glue._empty_adapter("SDXL", dict(SMALL_SDXL_SHAPED), 4, 16)
+    encoder_state = {k: v for k, v in unet.state_dict().items() if k.split(".")[0] in ("time_embed", "input_blocks", "middle_block", "label_emb")}
+    adapter.hint_encoder.load_state_dict(encoder_state)
+    adapter.reset_parameters(0)
+    assert len(adapter.film) == 10 and adapter.skip_channels == [32] * 4 + [64] * 3 + [128] * 3
+    g = torch.Generator().manual_seed(0)
+    x, t = torch.randn(2, 4, 16, 16, generator=g), torch.tensor([900.0, 100.0])
+    context, y = torch.randn(2, 7, 64, generator=g), torch.randn(2, 48, generator=g)
+    injection = glue.DtcInjection(adapter, hint_image(size=128), 0, None, 1.0)
+    skips = {}
+
+    def record(h, opts):
+        skips[opts["block"][1]] = h.clone()
+        return h
+
+    with torch.no_grad():
+        plain = unet(x, t, context, y, transformer_options={"patches": {"input_block_patch": [record]}})
+        features = adapter.hint_features(x, injection.hint_latent(x.shape, x.device), 0, t, context, y)
+        options = {injection.key: features, "patches": {"output_block_patch": [injection.output_block_patch]}}
+        patched = unet(x, t, context, y, transformer_options=options)
+    assert len(features) == 10 and [f.shape[1] for f in features] == adapter.skip_channels
+    for index in range(9):
+        assert torch.equal(features[index], skips[index]), index
+    assert torch.equal(plain, patched)
+    with torch.no_grad():
+        torch.nn.init.normal_(adapter.film[9].proj.weight, std=0.1)  # the middle block's FiLM
+        changed = unet(x, t, context, y, transformer_options=dict(options))
+    assert not torch.allclose(changed, plain)

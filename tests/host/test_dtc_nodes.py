@@ -80,8 +80,11 @@ def test_loader_node_reads_the_exemplar_folder_and_rejects_other_files(comfy, ad
 
     save_adapter = pack_submodule("models.dtc_adapter").save_adapter
     folder = folder_paths.get_folder_paths("exemplar")[0]
-    save_adapter(adapter, f"{folder}/exemplar_test_dtc.safetensors", torch.float16)
-    loaded = node(comfy, "ExemplarDtCAdapterLoader").execute(adapter_name="exemplar_test_dtc.safetensors").result[0]
+    path = save_adapter(adapter, f"{folder}/exemplar_test_dtc.safetensors", torch.float16)
+    try:
+        loaded = node(comfy, "ExemplarDtCAdapterLoader").execute(adapter_name="exemplar_test_dtc.safetensors").result[0]
+    finally:
+        path.unlink()
     assert loaded.dtype == torch.float16 and torch.equal(loaded.film[0].proj.weight, adapter.film[0].proj.weight.half())
     other = tmp_path / "lora.safetensors"
     save_file({"x": torch.zeros(1)}, str(other), metadata={"exemplar.kind": "token_scorer"})
