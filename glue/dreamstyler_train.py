@@ -230,15 +230,21 @@ def train(model, clip, vae, images, captions, token, settings, template=DEFAULT_
     return se.StagedEmbedding(setup.token, vectors, base=base, metadata=metadata), losses
 
 
-def write_files(embedding, directory, name: str, overwrite: bool = False) -> tuple[Path, Path]:
-    """`<name>.safetensors` (ours, with metadata) and `<name>.bin` (the official layout), both atomic."""
-    if not name or os.path.basename(name) != name or name.startswith("."):
+def check_target(directory, name: str, overwrite: bool) -> tuple[Path, Path]:
+    """The two output paths; a clear error for a bad name or (without overwrite) existing files."""
+    if not name or os.path.basename(name) != name or name.startswith(".") or "/" in name or "\\" in name:
         raise ValueError(f"name must be a plain file name without folders; got {name!r}")
     directory = Path(directory)
     ours, official = directory / f"{name}.safetensors", directory / f"{name}.bin"
     existing = [p.name for p in (ours, official) if p.exists()]
     if existing and not overwrite:
         raise ValueError(f"{', '.join(existing)} already exist in {directory}; choose another name or enable overwrite")
+    return ours, official
+
+
+def write_files(embedding, directory, name: str, overwrite: bool = False) -> tuple[Path, Path]:
+    """`<name>.safetensors` (ours, with metadata) and `<name>.bin` (the official layout), both atomic."""
+    ours, official = check_target(directory, name, overwrite)
     se.save_safetensors(embedding, ours)
     se.save_official(embedding, official)
     return ours, official
