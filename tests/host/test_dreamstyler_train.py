@@ -155,3 +155,27 @@ def test_bad_inputs(sd15, training):
         training.prepare(model, clip, vae, style_images(1), ["a"], "two words", settings)
     with pytest.raises(ValueError, match="name must be a plain file name"):
         training.check_target("/tmp", "../x", False)
+
+
+def test_cli_trains_and_writes_loadable_files(comfy, tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from exemplar_dev.paths import PACK_ROOT, comfyui_dir
+
+    Image.fromarray((style_images(1, 40)[0].numpy() * 255).astype("uint8")).save(tmp_path / "style.png")
+    checkpoint = comfy.folder_paths.get_full_path_or_raise("checkpoints", TINY_SD15_NAME)
+    command = [
+        sys.executable, str(PACK_ROOT / "scripts" / "dreamstyler_train.py"), "--comfyui", str(comfyui_dir()), "--cpu",
+        "--checkpoint", checkpoint, "--images", str(tmp_path / "style.png"), "--captions", "a field",
+        "--token", "<cli>", "--stages", "2", "--steps", "1", "--resolution", "32", "--out-dir", str(tmp_path), "--name", "cli_style",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 1/1" in result.stdout and "wrote" in result.stdout
+    se = pack_submodule("models.staged_embedding")
+    ours, official = se.load(tmp_path / "cli_style.safetensors"), se.load(tmp_path / "cli_style.bin")
+    assert ours.token == official.token == "<cli>" and ours.stages == 2 and torch.equal(ours.vectors, official.vectors)
+    assert ours.metadata["steps"] == "1" and ours.base == "sd1"
