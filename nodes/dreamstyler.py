@@ -3,10 +3,14 @@ and build the context-aware full / context-only / style-only prompts of style-an
 
 from __future__ import annotations
 
+import comfy.model_management
+import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
 from ..glue import dreamstyler as glue
+from ..glue import dreamstyler_train as training
+from ..models.staged_inversion import InversionSettings
 from ..models import staged_embedding as se
 from .types import ExemplarStagedEmbeddingType
 
@@ -217,4 +221,82 @@ class DreamStylerStyleContextEncode(io.ComfyNode):
         )
 
 
-NODES = [LoadDreamStylerEmbedding, DreamStylerTextEncode, DreamStylerPrompts, DreamStylerStyleContextEncode]
+class DreamStylerTrain(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExemplarDreamStylerTrain",
+            display_name="DreamStyler Train (Multi-Stage Textual Inversion)",
+            category="exemplar/dreamstyler/training",
+            description=(
+                "Learns a DreamStyler staged embedding from one or a few style images: T copies of the token, one per "
+                "timestep stage, trained with context-aware prompts while the model and the text encoder stay frozen. "
+                "Writes <name>.safetensors (with metadata) and <name>.bin (the official layout) into models/embeddings. "
+                "Shows progress and can be cancelled."
+            ),
+            is_output_node=True,
+            inputs=[
+                io.Model.Input("model", tooltip="The SD1.x model (eps or v prediction) the style is learned for."),
+                io.Clip.Input("clip", tooltip="Its CLIP; stays frozen (only the new token vectors train)."),
+                io.Vae.Input("vae", tooltip="Its VAE, to encode the style images once (and their mirror images)."),
+                io.Image.Input("images", tooltip="One or a few style images of one size (the paper: 512×512)."),
+                io.String.Input(
+                    "captions",
+                    multiline=True,
+                    default="a painting",
+                    tooltip="What each image shows (context-aware prompt): one line per image, or one line for all.",
+                ),
+                io.String.Input("token", default="<sks1>", tooltip="The new placeholder token (one word); prompts then write it."),
+                io.String.Input(
+                    "template",
+                    default=DEFAULT_TEMPLATE,
+                    tooltip="Training prompt: {caption} and {token} are replaced (DreamStyler's context-aware prompt).",
+                ),
+                io.Int.Input("stages", default=6, min=1, max=50, tooltip="T, the number of timestep stages (paper: 6)."),
+                io.Int.Input("steps", default=500, min=1, max=100000, tooltip="Optimisation steps (paper: 500)."),
+                io.Float.Input(
+                    "learning_rate", default=0.002, min=1e-6, max=1.0, step=0.0001, tooltip="AdamW learning rate, constant (paper: 0.002)."
+                ),
+                io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Samples per step (the official run: 8; memory grows with it)."),
+                io.Float.Input(
+                    "flip_probability", default=0.5, min=0.0, max=1.0, step=0.05, tooltip="Chance of using an image's mirror (horizontal flip)."
+                ),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Seeds every random draw: same seed, same embedding."),
+                io.String.Input("init_word", default="painting", tooltip="Every stage starts from this word's token embedding."),
+                io.Int.Input("vectors_per_stage", default=1, min=1, max=16, tooltip="Vectors per stage (official: 1; more is an extension)."),
+                io.String.Input("name", default="dreamstyler_style", tooltip="File name (without extension) in models/embeddings."),
+                io.Boolean.Input("overwrite", default=False, tooltip="Replace existing files of that name (off: a clear error instead)."),
+            ],
+            outputs=[
+                ExemplarStagedEmbeddingType.Output(display_name="staged_embedding"),
+                io.String.Output(display_name="token"),
+                io.String.Output(display_name="report", tooltip="Files written and the loss at the start and the end."),
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls, model, clip, vae, images, captions, token, template, stages, steps, learning_rate, batch_size,
+        flip_probability, seed, init_word, vectors_per_stage, name, overwrite,
+    ) -> io.NodeOutput:
+        settings = InversionSettings(
+            stages=stages, steps=steps, learning_rate=learning_rate, batch_size=batch_size, flip_probability=flip_probability, seed=seed
+        )
+        directory = folder_paths.get_folder_paths("embeddings")[0]
+        training.check_target(directory, name, overwrite)
+        progress = comfy.utils.ProgressBar(steps)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+        def on_step(step, loss):
+            progress.update_absolute(step + 1, steps)
+            comfy.model_management.throw_exception_if_processing_interrupted()
+
+        embedding, losses = training.train(
+            model, clip, vae, images, captions.splitlines(), token, settings, template, init_word, vectors_per_stage, on_step
+        )
+        ours, official = training.write_files(embedding, directory, name, overwrite)
+        report = f"wrote {ours.name} and {official.name}; {training.loss_summary(losses)}"
+        return io.NodeOutput(embedding, embedding.token, report)
+
+
+NODES = [LoadDreamStylerEmbedding, DreamStylerTextEncode, DreamStylerPrompts, DreamStylerStyleContextEncode, DreamStylerTrain]

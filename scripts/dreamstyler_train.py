@@ -1,0 +1,134 @@
+"""Train a DreamStyler staged embedding from the command line, with the same code as the trainer node.
+
+Runs inside a ComfyUI install (its Python, its model code), without the server:
+
+    python scripts/dreamstyler_train.py --comfyui /path/to/ComfyUI \\
+        --checkpoint /path/to/v1-5-pruned-emaonly.safetensors \\
+        --images style.png --captions "a woman reading a book" --token "<sks1>" \\
+        --out-dir /path/to/ComfyUI/models/embeddings --name my_style
+
+Writes <name>.safetensors (with metadata) and <name>.bin (the official layout). Images are resized
+on their short side and centre-cropped to --resolution (the paper: 512).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import types
+from pathlib import Path
+
+PACK_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "comfyui_exemplar"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (or env COMFYUI_DIR)")
+    p.add_argument("--checkpoint", required=True, help="an SD1.x checkpoint file (eps or v prediction)")
+    p.add_argument("--images", nargs="+", required=True, help="style image files or folders of images")
+    p.add_argument("--captions", nargs="+", default=["a painting"], help="one caption per image, or one for all")
+    p.add_argument("--token", default="<sks1>")
+    p.add_argument("--template", default="A painting of {caption} in the style of {token}")
+    p.add_argument("--stages", type=int, default=6)
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--flip", type=float, default=0.5, help="probability of the mirrored image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-word", default="painting")
+    p.add_argument("--vectors-per-stage", type=int, default=1)
+    p.add_argument("--resolution", type=int, default=512)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--name", default="dreamstyler_style")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU")
+    return p.parse_args(argv)
+
+
+def boot_comfyui(comfyui_dir: str | None, cpu: bool) -> None:
+    """Import ComfyUI's model code (no server, no custom nodes), unless this process already has it."""
+    if "comfy.sd" in sys.modules:
+        return
+    if not comfyui_dir or not (Path(comfyui_dir) / "comfy" / "sd.py").is_file():
+        sys.exit(f"--comfyui must point at a ComfyUI folder (one with comfy/sd.py); got {comfyui_dir!r}")
+    sys.path.insert(0, str(Path(comfyui_dir).resolve()))
+    import comfy.options
+
+    comfy.options.enable_args_parsing(False)
+    from comfy.cli_args import args
+
+    args.cpu = cpu
+    import utils.extra_config  # noqa: F401  (ComfyUI: before anything imports `nodes`)
+
+
+def pack_module(dotted: str):
+    """Import a module of this pack as `comfyui_exemplar.<dotted>` without running its __init__."""
+    if PACKAGE not in sys.modules:
+        package = types.ModuleType(PACKAGE)
+        package.__path__ = [str(PACK_ROOT)]
+        sys.modules[PACKAGE] = package
+    return importlib.import_module(f"{PACKAGE}.{dotted}")
+
+
+def load_images(paths: list[str], resolution: int):
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    files = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            files += sorted(p for p in entry.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+        elif entry.is_file():
+            files.append(entry)
+        else:
+            sys.exit(f"--images: {entry} does not exist")
+    if not files:
+        sys.exit("--images: no image files found")
+    images = []
+    for file in files:
+        image = ImageOps.exif_transpose(Image.open(file)).convert("RGB")
+        image = ImageOps.fit(image, (resolution, resolution), Image.Resampling.BICUBIC)
+        images.append(torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0))
+    return torch.stack(images), [f.name for f in files]
+
+
+def main(argv=None) -> int:
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    boot_comfyui(options.comfyui, options.cpu)
+    import comfy.sd
+
+    training = pack_module("glue.dreamstyler_train")
+    inversion = pack_module("models.staged_inversion")
+    images, names = load_images(options.images, options.resolution)
+    training.check_target(options.out_dir, options.name, options.overwrite)
+    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(options.checkpoint, output_vae=True, output_clip=True)
+    if clip is None or vae is None:
+        sys.exit(f"{options.checkpoint} has no text encoder or VAE; a full SD1.x checkpoint is needed")
+    settings = inversion.InversionSettings(
+        stages=options.stages, steps=options.steps, learning_rate=options.lr, batch_size=options.batch_size,
+        flip_probability=options.flip, seed=options.seed,
+    )
+    print(f"training {options.token} on {len(names)} image(s): {', '.join(names)}", flush=True)
+    started = time.perf_counter()
+    every = max(1, options.steps // 20)
+
+    def on_step(step, loss):
+        if (step + 1) % every == 0 or step + 1 == options.steps:
+            print(f"step {step + 1}/{options.steps}  loss {loss:.4f}  {time.perf_counter() - started:.0f} s", flush=True)
+
+    embedding, losses = training.train(
+        model, clip, vae, images, options.captions, options.token, settings, options.template, options.init_word,
+        options.vectors_per_stage, on_step,
+    )
+    ours, official = training.write_files(embedding, options.out_dir, options.name, options.overwrite)
+    print(f"wrote {ours} and {official}; {training.loss_summary(losses)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""DreamStyler trainer on the tiny SD1.5 model (full CLIP-L, so a step costs seconds on a CPU: few steps)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from exemplar_dev.host import pack_submodule
+from exemplar_dev.tiny_models import TINY_SD15_NAME
+
+
+@pytest.fixture(scope="module")
+def sd15(comfy):
+    from comfy.sd import load_checkpoint_guess_config
+
+    path = comfy.folder_paths.get_full_path_or_raise("checkpoints", TINY_SD15_NAME)
+    with torch.inference_mode():  # as inside ComfyUI's executor: weights are inference tensors
+        model, clip, vae, _ = load_checkpoint_guess_config(path, output_vae=True, output_clip=True)
+    return model, clip, vae
+
+
+@pytest.fixture(scope="module")
+def training(comfy):
+    return pack_submodule("glue.dreamstyler_train")
+
+
+def style_images(count=1, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(count, size, size, 3, generator=g)
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def assert_same(before, module):
+    after = module.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("layer_idx", [None, -2])
+def test_differentiable_encoder_equals_comfyui_encode(sd15, training, layer_idx):
+    _, clip, _ = sd15
+    glue = pack_submodule("glue.dreamstyler")
+    clip = clip.clone()
+    if layer_idx is not None:
+        clip.clip_layer(layer_idx)
+    vectors = torch.randn(2, 768, generator=torch.Generator().manual_seed(1)) * 0.05
+    prompt = "A painting of a house in the style of <t>"
+    with torch.inference_mode(False), torch.no_grad():
+        ours = training.DifferentiableTextEncoder(clip)([prompt], "<t>", vectors[None])
+        reference = clip.encode_from_tokens(glue.tokenize_with_vectors(clip, prompt, "<t>", vectors))
+    torch.testing.assert_close(ours, reference.float(), rtol=0, atol=2e-5)
+
+
+def test_gradients_reach_only_the_vectors(sd15, training):
+    _, clip, _ = sd15
+    with torch.inference_mode(False):
+        vectors = torch.zeros(1, 1, 768, requires_grad=True)
+        context = training.DifferentiableTextEncoder(clip)(["a <t>"], "<t>", vectors)
+        context.square().sum().backward()
+    assert vectors.grad is not None and vectors.grad.abs().sum() > 0
+
+
+def test_train_node_writes_both_files_leaves_models_untouched_and_repeats(comfy, sd15):
+    model, clip, vae = sd15
+    node = comfy.nodes.NODE_CLASS_MAPPINGS["ExemplarDreamStylerTrain"]
+    folder = Path(comfy.folder_paths.get_folder_paths("embeddings")[0])
+    for suffix in (".safetensors", ".bin"):
+        (folder / f"test_trained{suffix}").unlink(missing_ok=True)
+    unet_before = snapshot(model.model.diffusion_model)
+    clip_before = snapshot(clip.cond_stage_model)
+    inputs = dict(
+        model=model, clip=clip, vae=vae, images=style_images(2), captions="a red house\na blue boat", token="<tr1>",
+        template="A painting of {caption} in the style of {token}", stages=3, steps=2, learning_rate=0.002, batch_size=1,
+        flip_probability=0.5, seed=5, init_word="painting", vectors_per_stage=1, name="test_trained", overwrite=False,
+    )
+    with torch.inference_mode():
+        embedding, token, report = node.execute(**inputs).result
+    assert token == "<tr1>" and embedding.stages == 3 and embedding.dim == 768
+    assert "wrote test_trained.safetensors and test_trained.bin; 2 steps" in report
+    assert_same(unet_before, model.model.diffusion_model)
+    assert_same(clip_before, clip.cond_stage_model)
+
+    init = clip.cond_stage_model.clip_l.transformer.get_input_embeddings().weight[clip.tokenize("painting")["l"][0][1][0]].float()
+    assert not torch.equal(embedding.vectors[0, 0], init)
+    assert (embedding.vectors[:, 0] - init).abs().max() < 0.02  # two AdamW steps of lr 0.002 move each entry <= ~0.004
+
+    loader = comfy.nodes.NODE_CLASS_MAPPINGS["ExemplarLoadDreamStylerEmbedding"]
+    for name in ("test_trained.safetensors", "test_trained.bin"):
+        loaded, loaded_token, stages = loader.execute(embedding_name=name).result
+        assert loaded_token == "<tr1>" and stages == 3 and torch.equal(loaded.vectors, embedding.vectors)
+    official = torch.load(folder / "test_trained.bin", weights_only=True)
+    assert list(official) == ["<tr1>-T0", "<tr1>-T1", "<tr1>-T2"] and official["<tr1>-T0"].shape == (768,)
+
+    with pytest.raises(ValueError, match="already exist .* enable overwrite"):
+        node.execute(**inputs)
+    with torch.inference_mode():
+        again, _, _ = node.execute(**{**inputs, "overwrite": True}).result
+    assert torch.equal(again.vectors, embedding.vectors)
+
+
+def test_loss_goes_down_on_the_tiny_model(sd15, training):
+    """The loss of a fixed set of training draws is lower with the trained vectors than with the initial ones."""
+    model, clip, vae = sd15
+    inversion = pack_submodule("models.staged_inversion")
+    settings = inversion.InversionSettings(stages=2, steps=6, learning_rate=0.02, batch_size=1, flip_probability=0.0, seed=11)
+    with torch.inference_mode(False), torch.enable_grad():
+        setup = training.prepare(model, clip, vae, style_images(1, seed=3), ["a house"], "<ld>", settings)
+        vectors, losses = setup.run()
+        generator = torch.Generator().manual_seed(settings.seed)
+        draws = [inversion.draw_batch(generator, 1, setup.latents.shape[1:], 1000, setup.settings) for _ in range(6)]
+        with torch.no_grad():
+
+            def total(v):
+                return sum(
+                    inversion.batch_loss(v, d, setup.latents, setup.flipped, setup.encode, setup.unet, setup.alphas_cumprod, setup.settings).item()
+                    for d in draws
+                )
+
+            before, after = total(setup.init), total(vectors)
+    assert losses[0] == pytest.approx(
+        inversion.batch_loss(setup.init, draws[0], setup.latents, setup.flipped, setup.encode, setup.unet, setup.alphas_cumprod, setup.settings).item(),
+        rel=1e-5,
+    )
+    assert after < before, (before, after)
+
+
+def test_cancel_stops_training(comfy, sd15):
+    import comfy.model_management as mm
+
+    model, clip, vae = sd15
+    node = comfy.nodes.NODE_CLASS_MAPPINGS["ExemplarDreamStylerTrain"]
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            node.execute(
+                model=model, clip=clip, vae=vae, images=style_images(), captions="x", token="<c>",
+                template="{caption} {token}", stages=2, steps=100, learning_rate=0.002, batch_size=1, flip_probability=0.5,
+                seed=0, init_word="painting", vectors_per_stage=1, name="test_cancelled", overwrite=True,
+            )
+    finally:
+        mm.interrupt_current_processing(False)
+    assert not (Path(comfy.folder_paths.get_folder_paths("embeddings")[0]) / "test_cancelled.bin").exists()
+
+
+def test_bad_inputs(sd15, training):
+    model, clip, vae = sd15
+    inversion = pack_submodule("models.staged_inversion")
+    settings = inversion.InversionSettings(stages=2, steps=1)
+    with pytest.raises(ValueError, match="one line per image \\(3\\) or a single line"):
+        training.prepare(model, clip, vae, style_images(3), ["a", "b"], "<x>", settings)
+    with pytest.raises(ValueError, match="token must be one word"):
+        training.prepare(model, clip, vae, style_images(1), ["a"], "two words", settings)
+    with pytest.raises(ValueError, match="name must be a plain file name"):
+        training.check_target("/tmp", "../x", False)
+
+
+def test_cli_trains_and_writes_loadable_files(comfy, tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from exemplar_dev.paths import PACK_ROOT, comfyui_dir
+
+    Image.fromarray((style_images(1, 40)[0].numpy() * 255).astype("uint8")).save(tmp_path / "style.png")
+    checkpoint = comfy.folder_paths.get_full_path_or_raise("checkpoints", TINY_SD15_NAME)
+    command = [
+        sys.executable, str(PACK_ROOT / "scripts" / "dreamstyler_train.py"), "--comfyui", str(comfyui_dir()), "--cpu",
+        "--checkpoint", checkpoint, "--images", str(tmp_path / "style.png"), "--captions", "a field",
+        "--token", "<cli>", "--stages", "2", "--steps", "1", "--resolution", "32", "--out-dir", str(tmp_path), "--name", "cli_style",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 1/1" in result.stdout and "wrote" in result.stdout
+    se = pack_submodule("models.staged_embedding")
+    ours, official = se.load(tmp_path / "cli_style.safetensors"), se.load(tmp_path / "cli_style.bin")
+    assert ours.token == official.token == "<cli>" and ours.stages == 2 and torch.equal(ours.vectors, official.vectors)
+    assert ours.metadata["steps"] == "1" and ours.base == "sd1"
