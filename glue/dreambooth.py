@@ -469,6 +469,7 @@ def encode_images(vae, images: torch.Tensor, resolution: int, batch: int = 4) ->
         return torch.cat([vae.encode(pixels[i : i + batch]) for i in range(0, pixels.shape[0], batch)]).float()
 
 
+@torch.no_grad()
 def generate_class_images(model, clip, vae, prompt: str, count: int, width: int, height: int, steps: int, cfg: float,
                           sampler_name: str, scheduler: str, seed: int, batch_size: int, negative: str = "",
                           on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:

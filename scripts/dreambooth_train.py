@@ -1,0 +1,210 @@
+"""DreamBooth LoRA training from the command line: the same trainer as the ComfyUI node, outside the UI.
+
+One process:
+    python scripts/dreambooth_train.py --checkpoint sd15.safetensors --instance-dir photos/ \
+        --instance-prompt "a sks dog" --class-dir class_dog/ --class-prompt "a dog" \
+        --num-class-images 200 --output loras/sks_dog.safetensors
+
+Several GPUs (or CPU processes, gloo) through torchrun; every rank draws its own images/noise and
+the gradients are averaged before each step, so all ranks end with the same weights:
+    torchrun --standalone --nproc_per_node 4 scripts/dreambooth_train.py ...same arguments...
+
+ComfyUI itself is imported from --comfyui (default: $COMFYUI_DIR, else the ComfyUI this pack is
+installed in, i.e. two folders above the pack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import types
+from pathlib import Path
+
+PACK_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "comfyui_exemplar"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="DreamBooth LoRA with prior preservation (comfyui-exemplar).")
+    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (holds comfy/)")
+    p.add_argument("--checkpoint", required=True, help="single-file checkpoint (.safetensors / .ckpt)")
+    p.add_argument("--instance-dir", required=True, help="folder of subject photos")
+    p.add_argument("--instance-prompt", required=True, help="'a [identifier] [class noun]'")
+    p.add_argument("--class-dir", help="folder of class images (missing ones are generated into it)")
+    p.add_argument("--class-prompt", default="", help="'a [class noun]'")
+    p.add_argument("--num-class-images", type=int, default=0, help="generate class images until the folder holds this many")
+    p.add_argument("--class-steps", type=int, default=25, help="sampling steps per generated class image")
+    p.add_argument("--class-cfg", type=float, default=7.0)
+    p.add_argument("--output", required=True, help="LoRA file to write (.safetensors)")
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--rank", type=int, default=4)
+    p.add_argument("--alpha", type=float, default=4.0)
+    p.add_argument("--prior-loss-weight", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=1, help="instance images per micro-batch and rank")
+    p.add_argument("--grad-accumulation", type=int, default=1)
+    p.add_argument("--train-text-encoder", action="store_true")
+    p.add_argument("--resolution", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="also write <output>_stepNNNNNN every N steps")
+    p.add_argument("--resume", help="a checkpoint written by this trainer (node or CLI)")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU (gloo backend under torchrun)")
+    p.add_argument("--rank-report-dir", help="each rank writes rank<N>.json (weights digest, losses) here")
+    return p.parse_args(argv)
+
+
+def comfyui_dir(given: str | None) -> Path:
+    candidates = [Path(given)] if given else [PACK_ROOT.parent.parent]
+    for path in candidates:
+        if (path / "comfy" / "model_management.py").is_file():
+            return path.resolve()
+    raise SystemExit(f"ComfyUI not found at {candidates[0]}: pass --comfyui or set COMFYUI_DIR")
+
+
+def boot(comfy_root: Path, cpu: bool):
+    """Import ComfyUI's libraries (no server, no custom-node loading) and the pack's trainer."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not cpu and "LOCAL_RANK" in os.environ:
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", os.environ["LOCAL_RANK"])  # one GPU per rank
+    sys.path.insert(0, str(comfy_root))
+    import comfy.options
+
+    comfy.options.enable_args_parsing(False)
+    from comfy.cli_args import args
+
+    args.cpu = cpu
+    if PACKAGE not in sys.modules:  # the pack as a package, without its node-registering __init__
+        package = types.ModuleType(PACKAGE)
+        package.__path__ = [str(PACK_ROOT)]
+        sys.modules[PACKAGE] = package
+    import importlib
+
+    return importlib.import_module(f"{PACKAGE}.glue.dreambooth")
+
+
+def load_folder(folder: Path, resolution: int, glue):
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = []
+    for path in files:
+        with Image.open(path) as im:
+            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.float32) / 255.0
+        images.append(glue.square_images(torch.from_numpy(rgb)[None], resolution))
+    return (torch.cat(images) if images else None), files
+
+
+def save_images(images, folder: Path, start: int):
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        path = folder / f"class_{start + i:05d}.png"
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        Image.fromarray((image.clamp(0, 1).numpy() * 255).round().astype(np.uint8)).save(tmp)
+        tmp.replace(path)
+
+
+def digest(state_dict) -> str:
+    import torch
+
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        h.update(key.encode())
+        h.update(state_dict[key].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def main(argv=None) -> int:
+    opts = parse_args(argv)
+    glue = boot(comfyui_dir(opts.comfyui), opts.cpu)
+    import torch
+    import torch.distributed as dist
+
+    import comfy.model_management
+    import comfy.sd
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo" if opts.cpu or not torch.cuda.is_available() else "nccl")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+
+    def log(message):
+        if rank == 0:
+            print(message, flush=True)
+
+    settings = glue.DreamBoothSettings(
+        rank=opts.rank, alpha=opts.alpha, learning_rate=opts.learning_rate, steps=opts.steps, batch_size=opts.batch_size,
+        grad_accumulation=opts.grad_accumulation, prior_loss_weight=opts.prior_loss_weight, train_text_encoder=opts.train_text_encoder,
+        seed=opts.seed, dtype=opts.dtype, checkpoint_every=opts.checkpoint_every, gradient_checkpointing=opts.gradient_checkpointing,
+    )
+    settings.validate()
+    with torch.inference_mode(False):
+        model, clip, vae = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=True, output_clip=True)[:3]
+        instance_images, files = load_folder(Path(opts.instance_dir), opts.resolution, glue)
+        if instance_images is None:
+            raise SystemExit(f"--instance-dir {opts.instance_dir}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        class_images = None
+        if opts.class_dir and opts.prior_loss_weight > 0:
+            class_dir = Path(opts.class_dir)
+            have = load_folder(class_dir, opts.resolution, glue)[1] if class_dir.is_dir() else []
+            missing = opts.num_class_images - len(have)
+            if missing > 0 and rank == 0:
+                if not opts.class_prompt:
+                    raise SystemExit("--class-prompt is needed to generate class images")
+                log(f"generating {missing} class images of {opts.class_prompt!r}")
+                generated = glue.generate_class_images(
+                    model, clip, vae, opts.class_prompt, missing, opts.resolution, opts.resolution, opts.class_steps, opts.class_cfg,
+                    "euler", "normal", opts.seed + len(have), 4,
+                    on_step=lambda done, total: log(f"  class images: {done}/{total} sampling steps") if done % max(total // 10, 1) == 0 else None,
+                )
+                save_images(generated, class_dir, len(have))
+            if dist.is_initialized():
+                dist.barrier()
+            class_images = load_folder(class_dir, opts.resolution, glue)[0] if class_dir.is_dir() else None
+            if class_images is None:
+                raise SystemExit(f"--class-dir {opts.class_dir}: no class images; pass --num-class-images to generate some")
+        instance_latents = glue.encode_images(vae, instance_images, opts.resolution)
+        class_latents = glue.encode_images(vae, class_images, opts.resolution) if class_images is not None else None
+        log(f"{len(files)} instance images, {0 if class_latents is None else class_latents.shape[0]} class images, world size {world}")
+
+        output = Path(opts.output)
+
+        def checkpoint(result, optimizer_state):
+            path = glue.save_checkpoint(output.with_name(f"{output.stem}_step{result.step:06d}{output.suffix}"), result, optimizer_state)
+            log(f"checkpoint {path}")
+
+        def on_step(step, total, losses):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            if step == total or step % max(total // 20, 1) == 0:
+                log(f"step {step}/{total} loss {losses['loss']:.4f} (instance {losses['instance']:.4f}, prior {losses['prior']:.4f})")
+
+        result = glue.train_dreambooth(
+            model, instance_latents, glue.PromptSet(opts.instance_prompt, opts.class_prompt), settings, clip=clip,
+            class_latents=class_latents, resume_from=opts.resume, checkpoint=checkpoint, on_step=on_step,
+            extra_metadata={"resolution": opts.resolution, "trainer": "cli"},
+        )
+        if rank == 0:
+            glue.save_checkpoint(output, result, result.optimizer_state)
+            log(f"wrote {output}")
+        if opts.rank_report_dir:
+            report = {"rank": rank, "world_size": world, "digest": digest(result.state_dict), "losses": result.losses}
+            Path(opts.rank_report_dir).mkdir(parents=True, exist_ok=True)
+            (Path(opts.rank_report_dir) / f"rank{rank}.json").write_text(json.dumps(report))
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
