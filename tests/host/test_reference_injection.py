@@ -166,3 +166,30 @@ def test_token_scorer_loader_feeds_the_selector(comfy, unet_tokens):
     assert torch.equal(picked.positions[0], expected)
     with pytest.raises(ValueError, match="is not a token_scorer file: its metadata says exemplar.kind = 'token_projection'"):
         node(comfy, "ExemplarLoadTokenScorer").execute(scorer_name="exemplar_tiny_token_projection_640_768.safetensors")
+
+
+def test_a_batch_of_references_goes_to_the_matching_latents(comfy, checkpoint):
+    from comfy.sample import sample as comfy_sample
+
+    model, _, vae = checkpoint
+    encode = node(comfy, "ExemplarReferenceEncodeUNet")
+    images = torch.rand(2, 64, 64, 3, generator=torch.Generator().manual_seed(8))
+    tokens = encode.execute(model=model, vae=vae, reference=images, block="auto", timestep=0, resolution=64, crop="center").result[0]
+    noise = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(9))
+    latent = torch.zeros(2, 4, 16, 16)
+
+    def run(patched, rows):
+        return comfy_sample(patched, noise[rows], 2, 5.0, "euler", "normal", text(1), text(2), latent[rows], disable_pbar=True, seed=0)
+
+    both = run(inject(comfy, model, tokens, weight=1.5), slice(0, 2))
+    Tokens = pack_submodule("models.tokens").ExemplarTokens
+    # latents reach ~600 here; batched vs single runs differ by float noise only (~1e-3 even unpatched),
+    # while pairing a latent with the other reference changes it by tens
+    for row in (0, 1):
+        for ref in (0, 1):
+            single = Tokens(tokens.tokens[ref : ref + 1], tokens.positions[ref : ref + 1], tokens.grid)
+            alone = run(inject(comfy, model, single, weight=1.5), slice(row, row + 1))
+            difference = (both[row : row + 1] - alone).abs().max()
+            assert difference < 1e-2 if ref == row else difference > 1.0
+    with pytest.raises(ValueError, match="the reference tokens have batch 2; the latent batch is 3"):
+        comfy_sample(inject(comfy, model, tokens), torch.randn(3, 4, 16, 16), 1, 5.0, "euler", "normal", text(1), text(2), torch.zeros(3, 4, 16, 16), disable_pbar=True, seed=0)
