@@ -141,6 +141,8 @@ def test_read_state_dict_safe_and_lightning_and_refusals(tmp_path):
     tensors = {"a": torch.ones(2), "b": torch.zeros(3)}
     torch.save({"state_dict": tensors, "global_step": 3}, tmp_path / "l.ckpt")
     assert ckpt.read_state_dict(tmp_path / "l.ckpt").keys() == {"a", "b"}
+    torch.save({"state_dict": tensors}, tmp_path / "legacy.ckpt", _use_new_zipfile_serialization=False)  # cannot be mmapped
+    assert torch.equal(ckpt.read_state_dict(tmp_path / "legacy.ckpt")["a"], torch.ones(2))
     torch.save({"state_dict": tensors, "hparams": pickle.PickleError("arbitrary object")}, tmp_path / "u.ckpt")
     with pytest.raises(ckpt.PbECheckpointError, match="u.ckpt: this checkpoint needs arbitrary unpickling"):
         ckpt.read_state_dict(tmp_path / "u.ckpt")
