@@ -353,3 +353,28 @@ def test_stock_sampler_nodes_run_the_pbe_graph(comfy, sampler):
         }
     outputs = run_prompt(_graph(nodes))
     assert outputs["21"]["images"], outputs
+
+
+def test_diffusers_sd15_pbe_unet_config_maps_to_comfyuis_sd15_inpaint_config(comfy):
+    glue = pack_submodule("glue.pbe")
+    official_diffusers_unet = {  # unet/config.json of the released diffusers PbE pipeline (SD1 UNet, 9 channels)
+        "in_channels": 9, "out_channels": 4, "block_out_channels": [320, 640, 1280, 1280], "layers_per_block": 2,
+        "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+        "cross_attention_dim": 768, "attention_head_dim": 8,
+    }
+    config = glue.unet_config_from_diffusers(official_diffusers_unet)
+    # ComfyUI's own table entry for a diffusers SD1.5 inpainting UNet (comfy/model_detection.py)
+    assert config["transformer_depth"] == [1, 1, 1, 1, 1, 1, 0, 0]
+    assert config["transformer_depth_output"] == [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+    assert config["channel_mult"] == [1, 2, 4, 4] and config["num_res_blocks"] == [2, 2, 2, 2]
+    assert (config["model_channels"], config["context_dim"], config["num_heads"], config["in_channels"]) == (320, 768, 8, 9)
+    assert config["use_linear_in_transformer"] is False
+
+
+def test_encoder_is_loaded_through_model_management(comfy, loaded):
+    from comfy import model_management
+
+    encoder = loaded[2]
+    encoder.encode(torch.zeros(1, 3, 56, 56))
+    assert any(entry.model is encoder.patcher for entry in model_management.current_loaded_models)
