@@ -194,7 +194,8 @@ def diffusers_folder_path(name: str) -> str:
     import folder_paths
 
     for base in folder_paths.get_folder_paths("diffusers"):
-        path = os.path.join(base, name)
-        if os.path.isdir(path) and os.path.normpath(path).startswith(os.path.normpath(base)):
+        base = os.path.abspath(base)
+        path = os.path.abspath(os.path.join(base, name))
+        if os.path.isdir(path) and os.path.commonpath([base, path]) == base and path != base:  # no escaping the folder
             return path
     raise FileNotFoundError(f"diffusers folder {name!r} not found in {folder_paths.get_folder_paths('diffusers')}")

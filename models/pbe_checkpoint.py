@@ -73,7 +73,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 f"{path.name}: not a readable safetensors file (truncated or corrupt?): {error}"
             ) from error
     try:
-        loaded = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:  # memory-map zip-format files (a multi-GB checkpoint is then not read into RAM twice)
+            loaded = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+            loaded = torch.load(str(path), map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as error:
         raise PbECheckpointError(
             f"{path.name}: this checkpoint needs arbitrary unpickling (it stores Python objects, not only "

@@ -10,7 +10,7 @@ import node_helpers
 from comfy_api.latest import io
 
 from ..glue import pbe as glue
-from ..models.pbe_checkpoint import PbECheckpointError, convert_to_safetensors
+from ..models.pbe_checkpoint import convert_to_safetensors
 from ..models.pbe_inputs import CROP_MODES, keep_mask, latent_keep_mask, masked_source, reference_pixels, resize_mask
 from ..models.reference_tokens import blank_outside_mask
 from .types import ExemplarEncoderType
@@ -231,5 +231,3 @@ class PbEConvertCheckpoint(io.ComfyNode):
 
 
 NODES = [PbECheckpointLoader, PbEDiffusersLoader, PbEEncode, PbEInpaintConditioning, PbEConvertCheckpoint]
-
-__all__ = ["NODES", "PbECheckpointError"]

@@ -304,3 +304,77 @@ def test_controlnet_combines_with_the_pbe_model(comfy, loaded):
         outputs.append(run(pos, neg))
     torch.testing.assert_close(outputs[0], plain, rtol=0, atol=1e-5)  # zero convs: no effect
     assert torch.isfinite(outputs[1]).all() and not torch.allclose(outputs[1], plain, atol=1e-3)
+
+
+def _graph(sampler_nodes: dict) -> dict:
+    from exemplar_dev.assets import REFERENCE_IMAGE, SOURCE_IMAGE
+
+    graph = {
+        "1": {"class_type": "ExemplarPbECheckpointLoader", "inputs": {"ckpt_name": TINY_PBE_NAME}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": SOURCE_IMAGE}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": REFERENCE_IMAGE}},
+        "4": {"class_type": "ExemplarPbEEncode", "inputs": {"exemplar_encoder": ["1", 2], "reference": ["3", 0], "crop": "center"}},
+        "5": {
+            "class_type": "ExemplarPbEInpaintConditioning",
+            "inputs": {"positive": ["4", 0], "negative": ["4", 1], "vae": ["1", 1], "pixels": ["2", 0], "mask": ["2", 1], "mask_threshold": 0.5, "noise_mask": True},
+        },
+        "20": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 1]}},
+        "21": {"class_type": "PreviewImage", "inputs": {"images": ["20", 0]}},
+    }
+    graph.update(sampler_nodes)
+    return graph
+
+
+@pytest.mark.parametrize("sampler", ["KSamplerAdvanced", "SamplerCustomAdvanced"])
+def test_stock_sampler_nodes_run_the_pbe_graph(comfy, sampler):
+    from exemplar_dev.host import run_prompt
+
+    if sampler == "KSamplerAdvanced":
+        nodes = {
+            "10": {
+                "class_type": "KSamplerAdvanced",
+                "inputs": {
+                    "model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "latent_image": ["5", 2], "add_noise": "enable",
+                    "noise_seed": 1, "steps": 2, "cfg": 5.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
+                    "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": "disable",
+                },
+            }
+        }
+    else:
+        nodes = {
+            "6": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "cfg": 5.0}},
+            "7": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}},
+            "8": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "simple", "steps": 2, "denoise": 1.0}},
+            "9": {"class_type": "RandomNoise", "inputs": {"noise_seed": 2}},
+            "10": {
+                "class_type": "SamplerCustomAdvanced",
+                "inputs": {"noise": ["9", 0], "guider": ["6", 0], "sampler": ["7", 0], "sigmas": ["8", 0], "latent_image": ["5", 2]},
+            },
+        }
+    outputs = run_prompt(_graph(nodes))
+    assert outputs["21"]["images"], outputs
+
+
+def test_diffusers_sd15_pbe_unet_config_maps_to_comfyuis_sd15_inpaint_config(comfy):
+    glue = pack_submodule("glue.pbe")
+    official_diffusers_unet = {  # unet/config.json of the released diffusers PbE pipeline (SD1 UNet, 9 channels)
+        "in_channels": 9, "out_channels": 4, "block_out_channels": [320, 640, 1280, 1280], "layers_per_block": 2,
+        "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+        "cross_attention_dim": 768, "attention_head_dim": 8,
+    }
+    config = glue.unet_config_from_diffusers(official_diffusers_unet)
+    # ComfyUI's own table entry for a diffusers SD1.5 inpainting UNet (comfy/model_detection.py)
+    assert config["transformer_depth"] == [1, 1, 1, 1, 1, 1, 0, 0]
+    assert config["transformer_depth_output"] == [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+    assert config["channel_mult"] == [1, 2, 4, 4] and config["num_res_blocks"] == [2, 2, 2, 2]
+    assert (config["model_channels"], config["context_dim"], config["num_heads"], config["in_channels"]) == (320, 768, 8, 9)
+    assert config["use_linear_in_transformer"] is False
+
+
+def test_encoder_is_loaded_through_model_management(comfy, loaded):
+    from comfy import model_management
+
+    encoder = loaded[2]
+    encoder.encode(torch.zeros(1, 3, 56, 56))
+    assert any(entry.model is encoder.patcher for entry in model_management.current_loaded_models)

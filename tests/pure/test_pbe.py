@@ -2,9 +2,13 @@
 
 import pickle
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from comfyui_exemplar.models import pbe_checkpoint as ckpt
 from comfyui_exemplar.models import pbe_inputs as inputs
@@ -141,6 +145,8 @@ def test_read_state_dict_safe_and_lightning_and_refusals(tmp_path):
     tensors = {"a": torch.ones(2), "b": torch.zeros(3)}
     torch.save({"state_dict": tensors, "global_step": 3}, tmp_path / "l.ckpt")
     assert ckpt.read_state_dict(tmp_path / "l.ckpt").keys() == {"a", "b"}
+    torch.save({"state_dict": tensors}, tmp_path / "legacy.ckpt", _use_new_zipfile_serialization=False)  # cannot be mmapped
+    assert torch.equal(ckpt.read_state_dict(tmp_path / "legacy.ckpt")["a"], torch.ones(2))
     torch.save({"state_dict": tensors, "hparams": pickle.PickleError("arbitrary object")}, tmp_path / "u.ckpt")
     with pytest.raises(ckpt.PbECheckpointError, match="u.ckpt: this checkpoint needs arbitrary unpickling"):
         ckpt.read_state_dict(tmp_path / "u.ckpt")
@@ -215,3 +221,20 @@ def test_convert_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit, match="exists"):
         convert_pbe.main([str(tmp_path / "model.ckpt")])
     assert convert_pbe.main([str(tmp_path / "model.ckpt"), "--overwrite"]) == written
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hole=arrays(np.float32, (1, 6, 7), elements=st.floats(0, 1, width=32)),
+    image=arrays(np.float32, (1, 6, 7, 3), elements=st.floats(0, 1, width=32)),
+    threshold=st.floats(0.05, 0.95),
+)
+def test_masked_source_properties(hole, image, threshold):
+    hole, image = torch.from_numpy(hole), torch.from_numpy(image)
+    keep = inputs.keep_mask(hole, threshold)
+    assert set(keep.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(keep, ((1 - hole) >= threshold).float())
+    out = inputs.masked_source(image, keep)
+    kept = keep.bool()[..., None].expand_as(image)
+    torch.testing.assert_close(out[kept], image[kept], rtol=0, atol=1e-6)  # background untouched
+    assert torch.all(out[~kept] == 0.5)  # hole = 0 in [-1, 1]
