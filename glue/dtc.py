@@ -105,7 +105,10 @@ def create_adapter(model, image_dim: int = 1536, seed: int = 0) -> DtcAdapter:
 
 
 def load_adapter(path: str) -> DtcAdapter:
-    """Read an adapter file (format in docs/dtc.md); a file of another kind or version is a clear error."""
+    """Read an adapter file (format in docs/dtc.md); a file of another kind or version is a clear error.
+
+    Tensors are cast to the dtype ComfyUI would run a UNet of that storage dtype in on this machine.
+    """
     from safetensors import safe_open
 
     with safe_open(path, framework="pt") as f:
@@ -114,7 +117,8 @@ def load_adapter(path: str) -> DtcAdapter:
     adapter = _empty_adapter(description["base_arch"], description["unet_config"], description["latent_channels"], description["image_dim"])
     if adapter.skip_channels != description["skip_channels"] or adapter.context_dim != description["context_dim"]:
         raise ValueError(f"{path}: its header does not describe a consistent adapter (skip widths or context width)")
-    dtype = next(iter(state.values())).dtype
+    # compute dtype as ComfyUI picks it for a UNet with these weights (fp32 on CPU, where fp16 convs crawl)
+    dtype = comfy.model_management.unet_dtype(weight_dtype=next(iter(state.values())).dtype)
     adapter.to(dtype)
     missing, unexpected = adapter.load_state_dict(state, strict=False)
     if missing or unexpected:
