@@ -1,0 +1,76 @@
+"""DreamBooth trainer vs ComfyUI's own TrainLoraNode: optimizer steps per second on the same model.
+
+Full-size SD1.5-shaped UNet (random weights), 32x32 latents, CPU, fp32, rank 4, lr 1e-4,
+batch 1, no gradient checkpointing, the same number of steps. TrainLoraNode trains 1 image per
+step (LoRA on every weight and a diff on every bias, as it always does); the DreamBooth trainer
+trains 1 instance + 1 class image per step (prior preservation) with LoRA on the attention
+projections. Each timed call is a whole training run (set-up included), divided by its steps.
+Issue target: DreamBooth steps/s >= 0.9 x TrainLoraNode's, i.e. per image at least as fast.
+"""
+
+import gc
+import os
+
+import torch
+from harness import compare, full_sd15_model, report, text_conditioning
+
+STEPS = 2
+# "full" (default, the harness's SD1.5-shaped UNet; needs ~8 GB RAM for TrainLoraNode's all-layer LoRA)
+# or "tiny" (the test model's two-level UNet: a quick check on a loaded machine).
+UNET = os.environ.get("BENCH_DREAMBOOTH_UNET", "full")
+
+
+def bench_model():
+    if UNET == "full":
+        return full_sd15_model()
+    import comfy.sd
+
+    from exemplar_dev.tiny_models import TINY_SD15_UNET, random_state_dict, tiny_unet
+
+    return comfy.sd.load_diffusion_model_state_dict(random_state_dict(tiny_unet(TINY_SD15_UNET), "", seed=0))
+
+
+def main(repeats: int = 2):
+    from exemplar_dev.host import pack_submodule
+
+    glue = pack_submodule("glue.dreambooth")  # boots ComfyUI first
+    from comfy_extras.nodes_train import TrainLoraNode
+    model = bench_model()
+    g = torch.Generator().manual_seed(0)
+    instance = torch.randn(1, 4, 32, 32, generator=g)
+    classes = torch.randn(4, 4, 32, 32, generator=g)
+    instance_cond, class_cond = text_conditioning(1), text_conditioning(2)
+
+    def core():
+        TrainLoraNode.execute(
+            # two single-image latent dicts: with one, this ComfyUI's TrainLoraNode hits an unset `multi_res`
+            model=[model], latents=[{"samples": instance}, {"samples": instance.flip(-1)}], positive=[instance_cond], batch_size=[1], steps=[STEPS],
+            grad_accumulation_steps=[1], learning_rate=[1e-4], rank=[4], optimizer=["AdamW"], loss_function=["MSE"], seed=[0],
+            training_dtype=["fp32"], lora_dtype=["fp32"], algorithm=["LoRA"], gradient_checkpointing=[False], existing_lora=["[None]"],
+        )
+        gc.collect()
+
+    def dreambooth(prior=True):
+        settings = glue.DreamBoothSettings(steps=STEPS, rank=4, alpha=4.0, learning_rate=1e-4, batch_size=1, prior_loss_weight=1.0 if prior else 0.0)
+        prompts = glue.PromptSet(instance_conditioning=instance_cond, class_conditioning=class_cond)
+        glue.train_dreambooth(model, instance, prompts, settings, class_latents=classes if prior else None)
+        gc.collect()
+
+    per_step = compare(
+        {
+            "core TrainLoraNode (1 image/step)": core,
+            "DreamBooth, prior preservation (2 images/step)": dreambooth,
+            "DreamBooth, no class images (1 image/step)": lambda: dreambooth(False),
+        },
+        steps=STEPS,
+        repeats=repeats,
+    )
+    text = report(f"DreamBooth trainer vs TrainLoraNode ({UNET} SD1.5-shaped UNet, 32x32 latent, CPU, fp32, rank 4)", per_step, "core TrainLoraNode (1 image/step)")
+    base = per_step["core TrainLoraNode (1 image/step)"]
+    ratio = base / per_step["DreamBooth, prior preservation (2 images/step)"]
+    print(f"  steps/s relative to TrainLoraNode: {ratio:.3f}  (per image: {2 * ratio:.3f}; target >= 0.9 per step)")
+    return text
+
+
+if __name__ == "__main__":
+    main()
