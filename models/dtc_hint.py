@@ -35,9 +35,8 @@ def masked_source(image: torch.Tensor, mask: torch.Tensor, fill: float = 0.5) ->
     if mask.ndim == 2:
         mask = mask[None]
     batch = max(image.shape[0], mask.shape[0])
-    for name, count in (("image", image.shape[0]), ("mask", mask.shape[0])):
-        if count not in (1, batch):
-            raise ValueError(f"{name} has batch {count}, expected 1 or {batch}")
+    if 1 not in (image.shape[0], mask.shape[0]) and image.shape[0] != mask.shape[0]:
+        raise ValueError(f"image batch {image.shape[0]} and mask batch {mask.shape[0]} differ; each must be 1 or the same")
     resized = F.interpolate(mask[:, None].float(), size=image.shape[1:3], mode="bilinear", align_corners=False)[:, 0] > 0.5
     resized = resized.expand(batch, -1, -1).to(image.dtype)
     rgb = image[..., :3].expand(batch, -1, -1, -1)

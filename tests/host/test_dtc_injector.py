@@ -208,3 +208,22 @@ def test_small_sdxl_shaped_unet_gets_10_films_and_exact_identity(glue):
         torch.nn.init.normal_(adapter.film[9].proj.weight, std=0.1)  # the middle block's FiLM
         changed = unet(x, t, context, y, transformer_options=dict(options))
     assert not torch.allclose(changed, plain)
+
+
+def test_low_vram_partial_load_keeps_the_adapter_working(glue, inpaint, adapter):
+    """In low-VRAM mode ComfyUI loads only part of the adapter and casts the rest per layer on the fly."""
+    patcher = glue.adapter_model_patcher(adapter, inpaint[0])
+    g = torch.Generator().manual_seed(0)
+    x, t, context = torch.randn(2, 9, 8, 8, generator=g), torch.tensor([500.0, 500.0]), torch.randn(2, 6, 768, generator=g)
+    hint = torch.randn(1, 4, 8, 8, generator=g)
+    with torch.no_grad():
+        full = adapter.hint_features(x, hint, 5, t, context)
+        patcher.load(torch.device("cpu"), lowvram_model_memory=1024)  # far below the adapter's size
+        try:
+            cast = [m for m in adapter.modules() if getattr(m, "comfy_cast_weights", False)]
+            assert len(cast) > 10  # the encoder copy's and the FiLM layers run through ComfyUI's weight casting
+            partial = adapter.hint_features(x, hint, 5, t, context)
+        finally:
+            patcher.detach()
+    for a, b in zip(full, partial):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from comfyui_exemplar.models.dtc_hint import build_hint, masked_source
+from comfyui_exemplar.models.vit_positions import interpolate_position_embeddings
+
+
+def test_masked_source_fills_the_mask_grey_and_keeps_the_rest():
+    image = torch.rand(2, 16, 16, 4)
+    mask = torch.zeros(1, 8, 8)
+    mask[:, 2:6, 2:6] = 1  # at image size: rows/cols 4..11
+    out, binary = masked_source(image, mask)
+    assert out.shape == (2, 16, 16, 3) and binary.shape == (2, 16, 16)
+    assert torch.equal(out[:, 5:11, 5:11], torch.full((2, 6, 6, 3), 0.5))
+    keep = binary == 0
+    assert torch.equal(out[keep], image[..., :3][keep])
+    with pytest.raises(ValueError, match="image batch 2 and mask batch 3 differ"):
+        masked_source(torch.rand(2, 8, 8, 3), torch.ones(3, 8, 8))
+
+
+def test_build_hint_broadcasts_one_reference_over_a_batch_of_masks():
+    mask = torch.zeros(2, 32, 32)
+    mask[0, 0:16, 0:16] = 1
+    mask[1, 16:32, 8:32] = 1
+    hint = build_hint(torch.rand(1, 32, 32, 3), mask, torch.ones(1, 10, 10, 3))
+    assert hint.batch == 2 and hint.masked_source.shape == (2, 32, 32, 3)
+    assert torch.equal(hint.rectangle, mask) and torch.equal(hint.mask, mask)
+    assert torch.equal(hint.hint_image[..., 0] > 0.5, mask > 0)
+
+
+def test_position_embeddings_resample_to_a_smaller_grid():
+    positions = torch.randn(1, 1 + 37 * 37, 8)
+    same = interpolate_position_embeddings(positions, (37, 37))
+    assert same is positions
+    small = interpolate_position_embeddings(positions, (16, 16))
+    assert small.shape == (1, 257, 8) and torch.equal(small[:, 0], positions[:, 0])
+    constant = torch.ones(1, 1 + 9, 4)
+    torch.testing.assert_close(interpolate_position_embeddings(constant, (5, 5)), torch.ones(1, 26, 4))
+    with pytest.raises(ValueError, match="do not form a square grid"):
+        interpolate_position_embeddings(torch.zeros(1, 11, 4), (2, 2))
