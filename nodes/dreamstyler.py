@@ -17,6 +17,7 @@ from .types import ExemplarStagedEmbeddingType
 DEFAULT_TEMPLATE = "A painting of {caption} in the style of {token}"
 DEFAULT_CONTEXT_TEMPLATE = "A painting of {caption}"
 DEFAULT_STYLE_TEMPLATE = "A painting in the style of {token}"
+OFFICIAL_NEGATIVE = "low resolution, poorly drawn, worst quality, low quality, normal quality, blurry image, artifact"
 
 
 def _model_sampling(model):
@@ -190,12 +191,19 @@ class DreamStylerStyleContextEncode(io.ComfyNode):
             description=(
                 "One node instead of three text encoders: builds the full, context-only and style-only prompts from the "
                 "caption and templates and encodes them. Full and style-only are staged (one entry per timestep stage); "
-                "context-only has no style token and is a plain encode. Feed them to a style-and-context guider."
+                "context-only has no style token and is a plain encode, as is the negative. Feed the four to a "
+                "style-and-context guider."
             ),
             inputs=[
                 io.Clip.Input("clip", tooltip="The CLIP of the SD1.x model the embedding was trained for."),
                 ExemplarStagedEmbeddingType.Input("staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."),
                 *_template_inputs(),
+                io.String.Input(
+                    "negative",
+                    multiline=True,
+                    default=OFFICIAL_NEGATIVE,
+                    tooltip="The negative prompt (the official code's default shown); plain encode.",
+                ),
                 io.Model.Input(
                     "model",
                     optional=True,
@@ -206,18 +214,21 @@ class DreamStylerStyleContextEncode(io.ComfyNode):
                 io.Conditioning.Output(display_name="full"),
                 io.Conditioning.Output(display_name="context_only"),
                 io.Conditioning.Output(display_name="style_only"),
+                io.Conditioning.Output(display_name="negative"),
             ],
         )
 
     @classmethod
-    def execute(cls, clip, staged_embedding, caption, template, context_template, style_template, model=None) -> io.NodeOutput:
+    def execute(
+        cls, clip, staged_embedding, caption, template, context_template, style_template, negative=OFFICIAL_NEGATIVE, model=None
+    ) -> io.NodeOutput:
         full, context, style = context_aware_prompts(template, context_template, style_template, caption, staged_embedding.token)
         sampling = _model_sampling(model)
-        context_cond = clip.encode_from_tokens_scheduled(clip.tokenize(context))
         return io.NodeOutput(
             glue.encode_staged(clip, full, staged_embedding, sampling),
-            context_cond,
+            clip.encode_from_tokens_scheduled(clip.tokenize(context)),
             glue.encode_staged(clip, style, staged_embedding, sampling),
+            clip.encode_from_tokens_scheduled(clip.tokenize(negative)),
         )
 
 

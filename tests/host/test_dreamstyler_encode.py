@@ -129,19 +129,21 @@ def test_context_aware_prompts(comfy, se):
 def test_style_context_encode_gives_three_conditionings(comfy, sd15, se):
     _, clip = sd15
     emb = embedding(se, stages=2, seed=5)
-    full, context, style = node(comfy, "ExemplarDreamStylerStyleContextEncode").execute(
+    full, context, style, negative = node(comfy, "ExemplarDreamStylerStyleContextEncode").execute(
         clip=clip,
         staged_embedding=emb,
         caption="a dog",
         template="A painting of {caption} in the style of {token}",
         context_template="A painting of {caption}",
         style_template="A painting in the style of {token}",
+        negative="blurry",
     ).result
     encode = node(comfy, "ExemplarDreamStylerTextEncode")
     expected_full = encode.execute(clip=clip, staged_embedding=emb, text="A painting of a dog in the style of <sks1>").result[0]
     expected_style = encode.execute(clip=clip, staged_embedding=emb, text="A painting in the style of <sks1>").result[0]
     plain = comfy.nodes.CLIPTextEncode().encode(clip, "A painting of a dog")[0]
-    assert len(full) == len(style) == 2 and len(context) == 1
-    for got, want in ((full, expected_full), (style, expected_style), (context, plain)):
+    plain_negative = comfy.nodes.CLIPTextEncode().encode(clip, "blurry")[0]
+    assert len(full) == len(style) == 2 and len(context) == len(negative) == 1
+    for got, want in ((full, expected_full), (style, expected_style), (context, plain), (negative, plain_negative)):
         for (a, _), (b, _) in zip(got, want):
             assert torch.equal(a, b)

@@ -141,3 +141,45 @@ def test_a_model_with_its_own_schedule(comfy, setup, sampling, zsnr):
         for steps in (4, 25):
             run(comfy, patched, positive, negative, sampler, scheduler, steps)
     assert_stages_follow_the_rule(recorder, se)
+
+
+def test_the_controlnet_sees_each_stages_prompt(comfy, setup):
+    """Through Apply ControlNet (Advanced) the entries keep their gating, and the ControlNet's own
+    cross-attention context at every evaluation is the stage the rule picks."""
+    from comfy.controlnet import load_controlnet
+
+    from exemplar_dev.tiny_dreamstyler import TINY_CONTROLNET_NAME
+
+    model, _, _, positive, negative, se = setup
+    glue = pack_submodule("glue.dreamstyler")
+    control_net = load_controlnet(comfy.folder_paths.get_full_path_or_raise("controlnet", TINY_CONTROLNET_NAME))
+    hint = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    apply = comfy.nodes.NODE_CLASS_MAPPINGS["ControlNetApplyAdvanced"]()
+    controlled, controlled_negative = apply.apply_controlnet(positive, negative, control_net, hint, 0.8, 0.0, 1.0)
+    assert len(controlled) == STAGES
+    control = controlled[0][1]["control"]
+    for (cond, options), (original_cond, original) in zip(controlled, positive):
+        assert cond is original_cond and options["control"] is control
+        assert all(options.get(k) == original.get(k) for k in ("timestep_start", "timestep_end", glue.STAGE_KEY))
+
+    sampling = model.get_model_object("model_sampling")
+    references = torch.cat([c for c, _ in positive]).float().flatten(1)
+    seen = []
+    original_get_control = control.get_control
+
+    def recording_get_control(x_noisy, t, cond, batched_number, transformer_options):
+        rows = x_noisy.shape[0] // len(transformer_options["cond_or_uncond"])
+        context = cond["c_crossattn"].float().flatten(1)
+        for i, which in enumerate(transformer_options["cond_or_uncond"]):
+            if which == 0:
+                stage = int(torch.cdist(context[i * rows : i * rows + 1], references).argmin())
+                seen.append((int(sampling.timestep(t[i * rows : i * rows + 1]).item()), stage))
+        return original_get_control(x_noisy, t, cond, batched_number, transformer_options)
+
+    control.get_control = recording_get_control
+    patched, recorder = recording_model(comfy, model, controlled, controlled_negative)
+    run(comfy, patched, controlled, controlled_negative, "euler", "normal", 12)
+    assert len(seen) == 12
+    assert all(stage == se.stage_index(t, STAGES) for t, stage in seen), seen
+    assert {stage for _, stage in seen} == set(range(STAGES))
+    assert_stages_follow_the_rule(recorder, se)
