@@ -13,25 +13,14 @@
 from __future__ import annotations
 
 import copy
-import re
 
 import torch
 
+from ..models.context_prompts import contains_placeholder, placeholder_pattern
 from ..models.staged_embedding import StagedEmbedding, stage_sigma_bounds
 
 _VECTOR_KEY = "exemplar-dreamstyler-stage-vectors"
 STAGE_KEY = "exemplar_dreamstyler_stage"  # (stage, stages) on each entry, for guiders and tests
-
-
-def placeholder_pattern(token: str) -> re.Pattern:
-    """The token as a whole word (not inside a longer word when its ends are word characters)."""
-    before = r"(?<![\w])" if re.match(r"\w", token[0]) else ""
-    after = r"(?![\w])" if re.match(r"\w", token[-1]) else ""
-    return re.compile(before + re.escape(token) + after)
-
-
-def contains_placeholder(text: str, token: str) -> bool:
-    return placeholder_pattern(token).search(text) is not None
 
 
 def _sub_tokenizers(tokenizer) -> list:

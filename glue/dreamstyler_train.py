@@ -20,11 +20,9 @@ from typing import Callable
 import torch
 
 from ..models import staged_embedding as se
+from ..models.context_prompts import DEFAULT_TEMPLATE
 from ..models.staged_inversion import InversionSettings, train_staged_inversion
 from .dreamstyler import check_dim, tokenize_with_vectors
-
-DEFAULT_TEMPLATE = "A painting of {caption} in the style of {token}"
-
 
 def _inner_clip(clip):
     outer = clip.cond_stage_model

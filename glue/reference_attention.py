@@ -5,7 +5,7 @@ Implemented as ComfyUI attn1 *replace* patches on a clone of the MODEL: the repl
 block's projected q/k/v, projects the reference tokens with the same block's norm1 (optional),
 to_k and to_v, and attends over [own keys; reference keys] with log(weight) added to the reference
 logits (models/reference_attention.py). Outside the start/end range, at weight 0, and for the
-unconditional pass when `cond_only` is set, it calls ComfyUI's own attention function exactly as
+unconditional (negative) pass when `cond_only` is set, it calls ComfyUI's own attention function exactly as
 the unpatched block does, so the output is bit-identical there.
 
 Applying the injection again on the patched model adds a second reference set to the same
@@ -24,6 +24,10 @@ from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransforme
 
 from ..models.reference_attention import reference_logit_bias, tile_reference
 from .unet_features import diffusion_unet
+
+# calc_cond_batch tags each batch chunk with its index in the guider's conds: 0 positive,
+# 1 negative (the unconditional pass), 2+ further predictions of multi-prediction guiders
+UNCOND = 1
 
 TOKEN_SPACES = ("block_norm", "raw")
 BLOCK_SCOPES = ("matching_dim", "source_block")
@@ -74,7 +78,7 @@ class ReferenceAttn1:
         # consecutive chunks that see the same reference sets are computed together
         groups: list[tuple[tuple[ReferenceSet, ...], int, int]] = []
         for index, kind in enumerate(chunks):
-            sets = tuple(s for s in live if kind == 0 or not s.cond_only)
+            sets = tuple(s for s in live if kind != UNCOND or not s.cond_only)
             if groups and groups[-1][0] == sets:
                 groups[-1] = (sets, groups[-1][1], index + 1)
             else:

@@ -12,32 +12,17 @@ from ..glue import dreamstyler as glue
 from ..glue import dreamstyler_train as training
 from ..models.staged_inversion import InversionSettings
 from ..models import staged_embedding as se
+from ..models.context_prompts import (
+    DEFAULT_CONTEXT_TEMPLATE,
+    DEFAULT_STYLE_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    OFFICIAL_NEGATIVE,
+    context_aware_prompts,
+)
 from .types import ExemplarStagedEmbeddingType
-
-DEFAULT_TEMPLATE = "A painting of {caption} in the style of {token}"
-DEFAULT_CONTEXT_TEMPLATE = "A painting of {caption}"
-DEFAULT_STYLE_TEMPLATE = "A painting in the style of {token}"
-OFFICIAL_NEGATIVE = "low resolution, poorly drawn, worst quality, low quality, normal quality, blurry image, artifact"
-
 
 def _model_sampling(model):
     return None if model is None else model.get_model_object("model_sampling")
-
-
-def fill_template(template: str, caption: str, token: str, name: str) -> str:
-    """Replace {caption} and {token}; other braces are left as written."""
-    if "{token}" not in template and name != "context_template":
-        raise ValueError(f"{name} must contain {{token}} (where the style token goes); got {template!r}")
-    return template.replace("{caption}", caption.strip()).replace("{token}", token)
-
-
-def context_aware_prompts(template: str, context_template: str, style_template: str, caption: str, token: str):
-    full = fill_template(template, caption, token, "template")
-    context = fill_template(context_template, caption, token, "context_template")
-    style = fill_template(style_template, caption, token, "style_template")
-    if token and glue.contains_placeholder(context, token):
-        raise ValueError(f"context_template must not contain the style token {token!r}: it is the prompt without the style")
-    return full, context, style
 
 
 class LoadDreamStylerEmbedding(io.ComfyNode):

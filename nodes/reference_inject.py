@@ -39,7 +39,7 @@ class ReferenceSelfAttention(io.ComfyNode):
                 ),
                 io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01, tooltip="Sampling progress at which the injection starts."),
                 io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Sampling progress at which the injection stops."),
-                io.Boolean.Input("cond_only", default=False, tooltip="Inject only into the conditional (positive) pass, not the unconditional one."),
+                io.Boolean.Input("cond_only", default=False, tooltip="Leave the unconditional (negative) pass plain; every other prediction gets the reference. With the DreamInpainter guidance this gives (ref, text), (ref, ∅) and a reference-free (∅, ∅)."),
                 io.Combo.Input(
                     "token_space",
                     options=list(TOKEN_SPACES),

@@ -74,19 +74,20 @@ def test_replacement_matches_the_formula_per_pass_and_range(comfy, checkpoint, u
     block = model.model.diffusion_model.input_blocks[3][1].transformer_blocks[0]
     assert replacement.block is block
     g = torch.Generator().manual_seed(4)
-    q, k, v = (torch.randn(4, 16, 640, generator=g) for _ in range(3))
+    q, k, v = (torch.randn(6, 16, 640, generator=g) for _ in range(3))
     sampling = model.get_model_object("model_sampling")
-    inside = torch.tensor([sampling.percent_to_sigma(0.4)] * 4)
-    options = {"n_heads": 8, "attn_precision": None, "cond_or_uncond": [1, 0], "sigmas": inside}
+    inside = torch.tensor([sampling.percent_to_sigma(0.4)] * 6)
+    # chunks as a 3-prediction guider batches them: negative (1), positive (0), a further prediction (2)
+    options = {"n_heads": 8, "attn_precision": None, "cond_or_uncond": [1, 0, 2], "sigmas": inside}
     with torch.no_grad():
         out = replacement(q, k, v, options)
         normed = block.norm1(unet_tokens.tokens)
         k_ref, v_ref = block.attn1.to_k(normed), block.attn1.to_v(normed)
         plain = attention.optimized_attention(q, k, v, 8)
-        expected_cond = ref_attention(q[2:], k[2:], v[2:], k_ref.expand(2, -1, -1), v_ref.expand(2, -1, -1), 8, 0.5)
+        expected_cond = ref_attention(q[2:], k[2:], v[2:], k_ref.expand(4, -1, -1), v_ref.expand(4, -1, -1), 8, 0.5)
     assert torch.equal(out[:2], plain[:2])  # unconditional rows: the unpatched attention, bit for bit
-    torch.testing.assert_close(out[2:], expected_cond, rtol=1e-4, atol=1e-5)
-    outside = dict(options, sigmas=torch.tensor([sampling.percent_to_sigma(0.9)] * 4))
+    torch.testing.assert_close(out[2:], expected_cond, rtol=1e-4, atol=1e-5)  # positive and further prediction
+    outside = dict(options, sigmas=torch.tensor([sampling.percent_to_sigma(0.9)] * 6))
     with torch.no_grad():
         assert torch.equal(replacement(q, k, v, outside), plain)
 

@@ -1,6 +1,8 @@
 """DreamInpainter, training-free: source + mask + reference + prompt -> the model's own UNet features of the
-reference -> top-K tokens -> self-attention reference injection -> inpaint sampling (stock KSampler;
-the dual-guidance sampler takes its place once it has landed) -> pasted back outside the mask."""
+reference -> top-K tokens -> self-attention reference injection (all but the negative pass) -> inpaint
+sampling with DreamInpainter guidance, (ref,∅) + s_text·((ref,text) − (ref,∅)) + s_ref·((ref,∅) − (∅,∅)):
+the positive prompt is (ref,text), an empty prompt (ref,∅), the negative prompt without reference (∅,∅)
+-> pasted back outside the mask."""
 
 from __future__ import annotations
 
@@ -30,16 +32,19 @@ SPEC = [
     {
         "id": 10,
         "type": "ExemplarReferenceSelfAttention",
-        "widgets": {"weight": 1.0, "start_percent": 0.0, "end_percent": 1.0, "cond_only": False, "token_space": "block_norm", "blocks": "matching_dim"},
+        "widgets": {"weight": 1.0, "start_percent": 0.0, "end_percent": 1.0, "cond_only": True, "token_space": "block_norm", "blocks": "matching_dim"},
         "links": {"model": (1, 0), "tokens": (9, 0)},
     },
     {"id": 11, "type": "VAEEncode", "links": {"pixels": (2, 0), "vae": (1, 2)}},
     {"id": 12, "type": "SetLatentNoiseMask", "links": {"samples": (11, 0), "mask": (2, 1)}},
     {
         "id": 13,
-        "type": "KSampler",
-        "widgets": {"seed": 0, "steps": 20, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
-        "links": {"model": (10, 0), "positive": (6, 0), "negative": (7, 0), "latent_image": (12, 0)},
+        "type": "ExemplarDualGuidanceKSampler",
+        "widgets": {
+            "seed": 0, "steps": 20, "text_scale": 5.0, "middle_scale": 1.0, "sampler_name": "euler",
+            "scheduler": "normal", "denoise": 1.0, "guidance": "dreaminpainter",
+        },
+        "links": {"model": (10, 0), "positive": (6, 0), "middle": (18, 0), "negative": (7, 0), "latent_image": (12, 0)},
     },
     {"id": 14, "type": "VAEDecode", "links": {"samples": (13, 0), "vae": (1, 2)}},
     {
@@ -51,4 +56,5 @@ SPEC = [
     },
     {"id": 16, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/dreaminpainter_reference_inpaint"}, "links": {"images": (15, 0)}},
     {"id": 17, "type": "PreviewImage", "title": "Raw sample", "links": {"images": (14, 0)}},
+    {"id": 18, "type": "CLIPTextEncode", "title": "Reference only (empty prompt)", "widgets": {"text": ""}, "links": {"clip": (1, 1)}},
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ..tiny_dreamstyler import CONTENT_IMAGE, DEPTH_IMAGE, TINY_CONTROLNET_NAME, TINY_STAGED_EMBEDDING_NAME, TOKEN
 from ..tiny_models import TINY_SD15_NAME
-from .dreamstyler_txt2img import NEGATIVE
+
+NEGATIVE = "low resolution, poorly drawn, worst quality, low quality, normal quality, blurry image, artifact"  # the official code's
 
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
