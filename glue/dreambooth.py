@@ -170,11 +170,18 @@ def _attach(patcher, names: dict[str, str], settings: DreamBoothSettings, resume
 
 class _NormalTensor:
     """Weight wrapper for the frozen weights: ComfyUI loads models inside torch.inference_mode, and autograd
-    cannot save inference tensors for backward, so such a weight is copied to a normal tensor when used.
-    Outside inference mode the weight passes through untouched (no cost)."""
+    cannot save inference tensors for backward, so such a weight is copied once to a normal tensor and the
+    copy reused while that weight stays in place. Outside inference mode the weight passes through untouched."""
+
+    def __init__(self):
+        self.cached = None
 
     def __call__(self, weight):
-        return weight.clone() if weight.is_inference() else weight
+        if not weight.is_inference():
+            return weight
+        if self.cached is None or self.cached[0] is not weight:
+            self.cached = (weight, weight.clone())
+        return self.cached[1]
 
 
 def _differentiable_frozen_weights(patcher, trained_keys) -> list:
