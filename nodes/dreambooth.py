@@ -184,7 +184,10 @@ class DreamBoothTrain(io.ComfyNode):
                 io.Int.Input("grad_accumulation", default=1, min=1, max=1024, tooltip="Micro-batches per optimizer step."),
                 io.Boolean.Input("train_text_encoder", default=False, tooltip="Also train a LoRA on the CLIP text encoder's attention."),
                 io.Int.Input("resolution", default=512, min=64, max=2048, step=8, tooltip="Images are resized (short side) and centre-cropped to this square."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seeds LoRA init, noise, timesteps and image order."),
+                io.Int.Input(
+                    "training_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                    tooltip="Seeds LoRA init, noise, timesteps and image order (fixed: a re-queue does not retrain).",
+                ),
                 io.Combo.Input("training_dtype", options=list(TRAIN_DTYPES), default="fp32", tooltip="Compute precision (bf16 autocast on supporting GPUs)."),
                 io.Int.Input("checkpoint_every", default=0, min=0, max=100000, tooltip="Save <lora_name>_stepNNNNNN every N steps (0 = only the final file)."),
                 io.Combo.Input(
@@ -204,7 +207,7 @@ class DreamBoothTrain(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, vae, instance_images, instance_prompt, class_prompt, lora_name, steps, learning_rate, rank, alpha,
-                prior_loss_weight, batch_size, grad_accumulation, train_text_encoder, resolution, seed, training_dtype,
+                prior_loss_weight, batch_size, grad_accumulation, train_text_encoder, resolution, training_seed, training_dtype,
                 checkpoint_every, resume_from, gradient_checkpointing, class_images=None) -> io.NodeOutput:
         path, listed = lora_output_path(lora_name)
         if not instance_prompt.strip():
@@ -213,7 +216,7 @@ class DreamBoothTrain(io.ComfyNode):
             raise ValueError("class_prompt: expected 'a [class noun]' for the class images, got an empty string")
         settings = DreamBoothSettings(
             rank=rank, alpha=alpha, learning_rate=learning_rate, steps=steps, batch_size=batch_size, grad_accumulation=grad_accumulation,
-            prior_loss_weight=prior_loss_weight, train_text_encoder=train_text_encoder, seed=seed, dtype=training_dtype,
+            prior_loss_weight=prior_loss_weight, train_text_encoder=train_text_encoder, seed=training_seed, dtype=training_dtype,
             checkpoint_every=checkpoint_every, gradient_checkpointing=gradient_checkpointing,
         )
         settings.validate()

@@ -37,7 +37,7 @@ def train(comfy, base, name, **overrides):
     inputs = dict(
         model=model, clip=clip, vae=vae, instance_images=subject_images(), instance_prompt="a sks dog", class_prompt="a dog",
         lora_name=name, steps=2, learning_rate=1e-3, rank=4, alpha=4.0, prior_loss_weight=1.0, batch_size=1,
-        grad_accumulation=1, train_text_encoder=False, resolution=RES, seed=0, training_dtype="fp32", checkpoint_every=0,
+        grad_accumulation=1, train_text_encoder=False, resolution=RES, training_seed=0, training_dtype="fp32", checkpoint_every=0,
         resume_from="none", gradient_checkpointing=False, class_images=subject_images(3, seed=5).flip(-1),
     )
     inputs.update(overrides)
