@@ -184,6 +184,27 @@ def test_class_images_node_generates_after_supplied_images(comfy, base):
     assert not torch.allclose(images[1], images[2])
 
 
+def test_class_images_from_an_input_subfolder(comfy, base):
+    from PIL import Image
+
+    model, clip, vae = base
+    folder = BASE_DIR / "input" / "test_db_class"
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = (subject_images(2, seed=3).numpy() * 255).round().astype("uint8")
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).resize((96, 80)).save(folder / f"{i}.png")
+    images, _ = node(comfy, "ExemplarDreamBoothClassImages").execute(
+        model=model, clip=clip, vae=vae, class_noun="dog", count=2, width=64, height=64, steps=1, cfg=1.0,
+        sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="test_db_class").result
+    glue = pack_submodule("glue.dreambooth")
+    torch.testing.assert_close(images, glue.load_image_folder(folder, 64, 64))
+    assert images.shape == (2, 64, 64, 3)
+    with pytest.raises(ValueError, match="folder: 'nope' is not a subfolder"):
+        node(comfy, "ExemplarDreamBoothClassImages").execute(
+            model=model, clip=clip, vae=vae, class_noun="dog", count=2, width=64, height=64, steps=1, cfg=1.0,
+            sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="nope")
+
+
 def test_bad_inputs_are_clear_errors(comfy, base):
     with pytest.raises(ValueError, match="lora_name: expected a relative name"):
         train(comfy, base, "../outside")
