@@ -4,7 +4,7 @@ Full-size SD1.5-shaped UNet (random weights), 32x32 latents, CPU, fp32, rank 4, 
 batch 1, no gradient checkpointing, the same number of steps. TrainLoraNode trains 1 image per
 step (LoRA on every weight and a diff on every bias, as it always does); the DreamBooth trainer
 trains 1 instance + 1 class image per step (prior preservation) with LoRA on the attention
-projections. Each timed call is a whole training run (set-up included), divided by its steps.
+projections. The model is loaded under torch.inference_mode, as ComfyUI's executor loads it. Each timed call is a whole training run (set-up included), divided by its steps.
 Issue target: DreamBooth steps/s >= 0.9 x TrainLoraNode's, i.e. per image at least as fast.
 """
 
@@ -35,7 +35,8 @@ def main(repeats: int = 2):
 
     glue = pack_submodule("glue.dreambooth")  # boots ComfyUI first
     from comfy_extras.nodes_train import TrainLoraNode
-    model = bench_model()
+    with torch.inference_mode():  # as in a ComfyUI run: the loader creates inference tensors
+        model = bench_model()
     g = torch.Generator().manual_seed(0)
     instance = torch.randn(1, 4, 32, 32, generator=g)
     classes = torch.randn(4, 4, 32, 32, generator=g)

@@ -170,11 +170,18 @@ def _attach(patcher, names: dict[str, str], settings: DreamBoothSettings, resume
 
 class _NormalTensor:
     """Weight wrapper for the frozen weights: ComfyUI loads models inside torch.inference_mode, and autograd
-    cannot save inference tensors for backward, so such a weight is copied to a normal tensor when used.
-    Outside inference mode the weight passes through untouched (no cost)."""
+    cannot save inference tensors for backward, so such a weight is copied once to a normal tensor and the
+    copy reused while that weight stays in place. Outside inference mode the weight passes through untouched."""
+
+    def __init__(self):
+        self.cached = None
 
     def __call__(self, weight):
-        return weight.clone() if weight.is_inference() else weight
+        if not weight.is_inference():
+            return weight
+        if self.cached is None or self.cached[0] is not weight:
+            self.cached = (weight, weight.clone())
+        return self.cached[1]
 
 
 def _differentiable_frozen_weights(patcher, trained_keys) -> list:
@@ -506,3 +513,20 @@ def generate_class_images(model, clip, vae, prompt: str, count: int, width: int,
         done += n * steps
         images.append(vae.decode(samples))
     return torch.cat(images)[:count].float()
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def load_image_folder(folder: str | Path, width: int, height: int) -> torch.Tensor | None:
+    """Every image in `folder` (sorted by name), RGB, resized on the short side and centre-cropped to width x height."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    images = []
+    for path in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        with Image.open(path) as im:
+            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.float32) / 255.0
+        pixels = torch.from_numpy(rgb)[None].movedim(-1, 1)
+        images.append(comfy.utils.common_upscale(pixels, width, height, "bilinear", "center").movedim(1, -1))
+    return torch.cat(images) if images else None

@@ -17,12 +17,14 @@ from ..glue.dreambooth import (
     PromptSet,
     encode_images,
     generate_class_images,
+    load_image_folder,
     save_checkpoint,
     train_dreambooth,
 )
 from ..models.rare_token_identifier import rare_token_candidates, tokenisation
 
 NO_RESUME = "none"
+NO_FOLDER = "none"
 
 
 def clip_tokenizer(clip):
@@ -106,6 +108,10 @@ class DreamBoothClassImages(io.ComfyNode):
                 io.Int.Input("batch_size", default=4, min=1, max=64, tooltip="Images sampled together."),
                 io.String.Input("negative", default="", optional=True, tooltip="Negative prompt for the class images."),
                 io.Image.Input("images", optional=True, tooltip="Class images you already have; only the remainder up to count is generated."),
+                io.Combo.Input(
+                    "folder", options=[NO_FOLDER] + folder_paths.get_input_subfolders(), default=NO_FOLDER, optional=True,
+                    tooltip="A subfolder of ComfyUI's input folder holding class images (used after 'images'; the remainder is generated).",
+                ),
             ],
             outputs=[
                 io.Image.Output(display_name="class_images", tooltip="count images (yours first, then generated)."),
@@ -115,7 +121,7 @@ class DreamBoothClassImages(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, vae, class_noun, count, width, height, steps, cfg, sampler_name, scheduler, seed, batch_size,
-                negative="", images=None) -> io.NodeOutput:
+                negative="", images=None, folder=NO_FOLDER) -> io.NodeOutput:
         class_noun = class_noun.strip()
         if not class_noun:
             raise ValueError("class_noun: expected a noun such as 'dog', got an empty string")
@@ -125,6 +131,15 @@ class DreamBoothClassImages(io.ComfyNode):
             supplied = images[..., :3]
             if supplied.shape[1:3] != (height, width):
                 supplied = comfy.utils.common_upscale(supplied.movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
+            supplied = supplied[:count]
+        if folder and folder != NO_FOLDER:
+            path = Path(folder_paths.get_input_directory()) / folder
+            if not path.is_dir():
+                raise ValueError(f"folder: {folder!r} is not a subfolder of the input folder")
+            loaded = load_image_folder(path, width, height)
+            if loaded is None:
+                raise ValueError(f"folder: {folder!r} holds no images (png, jpg, jpeg, webp, bmp)")
+            supplied = loaded if supplied is None else torch.cat([supplied, loaded.to(supplied)])
             supplied = supplied[:count]
         missing = count - (supplied.shape[0] if supplied is not None else 0)
         parts = [supplied] if supplied is not None else []
@@ -184,7 +199,10 @@ class DreamBoothTrain(io.ComfyNode):
                 io.Int.Input("grad_accumulation", default=1, min=1, max=1024, tooltip="Micro-batches per optimizer step."),
                 io.Boolean.Input("train_text_encoder", default=False, tooltip="Also train a LoRA on the CLIP text encoder's attention."),
                 io.Int.Input("resolution", default=512, min=64, max=2048, step=8, tooltip="Images are resized (short side) and centre-cropped to this square."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="Seeds LoRA init, noise, timesteps and image order."),
+                io.Int.Input(
+                    "training_seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                    tooltip="Seeds LoRA init, noise, timesteps and image order (fixed: a re-queue does not retrain).",
+                ),
                 io.Combo.Input("training_dtype", options=list(TRAIN_DTYPES), default="fp32", tooltip="Compute precision (bf16 autocast on supporting GPUs)."),
                 io.Int.Input("checkpoint_every", default=0, min=0, max=100000, tooltip="Save <lora_name>_stepNNNNNN every N steps (0 = only the final file)."),
                 io.Combo.Input(
@@ -204,7 +222,7 @@ class DreamBoothTrain(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, vae, instance_images, instance_prompt, class_prompt, lora_name, steps, learning_rate, rank, alpha,
-                prior_loss_weight, batch_size, grad_accumulation, train_text_encoder, resolution, seed, training_dtype,
+                prior_loss_weight, batch_size, grad_accumulation, train_text_encoder, resolution, training_seed, training_dtype,
                 checkpoint_every, resume_from, gradient_checkpointing, class_images=None) -> io.NodeOutput:
         path, listed = lora_output_path(lora_name)
         if not instance_prompt.strip():
@@ -213,7 +231,7 @@ class DreamBoothTrain(io.ComfyNode):
             raise ValueError("class_prompt: expected 'a [class noun]' for the class images, got an empty string")
         settings = DreamBoothSettings(
             rank=rank, alpha=alpha, learning_rate=learning_rate, steps=steps, batch_size=batch_size, grad_accumulation=grad_accumulation,
-            prior_loss_weight=prior_loss_weight, train_text_encoder=train_text_encoder, seed=seed, dtype=training_dtype,
+            prior_loss_weight=prior_loss_weight, train_text_encoder=train_text_encoder, seed=training_seed, dtype=training_dtype,
             checkpoint_every=checkpoint_every, gradient_checkpointing=gradient_checkpointing,
         )
         settings.validate()

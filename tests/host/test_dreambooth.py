@@ -37,7 +37,7 @@ def train(comfy, base, name, **overrides):
     inputs = dict(
         model=model, clip=clip, vae=vae, instance_images=subject_images(), instance_prompt="a sks dog", class_prompt="a dog",
         lora_name=name, steps=2, learning_rate=1e-3, rank=4, alpha=4.0, prior_loss_weight=1.0, batch_size=1,
-        grad_accumulation=1, train_text_encoder=False, resolution=RES, seed=0, training_dtype="fp32", checkpoint_every=0,
+        grad_accumulation=1, train_text_encoder=False, resolution=RES, training_seed=0, training_dtype="fp32", checkpoint_every=0,
         resume_from="none", gradient_checkpointing=False, class_images=subject_images(3, seed=5).flip(-1),
     )
     inputs.update(overrides)
@@ -182,6 +182,27 @@ def test_class_images_node_generates_after_supplied_images(comfy, base):
     single = run(count=1, seed=11, **kwargs).result[0]
     torch.testing.assert_close(images[2], single[0], rtol=0, atol=2e-3)
     assert not torch.allclose(images[1], images[2])
+
+
+def test_class_images_from_an_input_subfolder(comfy, base):
+    from PIL import Image
+
+    model, clip, vae = base
+    folder = BASE_DIR / "input" / "test_db_class"
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = (subject_images(2, seed=3).numpy() * 255).round().astype("uint8")
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).resize((96, 80)).save(folder / f"{i}.png")
+    images, _ = node(comfy, "ExemplarDreamBoothClassImages").execute(
+        model=model, clip=clip, vae=vae, class_noun="dog", count=2, width=64, height=64, steps=1, cfg=1.0,
+        sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="test_db_class").result
+    glue = pack_submodule("glue.dreambooth")
+    torch.testing.assert_close(images, glue.load_image_folder(folder, 64, 64))
+    assert images.shape == (2, 64, 64, 3)
+    with pytest.raises(ValueError, match="folder: 'nope' is not a subfolder"):
+        node(comfy, "ExemplarDreamBoothClassImages").execute(
+            model=model, clip=clip, vae=vae, class_noun="dog", count=2, width=64, height=64, steps=1, cfg=1.0,
+            sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="nope")
 
 
 def test_bad_inputs_are_clear_errors(comfy, base):

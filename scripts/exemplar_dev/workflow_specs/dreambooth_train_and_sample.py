@@ -15,7 +15,8 @@ SPEC = [
     {"id": 3, "type": "LoadImage", "title": "Subject photo 2", "widgets": {"image": SUBJECT_IMAGES[1]}},
     {"id": 4, "type": "ImageBatch", "links": {"image1": (2, 0), "image2": (3, 0)}},
     {"id": 5, "type": "ExemplarDreamBoothIdentifier", "widgets": {"identifier": "sks", "count": 10, "min_rank": 40000}, "links": {"clip": (1, 1)}},
-    {"id": 6, "type": "PreviewAny", "title": "How the identifier tokenises", "links": {"source": (5, 1)}},
+    {"id": 6, "type": "StringConcatenate", "title": "'a' + identifier", "widgets": {"string_a": "a", "string_b": "sks", "delimiter": " "}, "links": {"string_b": (5, 0)}},
+    {"id": 18, "type": "StringConcatenate", "title": "Instance prompt", "widgets": {"string_a": "a sks", "string_b": "dog", "delimiter": " "}, "links": {"string_a": (6, 0)}},
     {
         "id": 7,
         "type": "ExemplarDreamBoothClassImages",
@@ -35,12 +36,16 @@ SPEC = [
             "alpha": 4.0,
             "prior_loss_weight": 1.0,
             "resolution": 128,
-            "seed": 0,
+            "training_seed": 0,
         },
-        "links": {"model": (1, 0), "clip": (1, 1), "vae": (1, 2), "instance_images": (4, 0), "class_images": (7, 0), "class_prompt": (7, 1)},
+        "links": {
+            "model": (1, 0), "clip": (1, 1), "vae": (1, 2), "instance_images": (4, 0), "class_images": (7, 0),
+            "class_prompt": (7, 1), "instance_prompt": (18, 0),
+        },
     },
     {"id": 10, "type": "LoraLoader", "widgets": {"lora_name": WORKFLOW_LORA, "strength_model": 1.0, "strength_clip": 1.0}, "links": {"model": (9, 0), "clip": (9, 1)}},
-    {"id": 11, "type": "CLIPTextEncode", "title": "Positive (identifier prompt)", "widgets": {"text": "a sks dog on a beach, photo"}, "links": {"clip": (10, 1)}},
+    {"id": 19, "type": "StringConcatenate", "title": "Sampling prompt", "widgets": {"string_a": "a sks dog", "string_b": "on a beach, photo", "delimiter": " "}, "links": {"string_a": (18, 0)}},
+    {"id": 11, "type": "CLIPTextEncode", "title": "Positive (identifier prompt)", "widgets": {"text": "a sks dog on a beach, photo"}, "links": {"clip": (10, 1), "text": (19, 0)}},
     {"id": 12, "type": "CLIPTextEncode", "title": "Negative", "widgets": {"text": "blurry, low quality"}, "links": {"clip": (10, 1)}},
     {"id": 13, "type": "EmptyLatentImage", "widgets": {"width": 128, "height": 128, "batch_size": 1}},
     {
@@ -51,5 +56,4 @@ SPEC = [
     },
     {"id": 15, "type": "VAEDecode", "links": {"samples": (14, 0), "vae": (1, 2)}},
     {"id": 16, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/dreambooth"}, "links": {"images": (15, 0)}},
-    {"id": 17, "type": "PreviewAny", "title": "Loss per step", "links": {"source": (9, 3)}},
 ]
