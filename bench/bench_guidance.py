@@ -34,6 +34,8 @@ def with_cpu_time(variants: dict, cpu: dict) -> dict:
 def main():
     import torch
 
+    if os.environ.get("BENCH_THREADS"):  # e.g. 1: process CPU time then counts no idle spinning of a second thread
+        torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
     model = full_sd15_model()  # boots ComfyUI first
 
     import comfy.samplers
