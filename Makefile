@@ -1,7 +1,7 @@
 # Every target builds the ComfyUI host first if it is missing (scripts/setup_host.sh, idempotent).
 RUN := bash scripts/in_host.sh
 
-.PHONY: host browser demo test test-pure ui bench workflows thumbnails lint
+.PHONY: host browser demo test test-pure ui bench workflows thumbnails readme lint
 
 host:
 	bash scripts/setup_host.sh
@@ -30,6 +30,9 @@ workflows:  ## regenerate workflows/*.json from scripts/exemplar_dev/workflow_sp
 thumbnails: browser  ## screenshot every workflow in the real frontend -> workflows/<name>.jpg
 	$(RUN) -m pytest -c tests/pytest.ini tests/browser -k workflow_loads $(PYTEST_ARGS)
 	$(RUN) scripts/thumbnails.py
+
+readme:  ## regenerate the README's node table from the registered nodes
+	$(RUN) scripts/build_readme_nodes.py
 
 lint:
 	$(RUN) -m ruff check .

@@ -22,3 +22,10 @@ def test_every_node_is_registered_through_the_entrypoint(comfy):
 def test_pack_modules_resolve_to_comfyuis_copy(comfy):
     module = pack_submodule("models.tokens")
     assert module.__name__.startswith(comfy.pack.__name__)
+
+
+def test_readme_node_table_is_current(comfy):
+    from exemplar_dev.node_reference import README, node_table, readme_with_table
+
+    text = README.read_text()
+    assert readme_with_table(text, node_table(comfy.pack)) == text, "the README's node table is stale: run `make readme`"
