@@ -17,7 +17,7 @@ from harness import compare, full_sd15_model, report, text_conditioning
 STEPS = 2
 # "full" (default, the harness's SD1.5-shaped UNet; needs ~8 GB RAM for TrainLoraNode's all-layer LoRA)
 # or "tiny" (the test model's two-level UNet: a quick check on a loaded machine).
-UNET = os.environ.get("BENCH_DREAMBOOTH_UNET", "full")
+UNET = os.environ.get("EXEMPLAR_BENCH_DREAMBOOTH_UNET", "full")
 
 
 def bench_model():

@@ -15,7 +15,7 @@ from exemplar_dev.host import pack_submodule
 
 STEPS = 3
 K = 24
-REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+REPEATS = int(os.environ.get("EXEMPLAR_BENCH_REPEATS", "3"))
 
 
 def attention_memory(model, latent_side: int, references: int, batch: int = 2, bytes_per=4) -> int:

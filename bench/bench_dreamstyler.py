@@ -9,8 +9,8 @@ from harness import compare, full_sd15_model, ksampler_run, report, text_conditi
 
 STEPS = 6
 STAGES = 6
-REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
-TRAIN_STEPS = int(os.environ.get("BENCH_TRAIN_STEPS", "10"))
+REPEATS = int(os.environ.get("EXEMPLAR_BENCH_REPEATS", "5"))
+TRAIN_STEPS = int(os.environ.get("EXEMPLAR_BENCH_TRAIN_STEPS", "10"))
 
 
 def staged_conditioning(model, seed: int = 1):

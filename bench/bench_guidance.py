@@ -12,7 +12,7 @@ import time
 from harness import compare, full_sd15_model, ksampler_run, report, text_conditioning
 
 STEPS = 3
-REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+REPEATS = int(os.environ.get("EXEMPLAR_BENCH_REPEATS", "5"))
 WARMUP = 1
 
 
@@ -34,8 +34,6 @@ def with_cpu_time(variants: dict, cpu: dict) -> dict:
 def main():
     import torch
 
-    if os.environ.get("BENCH_THREADS"):  # e.g. 1: process CPU time then counts no idle spinning of a second thread
-        torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
     model = full_sd15_model()  # boots ComfyUI first
 
     import comfy.samplers
