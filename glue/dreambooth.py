@@ -31,6 +31,7 @@ import comfy.model_management
 import comfy.utils
 from comfy.weight_adapter import LoRAAdapter
 
+from ..models.atomic_file import atomic_write
 from ..models.lora_file import (
     UNET_PREFIX,
     LoraPair,
@@ -220,10 +221,7 @@ def save_checkpoint(path: str | Path, result: TrainResult, optimizer_state: dict
     """The LoRA file (atomic) and, for resuming, the optimizer state beside it (atomic)."""
     path = save_lora_file(path, result.state_dict, result.metadata)
     if optimizer_state is not None:
-        side = Path(str(path) + OPTIMIZER_SUFFIX)
-        tmp = side.with_name(f".{side.name}.tmp")
-        torch.save(optimizer_state, tmp)
-        tmp.replace(side)
+        atomic_write(Path(str(path) + OPTIMIZER_SUFFIX), lambda tmp: torch.save(optimizer_state, tmp))
     return path
 
 

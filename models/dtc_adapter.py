@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic_file import save_safetensors_atomic
+
 KIND = "dtc_adapter"
 FORMAT_VERSION = "1"
 HINT_ADAPTER_WIDTHS = (16, 32, 64)
@@ -315,15 +317,5 @@ def parse_metadata(metadata: dict[str, str] | None, source: str = "file") -> dic
 
 def save_adapter(adapter: DtcAdapter, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
     """Write the adapter as safetensors (state-dict keys = the documented layout) atomically."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in adapter.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(state, str(tmp), metadata=adapter.metadata())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_safetensors_atomic(path, state, adapter.metadata())

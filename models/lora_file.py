@@ -24,6 +24,8 @@ from typing import Mapping
 
 import torch
 
+from .atomic_file import save_safetensors_atomic
+
 UNET_PREFIX = "lora_unet_"
 TEXT_ENCODER_PREFIX = "lora_te_"
 KIND = "dreambooth_lora"
@@ -117,17 +119,7 @@ def lora_metadata(rank: int, alpha: float, step: int, extra: Mapping[str, object
 
 def save_lora_file(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> Path:
     """Write a safetensors file via a temporary name in the same folder (readers never see half a file)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp), metadata=dict(metadata))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_safetensors_atomic(path, {k: v.contiguous() for k, v in state_dict.items()}, dict(metadata))
 
 
 def load_lora_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

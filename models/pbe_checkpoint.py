@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from .atomic_file import save_safetensors_atomic
+
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 COND_PREFIX = "cond_stage_model."
@@ -221,10 +223,6 @@ def convert_to_safetensors(source: str | Path, target: str | Path, overwrite: bo
     The file is checked to be Paint by Example first; every tensor of its state dict is kept
     (EMA weights included), with dtypes unchanged.
     """
-    import os
-
-    from safetensors.torch import save_file
-
     source, target = Path(source), Path(target)
     if target.suffix != ".safetensors":
         raise ValueError(f"target must end in .safetensors; got {target.name}")
@@ -235,10 +233,4 @@ def convert_to_safetensors(source: str | Path, target: str | Path, overwrite: bo
     # safetensors refuses tensors sharing storage: give each its own contiguous copy
     tensors = {k: v.detach().contiguous().clone() for k, v in sd.items()}
     metadata = {"exemplar.kind": "paint_by_example_checkpoint", "exemplar.converted_from": source.name}
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    return save_safetensors_atomic(target, tensors, metadata)

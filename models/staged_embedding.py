@@ -15,13 +15,14 @@ Two file forms are read and written:
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from .atomic_file import atomic_write, save_safetensors_atomic
 
 KIND = "dreamstyler_staged_embedding"
 FORMAT_VERSION = "1"
@@ -246,24 +247,10 @@ def load(path) -> StagedEmbedding:
     return load_official(path)
 
 
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save_safetensors(embedding: StagedEmbedding, path) -> Path:
-    from safetensors.torch import save_file
-
-    return _atomic_write(path, lambda tmp: save_file(embedding.state_dict(), str(tmp), metadata=embedding.header()))
+    return save_safetensors_atomic(path, embedding.state_dict(), embedding.header())
 
 
 def save_official(embedding: StagedEmbedding, path) -> Path:
     """The official trainer's ``.bin`` layout (a torch.save dict of plain tensors)."""
-    return _atomic_write(path, lambda tmp: torch.save(embedding.state_dict(), str(tmp)))
+    return atomic_write(path, lambda tmp: torch.save(embedding.state_dict(), str(tmp)))
