@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from .host import boot, pack_submodule
-from .tiny_models import TINY_SD15_UNET, atomic_save, random_state_dict
+from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_state_dict
 
 TINY_CONTROLNET_NAME = "exemplar_tiny_controlnet_sd15.safetensors"
 TINY_STAGED_EMBEDDING_NAME = "exemplar_dreamstyler_tiny.bin"
@@ -25,14 +25,10 @@ BUILDER_VERSION = "1"
 
 def write_tiny_controlnet(directory: Path, seed: int = 7) -> Path:
     """An SD1.5-shaped ControlNet (the tiny UNet's encoder + zero convs + hint block) that ControlNetLoader detects."""
-    from safetensors import safe_open
-
     path = Path(directory) / TINY_CONTROLNET_NAME
     meta = {"exemplar.kind": "tiny_controlnet_sd15", "exemplar.seed": str(seed), "exemplar.builder": BUILDER_VERSION}
-    if path.is_file():
-        with safe_open(str(path), "pt") as f:
-            if f.metadata() == meta:
-                return path
+    if is_current(path, meta):
+        return path
     boot()
     import comfy.cldm.cldm
     import comfy.ops

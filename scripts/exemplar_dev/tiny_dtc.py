@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .host import boot
-from .tiny_models import TINY_SD15_UNET, atomic_save, random_state_dict, tiny_unet
+from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_state_dict, tiny_unet
 
 TINY_SD15_INPAINT_NAME = "exemplar_tiny_sd15_inpaint.safetensors"
 TINY_DTC_ADAPTER_NAME = "exemplar_tiny_dtc_adapter.safetensors"
@@ -51,19 +51,12 @@ def sd15_inpaint_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _up_to_date(path: Path, meta: dict) -> bool:
-    if not path.is_file():
-        return False
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return (f.metadata() or {}) == meta
 
 
 def write_tiny_sd15_inpaint_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SD15_INPAINT_NAME) -> Path:
     path = Path(directory) / name
     meta = {"exemplar.kind": "tiny_sd15_inpaint_checkpoint", "exemplar.seed": str(seed), "exemplar.builder": BUILDER_VERSION}
-    if _up_to_date(path, meta):
+    if is_current(path, meta):
         return path
     return atomic_save({k: v.half() for k, v in sd15_inpaint_state_dict(seed).items()}, path, meta)
 

@@ -106,16 +106,22 @@ def atomic_save(state_dict: dict[str, torch.Tensor], path: Path, metadata: dict[
     return path
 
 
+def is_current(path: Path, meta: dict[str, str]) -> bool:
+    """Whether `path` is a safetensors file whose metadata header equals `meta` (then it is reused)."""
+    if not Path(path).is_file():
+        return False
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return (f.metadata() or {}) == meta
+
+
 def write_tiny_sd15_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SD15_NAME) -> Path:
     """Write (once) the embedded default model; a present file of the same builder version is reused."""
     path = Path(directory) / name
     meta = {"exemplar.kind": "tiny_sd15_checkpoint", "exemplar.seed": str(seed), "exemplar.builder": BUILDER_VERSION}
-    if path.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            if f.metadata() == meta:
-                return path
+    if is_current(path, meta):
+        return path
     sd = {k: v.half() for k, v in sd15_components_state_dict(seed).items()}
     return atomic_save(sd, path, meta)
 

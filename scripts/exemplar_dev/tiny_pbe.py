@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .host import boot, pack_submodule
-from .tiny_models import TINY_SD15_UNET, atomic_save, random_state_dict, tiny_unet
+from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_state_dict, tiny_unet
 
 TINY_PBE_NAME = "exemplar_tiny_pbe.safetensors"
 TINY_PBE_DIFFUSERS = "exemplar_tiny_pbe"
@@ -114,13 +114,6 @@ def _meta(seed: int, kind: str) -> dict[str, str]:
     return {"exemplar.kind": kind, "exemplar.seed": str(seed), "exemplar.builder": BUILDER_VERSION}
 
 
-def _up_to_date(path: Path, meta: dict[str, str]) -> bool:
-    if not path.is_file():
-        return False
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return f.metadata() == meta
 
 
 def write_tiny_pbe_checkpoint(directory: Path, seed: int = 0, name: str = TINY_PBE_NAME, fmt: str = "safetensors") -> Path:
@@ -134,7 +127,7 @@ def write_tiny_pbe_checkpoint(directory: Path, seed: int = 0, name: str = TINY_P
         torch.save({"state_dict": sd, "global_step": 0, "epoch": 0}, tmp)
         os.replace(tmp, path)
         return path
-    if _up_to_date(path, meta):
+    if is_current(path, meta):
         return path
     sd = _half(tiny_pbe_state_dict(seed))
     return atomic_save(sd, path, meta)
@@ -154,7 +147,7 @@ def write_tiny_pbe_diffusers(directory: Path, seed: int = 0, name: str = TINY_PB
     """The diffusers folder form of the same (fp16) weights as the checkpoint, rebuilt only when out of date."""
     folder = Path(directory) / name
     meta = _meta(seed, "tiny_pbe_diffusers")
-    if _up_to_date(folder / "image_encoder" / "model.safetensors", meta):
+    if is_current(folder / "image_encoder" / "model.safetensors", meta):
         return folder
     unet, vae, encoder = (_half(part) for part in tiny_pbe_parts(seed))
     encoder = {k: v for k, v in encoder.items() if not k.endswith("position_ids")}

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..host import boot, pack_submodule
 from ..tiny_dtc import TINY_DTC_ADAPTER_NAME, load_tiny_inpaint_model, write_tiny_sd15_inpaint_checkpoint
-from ..tiny_models import atomic_save, random_state_dict
+from ..tiny_models import atomic_save, is_current, random_state_dict
 
 DINOV2_NAME = "exemplar_random_dinov2_large.safetensors"
 PERSON_IMAGE = "exemplar_person.png"
@@ -25,12 +25,8 @@ def write_random_dinov2_large(directory: Path, seed: int = 0) -> Path:
     """DINOv2-large shapes (HF key layout) with deterministic random weights, fp16 (about 600 MB)."""
     path = Path(directory) / DINOV2_NAME
     meta = {"exemplar.kind": "random_dinov2_large", "exemplar.seed": str(seed), "exemplar.builder": BUILDER_VERSION}
-    if path.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            if (f.metadata() or {}) == meta:
-                return path
+    if is_current(path, meta):
+        return path
     boot()
     import json
 

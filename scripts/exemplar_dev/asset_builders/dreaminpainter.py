@@ -10,20 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..host import pack_submodule
-from ..tiny_models import atomic_save
+from ..tiny_models import atomic_save, is_current
 
 TINY_SCORER_NAME = "exemplar_tiny_token_scorer_640.safetensors"
 TINY_PROJECTION_NAME = "exemplar_tiny_token_projection_640_768.safetensors"
 BUILDER_VERSION = "1"
 
 
-def _up_to_date(path: Path, metadata: dict) -> bool:
-    if not path.is_file():
-        return False
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return f.metadata() == metadata
 
 
 def prepare(base_dir: Path) -> None:
@@ -32,5 +25,5 @@ def prepare(base_dir: Path) -> None:
     projection = pack_submodule("models.token_projection").init_token_projection(640, 768, seed=0)
     for name, module in ((TINY_SCORER_NAME, scorer), (TINY_PROJECTION_NAME, projection)):
         metadata = dict(module.metadata(), **{"exemplar.builder": BUILDER_VERSION})
-        if not _up_to_date(folder / name, metadata):
+        if not is_current(folder / name, metadata):
             atomic_save({k: v.detach().float() for k, v in module.state_dict().items()}, folder / name, metadata)
