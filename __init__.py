@@ -1,26 +1,21 @@
 """comfyui-exemplar: reference-driven diffusion methods as native ComfyUI nodes."""
 
 import importlib
-import pkgutil
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import nodes as _nodes_package
+from .nodes import METHODS
 
 WEB_DIRECTORY = "./web"  # web/docs/<node_id>.md: the help panel's page for each node
 
 
-def _node_modules():
-    """Every module of nodes/ that defines NODES (one file per capability)."""
-    for info in sorted(pkgutil.iter_modules(_nodes_package.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{_nodes_package.__name__}.{info.name}")
-        if hasattr(module, "NODES"):
-            yield module
+def _node_list() -> list[type[io.ComfyNode]]:
+    return [node for method in METHODS for node in importlib.import_module(f"{__name__}.nodes.{method}").NODES]
 
 
 class ExemplarExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [node for module in _node_modules() for node in module.NODES]
+        return _node_list()
 
 
 async def comfy_entrypoint() -> ExemplarExtension:

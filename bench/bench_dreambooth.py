@@ -33,7 +33,7 @@ def bench_model():
 def main(repeats: int = 2):
     from exemplar_dev.host import pack_submodule
 
-    glue = pack_submodule("glue.dreambooth")  # boots ComfyUI first
+    glue = pack_submodule("nodes.dreambooth.trainer")  # boots ComfyUI first
     from comfy_extras.nodes_train import TrainLoraNode
     with torch.inference_mode():  # as in a ComfyUI run: the loader creates inference tensors
         model = bench_model()

@@ -20,7 +20,7 @@ REPEATS = int(os.environ.get("EXEMPLAR_BENCH_REPEATS", "3"))
 
 def attention_memory(model, latent_side: int, references: int, batch: int = 2, bytes_per=4) -> int:
     """Bytes of the attention logits of every injected self-attention in one UNet call (cond + uncond)."""
-    blocks = pack_submodule("glue.reference_attention").transformer_blocks(model)
+    blocks = pack_submodule("nodes.dreaminpainter.reference_attention").transformer_blocks(model)
     total = 0
     for (name, number, _), transformer in blocks:
         if transformer.attn1.to_k.in_features != 640:
@@ -34,10 +34,10 @@ def attention_memory(model, latent_side: int, references: int, batch: int = 2, b
 def main():
     import torch
 
-    features = pack_submodule("glue.unet_features")
-    attention = pack_submodule("glue.reference_attention")
-    tokens_module = pack_submodule("models.tokens")
-    selector = pack_submodule("models.token_selector")
+    features = pack_submodule("nodes.dreaminpainter.unet_features")
+    attention = pack_submodule("nodes.dreaminpainter.reference_attention")
+    tokens_module = pack_submodule("models.dreaminpainter.tokens")
+    selector = pack_submodule("models.dreaminpainter.token_selector")
 
     model = full_sd15_model()
     reference = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(7))

@@ -16,7 +16,7 @@ TRAIN_STEPS = int(os.environ.get("EXEMPLAR_BENCH_TRAIN_STEPS", "10"))
 def staged_conditioning(model, seed: int = 1):
     from exemplar_dev.host import pack_submodule
 
-    glue = pack_submodule("glue.dreamstyler")
+    glue = pack_submodule("nodes.dreamstyler.staged_encoding")
     bounds = glue.stage_bounds(model.get_model_object("model_sampling"), STAGES)
     return [[text_conditioning(seed + k)[0][0], glue.gate({}, k, STAGES, bounds)] for k in range(STAGES)]
 
@@ -48,8 +48,8 @@ def trainer_speed():
 
     booted = host.boot()
     assets.prepare()
-    training = host.pack_submodule("glue.dreamstyler_train")
-    inversion = host.pack_submodule("models.staged_inversion")
+    training = host.pack_submodule("nodes.dreamstyler.trainer")
+    inversion = host.pack_submodule("models.dreamstyler.staged_inversion")
     path = booted.folder_paths.get_full_path_or_raise("checkpoints", TINY_SD15_NAME)
     model, clip, vae, _ = load_checkpoint_guess_config(path, output_vae=True, output_clip=True)
     images = torch.rand(2, 64, 64, 3, generator=torch.Generator().manual_seed(0))

@@ -80,7 +80,7 @@ def main():
     latent = torch.zeros(1, 4, LATENT, LATENT)
     hint_image = torch.rand(1, LATENT * 8, LATENT * 8, 3, generator=torch.Generator().manual_seed(0))
 
-    glue = pack_submodule("glue.dtc")
+    glue = pack_submodule("nodes.diffuse_to_choose.adapter_patch")
     adapter = glue.create_adapter(model, image_dim=1536, seed=0)
     aliased(adapter.hint_encoder, model.model.diffusion_model)
     torch.manual_seed(0)

@@ -40,7 +40,7 @@ def main():
     from comfy_extras.nodes_custom_sampler import Guider_DualCFG
     from exemplar_dev.host import pack_submodule
 
-    glue = pack_submodule("glue.guidance")
+    glue = pack_submodule("nodes.guidance.guiders")
     p, m, s, n = (text_conditioning(seed) for seed in (1, 2, 3, 4))
     latent = torch.zeros(1, 4, 32, 32)
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))

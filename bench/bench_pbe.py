@@ -30,9 +30,9 @@ def inpaint_conds(context: torch.Tensor, latent: torch.Tensor, hole: torch.Tenso
 
 def vit_l_encoder():
     """The PbE exemplar encoder at the official size, random weights, behind ComfyUI's model management."""
-    tower_mod = pack_submodule("models.clip_vision_tower")
-    enc_mod = pack_submodule("models.pbe_encoder")
-    glue = pack_submodule("glue.pbe")
+    tower_mod = pack_submodule("models.paint_by_example.clip_vision_tower")
+    enc_mod = pack_submodule("models.paint_by_example.encoder")
+    glue = pack_submodule("nodes.paint_by_example.loader")
     tower = tower_mod.VisionTowerConfig(hidden_size=1024, intermediate_size=4096, num_layers=24, num_heads=16, patch_size=14, image_size=224)
     with torch.device("meta"):
         encoder = enc_mod.ExemplarEncoder(enc_mod.ExemplarEncoderConfig(tower, 5, 1024, 1, 768))

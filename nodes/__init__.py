@@ -1,1 +1,3 @@
-"""ComfyUI nodes of comfyui-exemplar (V3 schema), one file per capability."""
+"""ComfyUI nodes of comfyui-exemplar (V3 schema): one package per method, plus `common` for what they share."""
+
+METHODS = ("paint_by_example", "dreaminpainter", "diffuse_to_choose", "dreamstyler", "dreambooth", "guidance")

@@ -24,7 +24,7 @@ def _pbe_checkpoint():
         package = types.ModuleType("comfyui_exemplar")
         package.__path__ = [str(PACK_ROOT)]
         sys.modules["comfyui_exemplar"] = package
-    return importlib.import_module("comfyui_exemplar.models.pbe_checkpoint")
+    return importlib.import_module("comfyui_exemplar.models.paint_by_example.checkpoint")
 
 
 def main(argv: list[str]) -> Path:

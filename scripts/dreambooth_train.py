@@ -85,7 +85,7 @@ def boot(comfy_root: Path, cpu: bool):
         sys.modules[PACKAGE] = package
     import importlib
 
-    return importlib.import_module(f"{PACKAGE}.glue.dreambooth")
+    return importlib.import_module(f"{PACKAGE}.nodes.dreambooth.trainer")
 
 
 def load_folder(folder: Path, resolution: int, glue):

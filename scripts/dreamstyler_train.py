@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     boot_comfyui(options.comfyui, options.cpu)
     import comfy.sd
 
-    training = pack_module("glue.dreamstyler_train")
-    inversion = pack_module("models.staged_inversion")
+    training = pack_module("nodes.dreamstyler.trainer")
+    inversion = pack_module("models.dreamstyler.staged_inversion")
     images, names = load_images(options.images, options.resolution)
     training.check_target(options.out_dir, options.name, options.overwrite)
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(options.checkpoint, output_vae=True, output_clip=True)

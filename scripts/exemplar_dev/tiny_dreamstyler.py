@@ -40,7 +40,7 @@ def write_tiny_controlnet(directory: Path, seed: int = 7) -> Path:
 
 
 def tiny_staged_embedding(stages: int = 6, seed: int = 4):
-    se = pack_submodule("models.staged_embedding")
+    se = pack_submodule("models.dreamstyler.staged_embedding")
     g = torch.Generator().manual_seed(seed)
     return se.StagedEmbedding(TOKEN, torch.randn(stages, 1, 768, generator=g) / 768**0.5)
 

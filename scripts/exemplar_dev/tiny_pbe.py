@@ -71,8 +71,8 @@ TINY_PBE_DIFFUSERS_UNET = {
 
 
 def tiny_encoder_config():
-    enc = pack_submodule("models.pbe_encoder")
-    tower = pack_submodule("models.clip_vision_tower").VisionTowerConfig(
+    enc = pack_submodule("models.paint_by_example.encoder")
+    tower = pack_submodule("models.paint_by_example.clip_vision_tower").VisionTowerConfig(
         hidden_size=TINY_VISION["hidden_size"],
         intermediate_size=TINY_VISION["intermediate_size"],
         num_layers=TINY_VISION["num_hidden_layers"],
@@ -84,11 +84,11 @@ def tiny_encoder_config():
 
 
 def tiny_pbe_parts(seed: int = 0) -> tuple[dict, dict, dict]:
-    """(unet, vae, encoder) state dicts, fp32, ldm / ComfyUI-TAESD / models.pbe_encoder layouts."""
+    """(unet, vae, encoder) state dicts, fp32, ldm / ComfyUI-TAESD / models.paint_by_example.encoder layouts."""
     boot()
     import comfy.taesd.taesd
 
-    enc = pack_submodule("models.pbe_encoder")
+    enc = pack_submodule("models.paint_by_example.encoder")
     unet = random_state_dict(tiny_unet(TINY_PBE_UNET), "", seed)
     with torch.device("meta"):
         taesd = comfy.taesd.taesd.TAESD()
@@ -103,7 +103,7 @@ def tiny_pbe_parts(seed: int = 0) -> tuple[dict, dict, dict]:
 
 def tiny_pbe_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     """The official single-file layout of the tiny model (fp32)."""
-    return pack_submodule("models.pbe_checkpoint").official_state_dict(*tiny_pbe_parts(seed))
+    return pack_submodule("models.paint_by_example.checkpoint").official_state_dict(*tiny_pbe_parts(seed))
 
 
 def _half(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -151,7 +151,7 @@ def write_tiny_pbe_diffusers(directory: Path, seed: int = 0, name: str = TINY_PB
         return folder
     unet, vae, encoder = (_half(part) for part in tiny_pbe_parts(seed))
     encoder = {k: v for k, v in encoder.items() if not k.endswith("position_ids")}
-    to_diffusers = pack_submodule("models.pbe_checkpoint").encoder_to_diffusers
+    to_diffusers = pack_submodule("models.paint_by_example.checkpoint").encoder_to_diffusers
     tmp = folder.with_name(f".{name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     files = {

@@ -54,7 +54,7 @@ def eps_mse(model, clip, vae, images, prompt, draws=6):
     import comfy.model_management
 
     comfy.model_management.load_models_gpu([model])
-    glue = pack_submodule("glue.dreambooth")
+    glue = pack_submodule("nodes.dreambooth.trainer")
     x0 = model.model.process_latent_in(glue.encode_images(vae, images, RES))
     cond = clip.encode_from_tokens(clip.tokenize(prompt))
     g = torch.Generator().manual_seed(123)
@@ -84,7 +84,7 @@ def test_identifier_node_reports_tokenisation_and_rare_candidates(comfy, base):
     identifier, report, candidates = node(comfy, "ExemplarDreamBoothIdentifier").execute(clip=clip, identifier=" sks ", count=5, min_rank=40000).result
     assert identifier == "sks"
     assert "48136" in report and "one token" in report
-    hf = pack_submodule("nodes.dreambooth").clip_tokenizer(clip)
+    hf = pack_submodule("nodes.dreambooth.nodes").clip_tokenizer(clip)
     vocab = hf.get_vocab()
     names = candidates.split("\n")
     assert len(names) == 5
@@ -160,7 +160,7 @@ def test_checkpoint_and_resume_continue_the_same_run(comfy, base):
     checkpoint = "test_db/resumable_step000002.safetensors"
     assert (BASE_DIR / "models" / "loras" / checkpoint).is_file()
     resumed = train(comfy, base, "test_db/resumed", steps=4, resume_from=checkpoint)
-    models_lora = pack_submodule("models.lora_file")
+    models_lora = pack_submodule("models.dreambooth.lora_file")
     a, meta_a = models_lora.load_lora_file(BASE_DIR / "models" / "loras" / straight)
     b, meta_b = models_lora.load_lora_file(BASE_DIR / "models" / "loras" / resumed[2])
     assert meta_b["exemplar.step"] == "4" and len(losses(resumed[3])) == 2
@@ -196,7 +196,7 @@ def test_class_images_from_an_input_subfolder(comfy, base):
     images, _ = node(comfy, "ExemplarDreamBoothClassImages").execute(
         model=model, clip=clip, vae=vae, class_noun="dog", count=2, width=64, height=64, steps=1, cfg=1.0,
         sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="test_db_class").result
-    glue = pack_submodule("glue.dreambooth")
+    glue = pack_submodule("nodes.dreambooth.trainer")
     torch.testing.assert_close(images, glue.load_image_folder(folder, 64, 64))
     assert images.shape == (2, 64, 64, 3)
     with pytest.raises(ValueError, match="folder: 'nope' is not a subfolder"):

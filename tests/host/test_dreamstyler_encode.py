@@ -20,12 +20,12 @@ def sd15(comfy):
 
 @pytest.fixture(scope="module")
 def se(comfy):
-    return pack_submodule("models.staged_embedding")
+    return pack_submodule("models.dreamstyler.staged_embedding")
 
 
 @pytest.fixture(scope="module")
 def glue(comfy):
-    return pack_submodule("glue.dreamstyler")
+    return pack_submodule("nodes.dreamstyler.staged_encoding")
 
 
 def embedding(se, stages=6, per_stage=1, dim=768, token="<sks1>", seed=0):

@@ -21,7 +21,7 @@ def setup(comfy):
 
     path = comfy.folder_paths.get_full_path_or_raise("checkpoints", TINY_SD15_NAME)
     model, clip, _, _ = load_checkpoint_guess_config(path, output_vae=False, output_clip=True)
-    se = pack_submodule("models.staged_embedding")
+    se = pack_submodule("models.dreamstyler.staged_embedding")
     emb = se.StagedEmbedding("<sks1>", torch.randn(STAGES, 1, 768, generator=torch.Generator().manual_seed(0)) * 0.05)
     encode = comfy.nodes.NODE_CLASS_MAPPINGS["ExemplarDreamStylerTextEncode"]
     positive = encode.execute(clip=clip, staged_embedding=emb, text="a dog in the style of <sks1>").result[0]
@@ -110,7 +110,7 @@ def test_custom_sigmas_on_and_next_to_every_boundary(comfy, setup):
     import comfy.samplers
 
     model, _, _, positive, negative, se = setup
-    glue = pack_submodule("glue.dreamstyler")
+    glue = pack_submodule("nodes.dreamstyler.staged_encoding")
     patched, recorder = recording_model(comfy, model, positive, negative)
     bounds = glue.stage_bounds(model.get_model_object("model_sampling"), STAGES)
     probes = []
@@ -151,7 +151,7 @@ def test_the_controlnet_sees_each_stages_prompt(comfy, setup):
     from exemplar_dev.tiny_dreamstyler import TINY_CONTROLNET_NAME
 
     model, _, _, positive, negative, se = setup
-    glue = pack_submodule("glue.dreamstyler")
+    glue = pack_submodule("nodes.dreamstyler.staged_encoding")
     control_net = load_controlnet(comfy.folder_paths.get_full_path_or_raise("controlnet", TINY_CONTROLNET_NAME))
     hint = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
     apply = comfy.nodes.NODE_CLASS_MAPPINGS["ControlNetApplyAdvanced"]()

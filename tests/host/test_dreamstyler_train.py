@@ -21,7 +21,7 @@ def sd15(comfy):
 
 @pytest.fixture(scope="module")
 def training(comfy):
-    return pack_submodule("glue.dreamstyler_train")
+    return pack_submodule("nodes.dreamstyler.trainer")
 
 
 def style_images(count=1, size=32, seed=0):
@@ -49,7 +49,7 @@ def assert_same(before, module):
 @pytest.mark.parametrize("layer_idx", [None, -2])
 def test_differentiable_encoder_equals_comfyui_encode(sd15, training, layer_idx):
     _, clip, _ = sd15
-    glue = pack_submodule("glue.dreamstyler")
+    glue = pack_submodule("nodes.dreamstyler.staged_encoding")
     clip = clip.clone()
     if layer_idx is not None:
         clip.clip_layer(layer_idx)
@@ -111,7 +111,7 @@ def test_train_node_writes_both_files_leaves_models_untouched_and_repeats(comfy,
 def test_loss_goes_down_on_the_tiny_model(sd15, training):
     """The loss of a fixed set of training draws is lower with the trained vectors than with the initial ones."""
     model, clip, vae = sd15
-    inversion = pack_submodule("models.staged_inversion")
+    inversion = pack_submodule("models.dreamstyler.staged_inversion")
     settings = inversion.InversionSettings(stages=2, steps=6, learning_rate=0.02, batch_size=1, flip_probability=0.0, seed=11)
     with torch.inference_mode(False), torch.enable_grad():
         setup = training.prepare(model, clip, vae, style_images(1, seed=3), ["a house"], "<ld>", settings)
@@ -154,7 +154,7 @@ def test_cancel_stops_training(comfy, sd15):
 
 def test_bad_inputs(sd15, training):
     model, clip, vae = sd15
-    inversion = pack_submodule("models.staged_inversion")
+    inversion = pack_submodule("models.dreamstyler.staged_inversion")
     settings = inversion.InversionSettings(stages=2, steps=1)
     with pytest.raises(ValueError, match="one line per image \\(3\\) or a single line"):
         training.prepare(model, clip, vae, style_images(3), ["a", "b"], "<x>", settings)
@@ -182,7 +182,7 @@ def test_cli_trains_and_writes_loadable_files(comfy, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "step 1/1" in result.stdout and "wrote" in result.stdout
-    se = pack_submodule("models.staged_embedding")
+    se = pack_submodule("models.dreamstyler.staged_embedding")
     ours, official = se.load(tmp_path / "cli_style.safetensors"), se.load(tmp_path / "cli_style.bin")
     assert ours.token == official.token == "<cli>" and ours.stages == 2 and torch.equal(ours.vectors, official.vectors)
     assert ours.metadata["steps"] == "1" and ours.base == "sd1"

@@ -40,10 +40,11 @@ def make_hint(comfy, mask=None, min_side=8):
 
 
 def test_hint_node_outputs_and_masked_source(comfy):
-    image, mask, (hint, hint_image, masked) = make_hint(comfy)
-    assert isinstance(hint, pack_submodule("models.dtc_hint").DtcHint)
+    image, mask, (hint, hint_image, masked, rectangle) = make_hint(comfy)
+    assert isinstance(hint, pack_submodule("models.diffuse_to_choose.hint").DtCHint)
     assert hint_image.shape == masked.shape == (1, 64, 64, 3)
-    assert torch.equal(hint.rectangle[0] > 0, mask[0] > 0)  # the mask is a rectangle: it is its own largest one
+    assert torch.equal(rectangle, hint.rectangle)
+    assert torch.equal(rectangle[0] > 0, mask[0] > 0)  # the mask is a rectangle: it is its own largest one
     assert torch.equal(masked[0, 8:56, 16:48], torch.full((48, 32, 3), 0.5))
     outside = mask[0] == 0
     assert torch.equal(masked[0][outside], image[0][outside])
@@ -68,7 +69,7 @@ def test_save_then_load_round_trips_the_adapter(comfy, adapter):
     with safe_open(str(saved[-1]), "pt") as f:
         meta = f.metadata()
     assert meta["exemplar.kind"] == "dtc_adapter" and meta["exemplar.base_arch"] == "SD15" and meta["exemplar.image_dim"] == "32"
-    loaded = pack_submodule("glue.dtc").load_adapter(str(saved[-1]))
+    loaded = pack_submodule("nodes.diffuse_to_choose.adapter_patch").load_adapter(str(saved[-1]))
     ours, theirs = adapter.state_dict(), loaded.state_dict()
     assert ours.keys() == theirs.keys()
     for key in ours:
@@ -78,7 +79,7 @@ def test_save_then_load_round_trips_the_adapter(comfy, adapter):
 def test_loader_node_reads_the_exemplar_folder_and_rejects_other_files(comfy, adapter, tmp_path):
     import folder_paths
 
-    save_adapter = pack_submodule("models.dtc_adapter").save_adapter
+    save_adapter = pack_submodule("models.diffuse_to_choose.adapter").save_adapter
     folder = folder_paths.get_folder_paths("exemplar")[0]
     path = save_adapter(adapter, f"{folder}/exemplar_test_dtc.safetensors", torch.float16)
     try:
@@ -92,14 +93,14 @@ def test_loader_node_reads_the_exemplar_folder_and_rejects_other_files(comfy, ad
     other = tmp_path / "lora.safetensors"
     save_file({"x": torch.zeros(1)}, str(other), metadata={"exemplar.kind": "token_scorer"})
     with pytest.raises(ValueError, match="is not a Diffuse to Choose adapter"):
-        pack_submodule("glue.dtc").load_adapter(str(other))
+        pack_submodule("nodes.diffuse_to_choose.adapter_patch").load_adapter(str(other))
 
 
 def test_apply_node_is_the_identity_untrained_and_rejects_other_architectures(comfy, inpaint, adapter, tmp_path):
     from comfy.sd import load_checkpoint_guess_config
     from exemplar_dev.tiny_models import write_tiny_sd15_checkpoint
 
-    _, _, (hint, _, _) = make_hint(comfy)
+    _, _, (hint, *_) = make_hint(comfy)
     patched = node(comfy, "ExemplarDtCApply").execute(model=inpaint[0], adapter=adapter, hint=hint, strength=1.0).result[0]
     assert patched is not inpaint[0]
     assert torch.equal(sample(patched), sample(inpaint[0]))
@@ -117,7 +118,7 @@ def test_image_conditioning_projects_257_dinov2_tokens(comfy, adapter, dinov2):
     reference = torch.rand(2, 80, 60, 3, generator=torch.Generator().manual_seed(5))
     run = node(comfy, "ExemplarDtCImageConditioning").execute
     positive, negative = run(clip_vision=dinov2, reference=reference, adapter=adapter, resolution=224, crop="center").result
-    tokens = pack_submodule("glue.vision_tokens").encode_tokens(dinov2, reference, 224, True)
+    tokens = pack_submodule("nodes.diffuse_to_choose.vision_tokens").encode_tokens(dinov2, reference, 224, True)
     assert tokens.shape == (2, 257, 32)
     assert positive[0][0].shape == (2, 257, 768) and negative[0][0].shape == (1, 257, 768)
     with torch.no_grad():
@@ -158,7 +159,7 @@ def test_dinov2_at_224_matches_the_transformers_reference(comfy, dinov2):
     reference_model = transformers.Dinov2Model(config).eval()
     reference_model.load_state_dict(to_transformers_keys(dinov2.model.state_dict(), reference_model.state_dict().keys()))
     image = torch.rand(1, 224, 224, 3, generator=torch.Generator().manual_seed(2))
-    ours = pack_submodule("glue.vision_tokens").encode_tokens(dinov2, image, 224, True)
+    ours = pack_submodule("nodes.diffuse_to_choose.vision_tokens").encode_tokens(dinov2, image, 224, True)
     from comfy.clip_vision import clip_preprocess
 
     pixels = clip_preprocess(image, size=224, mean=TINY_DINOV2_CONFIG["image_mean"], std=TINY_DINOV2_CONFIG["image_std"])

@@ -234,7 +234,7 @@ def test_post_cfg_hook_gets_the_combined_result(comfy, model):
 
 
 def test_bad_inputs_are_clear_errors(comfy, model):
-    glue = pack_submodule("glue.guidance")
+    glue = pack_submodule("nodes.guidance.guiders")
     with pytest.raises(ValueError, match="conditioning 'reference' is missing"):
         glue.make_guider(model, "dreaminpainter", {"reference_text": P, "reference": None, "negative": N}, {"text_scale": 1.0, "reference_scale": 1.0})
     with pytest.raises(ValueError, match="takes conditionings"):

@@ -20,7 +20,7 @@ def test_every_node_is_registered_through_the_entrypoint(comfy):
 
 
 def test_pack_modules_resolve_to_comfyuis_copy(comfy):
-    module = pack_submodule("models.tokens")
+    module = pack_submodule("models.dreaminpainter.tokens")
     assert module.__name__.startswith(comfy.pack.__name__)
 
 

@@ -62,7 +62,7 @@ def test_both_layouts_load_identical_weights(loaded, loaded_diffusers):
 
 
 def test_ckpt_pickle_loads_with_weights_only_and_equals_safetensors(comfy, loaded, tmp_path):
-    glue = pack_submodule("glue.pbe")
+    glue = pack_submodule("nodes.paint_by_example.loader")
     path = write_tiny_pbe_checkpoint(tmp_path, name="tiny.ckpt", fmt="ckpt")
     model, _, encoder = glue.load_checkpoint(path)
     reference = loaded[2].model.state_dict()
@@ -75,7 +75,7 @@ def test_encode_node_outputs_reference_token_and_learned_vector(comfy, loaded):
     images = torch.rand(3, 70, 90, 3, generator=torch.Generator().manual_seed(3))
     positive, negative = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="squash").result
     assert positive[0][0].shape == (3, 1, 768) and negative[0][0].shape == (3, 1, 768)
-    inputs = pack_submodule("models.pbe_inputs")
+    inputs = pack_submodule("models.paint_by_example.inputs")
     expected = encoder.model(inputs.reference_pixels(images, 56, "squash"))
     torch.testing.assert_close(positive[0][0], expected.float(), rtol=0, atol=0)
     for row in negative[0][0]:
@@ -110,7 +110,7 @@ def test_inpaint_conditioning_values_and_soft_mask_threshold(comfy, loaded):
     out_pos, out_neg, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=positive, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
     ).result
-    inputs = pack_submodule("models.pbe_inputs")
+    inputs = pack_submodule("models.paint_by_example.inputs")
     full = inputs.resize_mask(mask, 64, 64)
     keep = (1 - full >= 0.5).float()
     assert keep[0, 0, 0] == 1 and keep[0, 32, 32] == 0
@@ -198,7 +198,7 @@ def test_parity_with_diffusers_encoder_and_unet(comfy, loaded):
     unet = diffusers.UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32).eval()
 
     images = torch.rand(2, 80, 64, 3, generator=torch.Generator().manual_seed(5))
-    pixels = pack_submodule("models.pbe_inputs").reference_pixels(images, 56, "center")
+    pixels = pack_submodule("models.paint_by_example.inputs").reference_pixels(images, 56, "center")
     ours = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="center").result
     with torch.no_grad():
         theirs, uncond = reference_encoder(pixels, return_uncond_vector=True)
@@ -228,14 +228,14 @@ def test_parity_with_diffusers_encoder_and_unet(comfy, loaded):
 
 
 def test_plain_sd15_checkpoint_is_refused_with_what_was_found(comfy):
-    error = pack_submodule("models.pbe_checkpoint").PbECheckpointError
+    error = pack_submodule("models.paint_by_example.checkpoint").PbECheckpointError
     with pytest.raises(error, match=r"(?s)4 input channels, not 9.*no exemplar encoder.*CLIP text encoder"):
         node(comfy, "ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_SD15_NAME)
 
 
 def test_truncated_and_unsafe_files_are_refused(comfy, tmp_path):
-    glue = pack_submodule("glue.pbe")
-    error = pack_submodule("models.pbe_checkpoint").PbECheckpointError
+    glue = pack_submodule("nodes.paint_by_example.loader")
+    error = pack_submodule("models.paint_by_example.checkpoint").PbECheckpointError
     data = (CHECKPOINTS / TINY_PBE_NAME).read_bytes()
     truncated = tmp_path / "cut.safetensors"
     truncated.write_bytes(data[: len(data) // 2])
@@ -356,7 +356,7 @@ def test_stock_sampler_nodes_run_the_pbe_graph(comfy, sampler):
 
 
 def test_diffusers_sd15_pbe_unet_config_maps_to_comfyuis_sd15_inpaint_config(comfy):
-    glue = pack_submodule("glue.pbe")
+    glue = pack_submodule("nodes.paint_by_example.loader")
     official_diffusers_unet = {  # unet/config.json of the released diffusers PbE pipeline (SD1 UNet, 9 channels)
         "in_channels": 9, "out_channels": 4, "block_out_channels": [320, 640, 1280, 1280], "layers_per_block": 2,
         "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],

@@ -19,7 +19,7 @@ def test_patch_tokens_are_the_encoders_last_hidden_state(comfy, clip_vision):
     image = torch.rand(2, 80, 64, 3, generator=torch.Generator().manual_seed(1))
     tokens = encode(comfy, clip_vision=clip_vision, reference=image, tokens="patches", crop="center")
     expected = clip_vision.encode_image(image, crop=True)["last_hidden_state"][:, 1:]
-    assert isinstance(tokens, pack_submodule("models.tokens").ExemplarTokens)
+    assert isinstance(tokens, pack_submodule("models.dreaminpainter.tokens").ExemplarTokens)
     assert tokens.grid == (4, 4) and tokens.tokens.shape == (2, 16, 64)
     torch.testing.assert_close(tokens.tokens, expected.float(), rtol=0, atol=0)
     assert tokens.source["encoder"] == "clip_vision"

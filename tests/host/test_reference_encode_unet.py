@@ -42,7 +42,7 @@ def test_auto_block_is_the_end_of_the_second_stage_and_matches_a_forward_hook(co
     model, _, vae = checkpoint
     image = torch.rand(2, 64, 64, 3, generator=torch.Generator().manual_seed(0))
     tokens, blocks = encode(comfy, model=model, vae=vae, reference=image)
-    assert isinstance(tokens, pack_submodule("models.tokens").ExemplarTokens)
+    assert isinstance(tokens, pack_submodule("models.dreaminpainter.tokens").ExemplarTokens)
     # tiny SD1.5: input.0 conv, input.1 (320), input.2 downsample, input.3 (640) = end of stage 2
     assert tokens.source["block"] == "input.3" and tokens.dim == 640 and tokens.grid == (4, 4)
     assert tokens.tokens.shape == (2, 16, 640) and torch.equal(tokens.positions[1], torch.arange(16))

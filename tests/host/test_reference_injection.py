@@ -67,7 +67,8 @@ def test_weight_zero_samples_exactly_like_the_unpatched_model_and_input_is_untou
 def test_replacement_matches_the_formula_per_pass_and_range(comfy, checkpoint, unet_tokens):
     import comfy.ldm.modules.attention as attention
 
-    ref_attention = pack_submodule("models.reference_attention").attention_with_reference
+    from exemplar_dev.oracles import attention_with_reference as ref_attention
+
     model = checkpoint[0]
     patched = inject(comfy, model, unet_tokens, weight=0.5, start_percent=0.2, end_percent=0.6, cond_only=True)
     replacement = patched.model_options["transformer_options"]["patches_replace"]["attn1"][("input", 3, 0)]
@@ -101,7 +102,7 @@ def test_chaining_foreign_replacements_and_dim_errors(comfy, checkpoint, unet_to
     foreign.set_model_attn1_replace(lambda q, k, v, extra: q, "input", 3, 0)
     with pytest.raises(ValueError, match=r"block \('input', 3, 0\) is already replaced by another node"):
         inject(comfy, foreign, unet_tokens)
-    tokens_type = pack_submodule("models.tokens")
+    tokens_type = pack_submodule("models.dreaminpainter.tokens")
     odd = tokens_type.ExemplarTokens(torch.zeros(1, 4, 100), torch.arange(4)[None])
     with pytest.raises(ValueError, match=r"the reference tokens have dim 100, but this model's self-attention blocks have dims \[320, 640\]"):
         inject(comfy, model, odd)
@@ -183,7 +184,7 @@ def test_a_batch_of_references_goes_to_the_matching_latents(comfy, checkpoint):
         return comfy_sample(patched, noise[rows], 2, 5.0, "euler", "normal", text(1), text(2), latent[rows], disable_pbar=True, seed=0)
 
     both = run(inject(comfy, model, tokens, weight=1.5), slice(0, 2))
-    Tokens = pack_submodule("models.tokens").ExemplarTokens
+    Tokens = pack_submodule("models.dreaminpainter.tokens").ExemplarTokens
     # latents reach ~600 here; batched vs single runs differ by float noise only (~1e-3 even unpatched),
     # while pairing a latent with the other reference changes it by tens
     for row in (0, 1):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from comfyui_exemplar.models.lora_file import (
+from comfyui_exemplar.models.dreambooth.lora_file import (
     LoraPair,
     is_text_attention_projection,
     is_unet_attention_projection,
@@ -13,8 +13,8 @@ from comfyui_exemplar.models.lora_file import (
     save_lora_file,
     text_encoder_kohya_name,
 )
-from comfyui_exemplar.models.prior_preservation import prior_preservation_loss
-from comfyui_exemplar.models.rare_token_identifier import is_candidate, rare_token_candidates, tokenisation
+from comfyui_exemplar.models.dreambooth.prior_preservation import prior_preservation_loss
+from comfyui_exemplar.models.dreambooth.rare_token_identifier import is_candidate, rare_token_candidates, tokenisation
 
 
 # ---- prior preservation ---------------------------------------------------------------------
@@ -132,10 +132,9 @@ def test_kohya_names():
         text_encoder_kohya_name("encoder.layers.0")
 
 
-def test_state_dict_round_trip_and_delta(tmp_path):
+def test_state_dict_round_trip(tmp_path):
     g = torch.Generator().manual_seed(3)
     pair = LoraPair(torch.randn(4, 6, generator=g), torch.randn(5, 4, generator=g), alpha=2.0)
-    torch.testing.assert_close(pair.delta(), 0.5 * pair.up @ pair.down)
     sd = lora_state_dict({"lora_unet_x": pair})
     assert set(sd) == {"lora_unet_x.lora_down.weight", "lora_unet_x.lora_up.weight", "lora_unet_x.alpha"}
     assert sd["lora_unet_x.alpha"].item() == 2.0

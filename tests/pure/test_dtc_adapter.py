@@ -8,10 +8,10 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from comfyui_exemplar.models.dtc_adapter import (
+from comfyui_exemplar.models.diffuse_to_choose.adapter import (
     FiLM,
     HintEncoder,
-    DtcAdapter,
+    DtCAdapter,
     add_hint_to_input,
     film_index_for_output_block,
     parse_metadata,
@@ -99,7 +99,7 @@ def make_adapter(unet, image_dim=24, context_dim=12, seed=0):
         copy.deepcopy(unet.label_emb),
     )
     skips = [block.conv.out_channels for block in unet.input_blocks] + [unet.middle_block.conv.out_channels]
-    adapter = DtcAdapter(encoder, skips, 4, image_dim, context_dim, config={"base_arch": "toy", "unet_config": {"model_channels": unet.model_channels}})
+    adapter = DtCAdapter(encoder, skips, 4, image_dim, context_dim, config={"base_arch": "toy", "unet_config": {"model_channels": unet.model_channels}})
     adapter.reset_parameters(seed)
     return adapter
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from comfyui_exemplar.models.dtc_hint import build_hint, masked_source
-from comfyui_exemplar.models.vit_positions import interpolate_position_embeddings
+from comfyui_exemplar.models.diffuse_to_choose.hint import build_hint, masked_source
+from comfyui_exemplar.models.diffuse_to_choose.vit_positions import interpolate_position_embeddings
 
 
 def test_masked_source_fills_the_mask_grey_and_keeps_the_rest():

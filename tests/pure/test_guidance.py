@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from comfyui_exemplar.models.guidance import (
+from comfyui_exemplar.models.guidance.forms import (
     FORMS,
-    active_predictions,
     cfg,
     dreaminpainter,
     dual_nested,
@@ -144,10 +143,11 @@ def test_full_guidance_needs_every_prediction():
     form = FORMS["style_context_official"]
     scales = {"neg_scale": 5.0, "style_scale": 0.5, "context_scale": 3.0}
     assert plain_cfg(form, scales) is None
-    assert active_predictions(form, scales) == ("full", "context", "style", "negative")
+    assert all(c != 0 for c in form.coefficients(scales).values())
     assert form.batch_order == ("full", "negative", "context", "style")
     assert FORMS["dual_regular"].batch_order == ("cond1", "negative", "cond2")
-    assert active_predictions(FORMS["dual_regular"], {"cfg_conds": 2.0, "cfg_cond2_negative": 1.0}) == ("cond1", "cond2")
+    coefficients = FORMS["dual_regular"].coefficients({"cfg_conds": 2.0, "cfg_cond2_negative": 1.0})
+    assert coefficients["negative"] == 0 and coefficients["cond1"] != 0 and coefficients["cond2"] != 0
 
 
 def test_bad_scales_are_clear_errors():

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from comfyui_exemplar.models.hint_image import Rectangle, build_hint_images, largest_rectangle
+from comfyui_exemplar.models.diffuse_to_choose.hint_image import Rectangle, build_hint_images, largest_rectangle
 
 
 def brute_force_area(mask: np.ndarray) -> int:

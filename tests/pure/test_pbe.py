@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from comfyui_exemplar.models import pbe_checkpoint as ckpt
-from comfyui_exemplar.models import pbe_inputs as inputs
-from comfyui_exemplar.models.clip_vision_tower import CLIPVisionTower, VisionTowerConfig, tower_config_from_state_dict
-from comfyui_exemplar.models.pbe_encoder import (
+from comfyui_exemplar.models.paint_by_example import checkpoint as ckpt
+from comfyui_exemplar.models.paint_by_example import inputs
+from comfyui_exemplar.models.paint_by_example.clip_vision_tower import CLIPVisionTower, VisionTowerConfig, tower_config_from_state_dict
+from comfyui_exemplar.models.paint_by_example.encoder import (
     ExemplarEncoder,
     ExemplarEncoderConfig,
     MapperBlock,

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from comfyui_exemplar.models.reference_tokens import mask_to_grid, patch_grid, preprocess_mask, vision_tokens
-from comfyui_exemplar.models.tokens import ExemplarTokens
+from comfyui_exemplar.models.dreaminpainter.reference_tokens import mask_to_grid, patch_grid, preprocess_mask, vision_tokens
+from comfyui_exemplar.models.dreaminpainter.tokens import ExemplarTokens
 
 
 def vit_output(batch=2, side=4, dim=8):

@@ -4,7 +4,8 @@ import pickle
 import pytest
 import torch
 
-from comfyui_exemplar.models import staged_embedding as se
+from comfyui_exemplar.models.dreamstyler import staged_embedding as se
+from exemplar_dev.oracles import stage_timestep_range
 
 
 def official_dict(token="<sks1>", stages=6, dim=768, seed=0):
@@ -33,13 +34,13 @@ def test_stage_rule_matches_the_official_float_expression(stages):
 
 
 def test_stage_ranges_of_six_stages():
-    assert [se.stage_timestep_range(k, 6) for k in range(6)] == [
+    assert [stage_timestep_range(k, 6) for k in range(6)] == [
         (0, 166), (167, 333), (334, 499), (500, 666), (667, 833), (834, 999)
     ]
     for stages in (1, 3, 6, 7, 10):
-        covered = [t for k in range(stages) for t in range(se.stage_timestep_range(k, stages)[0], se.stage_timestep_range(k, stages)[1] + 1)]
+        covered = [t for k in range(stages) for t in range(stage_timestep_range(k, stages)[0], stage_timestep_range(k, stages)[1] + 1)]
         assert covered == list(range(1000))
-        assert all(se.stage_index(t, stages) == k for k in range(stages) for t in se.stage_timestep_range(k, stages))
+        assert all(se.stage_index(t, stages) == k for k in range(stages) for t in stage_timestep_range(k, stages))
 
 
 def test_official_dict_round_trip(tmp_path):
@@ -153,7 +154,7 @@ def test_sigma_bounds_of_a_boundary_are_adjacent_floats():
         high = torch.tensor([bounds[k][1]]).view(torch.int32)
         low = torch.tensor([bounds[k + 1][0]]).view(torch.int32)
         assert (low - high).item() == 1
-        first = se.stage_timestep_range(k + 1, 6)[0]
+        first = stage_timestep_range(k + 1, 6)[0]
         midpoint = math.exp((log_sigmas[first - 1].item() + log_sigmas[first].item()) / 2)
         assert abs(bounds[k + 1][0] - midpoint) / midpoint < 1e-6
 

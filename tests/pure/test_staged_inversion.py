@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from comfyui_exemplar.models.staged_embedding import stage_index
-from comfyui_exemplar.models.staged_inversion import InversionSettings, add_noise, batch_loss, draw_batch, train_staged_inversion, training_target
+from comfyui_exemplar.models.dreamstyler.staged_embedding import stage_index
+from comfyui_exemplar.models.dreamstyler.staged_inversion import InversionSettings, add_noise, batch_loss, draw_batch, train_staged_inversion, training_target
 
 
 def sd1_alphas_cumprod():

@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from comfyui_exemplar.models.token_scorer import TokenScorer, init_token_scorer
-from comfyui_exemplar.models.token_selector import (
+from comfyui_exemplar.models.dreaminpainter.token_scorer import TokenScorer, init_token_scorer
+from comfyui_exemplar.models.dreaminpainter.token_selector import (
     CRITERIA,
     SELECTIONS,
     farthest_point,
@@ -13,7 +13,7 @@ from comfyui_exemplar.models.token_selector import (
     saliency_scores,
     select_top_k,
 )
-from comfyui_exemplar.models.tokens import ExemplarTokens, spatial_positions
+from comfyui_exemplar.models.dreaminpainter.tokens import ExemplarTokens, spatial_positions
 
 
 def grid_tokens(batch=1, h=4, w=4, dim=8, seed=0, mask=None):

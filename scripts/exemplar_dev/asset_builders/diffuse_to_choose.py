@@ -42,7 +42,7 @@ def write_random_dinov2_large(directory: Path, seed: int = 0) -> Path:
 def write_tiny_adapter(base_dir: Path) -> Path:
     """An untrained adapter for the tiny inpainting checkpoint, projecting 1024-wide (DINOv2-large) tokens."""
     path = base_dir / "models" / "exemplar" / TINY_DTC_ADAPTER_NAME
-    dtc = pack_submodule("models.dtc_adapter")
+    dtc = pack_submodule("models.diffuse_to_choose.adapter")
     if path.is_file():
         from safetensors import safe_open
 
@@ -51,7 +51,7 @@ def write_tiny_adapter(base_dir: Path) -> Path:
         if meta.get("exemplar.version") == dtc.FORMAT_VERSION and meta.get("exemplar.image_dim") == "1024":
             return path
     model, _ = load_tiny_inpaint_model(base_dir / "models" / "checkpoints")
-    adapter = pack_submodule("glue.dtc").create_adapter(model, image_dim=1024, seed=0)
+    adapter = pack_submodule("nodes.diffuse_to_choose.adapter_patch").create_adapter(model, image_dim=1024, seed=0)
     return dtc.save_adapter(adapter, path, torch.float16)
 
 

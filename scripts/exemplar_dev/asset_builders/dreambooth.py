@@ -50,7 +50,7 @@ def _train_workflow_lora(input_dir: Path, target: Path) -> None:
     from ..tiny_models import TINY_SD15_NAME
 
     nodes = boot().nodes
-    glue = pack_submodule("glue.dreambooth")
+    glue = pack_submodule("nodes.dreambooth.trainer")
     model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(TINY_SD15_NAME)[:3]
     images = torch.cat([nodes.LoadImage().load_image(name)[0] for name in SUBJECT_IMAGES])
     latents = glue.encode_images(vae, images, 64)

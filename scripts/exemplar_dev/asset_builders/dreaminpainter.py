@@ -21,8 +21,8 @@ BUILDER_VERSION = "1"
 
 def prepare(base_dir: Path) -> None:
     folder = Path(base_dir) / "models" / "exemplar"
-    scorer = pack_submodule("models.token_scorer").init_token_scorer(640, hidden=64, seed=0)
-    projection = pack_submodule("models.token_projection").init_token_projection(640, 768, seed=0)
+    scorer = pack_submodule("models.dreaminpainter.token_scorer").init_token_scorer(640, hidden=64, seed=0)
+    projection = pack_submodule("models.dreaminpainter.token_projection").init_token_projection(640, 768, seed=0)
     for name, module in ((TINY_SCORER_NAME, scorer), (TINY_PROJECTION_NAME, projection)):
         metadata = dict(module.metadata(), **{"exemplar.builder": BUILDER_VERSION})
         if not is_current(folder / name, metadata):

@@ -9,12 +9,12 @@ SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},
     {"id": 3, "type": "LoadImage", "title": "Reference", "widgets": {"image": REFERENCE_IMAGE}},
-    {"id": 4, "type": "ExemplarHintImage", "links": {"image": (2, 0), "mask": (2, 1), "reference": (3, 0)}},
+    {"id": 4, "type": "ExemplarDtCHint", "links": {"image": (2, 0), "mask": (2, 1), "reference": (3, 0)}},
     {
         "id": 5,
         "type": "ImageCompositeMasked",
         "widgets": {"x": 0, "y": 0, "resize_source": False},
-        "links": {"destination": (2, 0), "source": (4, 0), "mask": (4, 1)},
+        "links": {"destination": (2, 0), "source": (4, 1), "mask": (4, 3)},
     },
     {"id": 6, "type": "VAEEncode", "links": {"pixels": (5, 0), "vae": (1, 2)}},
     {"id": 7, "type": "SetLatentNoiseMask", "links": {"samples": (6, 0), "mask": (2, 1)}},
@@ -28,5 +28,5 @@ SPEC = [
     },
     {"id": 11, "type": "VAEDecode", "links": {"samples": (10, 0), "vae": (1, 2)}},
     {"id": 12, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/hint_image_inpaint"}, "links": {"images": (11, 0)}},
-    {"id": 13, "type": "PreviewImage", "title": "Hint", "links": {"images": (4, 0)}},
+    {"id": 13, "type": "PreviewImage", "title": "Hint", "links": {"images": (4, 1)}},
 ]

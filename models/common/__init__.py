@@ -1,0 +1,1 @@
+"""Shared pure helpers: atomic files, artefact headers, the mask convention, image folders."""

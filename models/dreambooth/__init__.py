@@ -1,0 +1,1 @@
+"""DreamBooth, pure torch: LoRA files, prior-preservation loss, rare-token identifiers."""

@@ -1,0 +1,247 @@
+"""DreamStyler's multi-stage textual-inversion embedding: T per-stage token vectors and their files.
+
+A staged embedding holds, for one placeholder token (e.g. ``<sks1>``), T stages of n vectors each
+(the official trainer uses n = 1). Stage k is used at the denoising timesteps t with
+``floor(t / 1000 * T) == k`` (stage 0 = low noise, stage T-1 = high noise).
+
+Two file forms are read and written:
+
+* the official one: ``torch.save({"<tok>-T0": Tensor[dim], ..., "<tok>-T{T-1}": Tensor[dim]})``
+  (``.bin`` / ``.pt``), loaded with ``torch.load(weights_only=True)`` only; several vectors per
+  stage are stored as ``Tensor[n, dim]`` (beyond the official trainer, which stores one);
+* ours: a ``.safetensors`` file with the same keys and a metadata header (``exemplar.kind`` =
+  ``dreamstyler_staged_embedding``, token, stages, vectors per stage, dim, base architecture).
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..common.atomic_file import atomic_write, save_safetensors_atomic
+
+KIND = "dreamstyler_staged_embedding"
+FORMAT_VERSION = "1"
+NUM_TRAIN_TIMESTEPS = 1000
+_STAGE_KEY = re.compile(r"^(?P<token>.+)-T(?P<stage>\d+)$")
+
+
+@dataclass(frozen=True)
+class StagedEmbedding:
+    """``vectors[k]`` ([n, dim], float32) replaces the placeholder ``token`` at stage k."""
+
+    token: str
+    vectors: torch.Tensor
+    base: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.vectors, torch.Tensor) or self.vectors.ndim != 3:
+            shape = tuple(self.vectors.shape) if isinstance(self.vectors, torch.Tensor) else type(self.vectors).__name__
+            raise ValueError(f"staged embedding vectors must be a tensor [stages, vectors_per_stage, dim]; got {shape}")
+        if min(self.vectors.shape) == 0:
+            raise ValueError(f"staged embedding vectors must not be empty; got shape {tuple(self.vectors.shape)}")
+        if not self.token or any(c.isspace() for c in self.token):
+            raise ValueError(f"the placeholder token must be one word without spaces; got {self.token!r}")
+
+    @property
+    def stages(self) -> int:
+        return self.vectors.shape[0]
+
+    @property
+    def vectors_per_stage(self) -> int:
+        return self.vectors.shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[2]
+
+    def stage_key(self, stage: int) -> str:
+        """The official name of stage `stage`'s token, e.g. ``<sks1>-T3``."""
+        return f"{self.token}-T{stage}"
+
+    def stage_vectors(self, stage: int) -> torch.Tensor:
+        if not 0 <= stage < self.stages:
+            raise IndexError(f"stage {stage} out of range for a {self.stages}-stage embedding")
+        return self.vectors[stage]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The official layout: one ``[dim]`` vector per stage (``[n, dim]`` when n > 1)."""
+        out = {}
+        for k in range(self.stages):
+            v = self.vectors[k].detach().to("cpu", torch.float32).contiguous()
+            out[self.stage_key(k)] = v[0].clone() if self.vectors_per_stage == 1 else v.clone()
+        return out
+
+    def header(self) -> dict[str, str]:
+        return {
+            "exemplar.kind": KIND,
+            "exemplar.format_version": FORMAT_VERSION,
+            "exemplar.token": self.token,
+            "exemplar.stages": str(self.stages),
+            "exemplar.vectors_per_stage": str(self.vectors_per_stage),
+            "exemplar.dim": str(self.dim),
+            "exemplar.base": self.base,
+            **{k: str(v) for k, v in self.metadata.items() if not k.startswith("exemplar.")},
+        }
+
+
+# ----------------------------------------------------------------------------- the stage rule
+
+
+def stage_index(timestep, stages: int, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS):
+    """The official stage rule ``floor(t / num_train_timesteps * stages)`` on integer timesteps t.
+
+    Computed exactly in integers (``t * stages // num_train_timesteps``); works on ints and tensors.
+    """
+    if stages < 1:
+        raise ValueError(f"stages must be >= 1; got {stages}")
+    if isinstance(timestep, torch.Tensor):
+        return torch.div(timestep.round().long() * stages, num_train_timesteps, rounding_mode="floor").clamp(0, stages - 1)
+    return min(max(int(timestep) * stages // num_train_timesteps, 0), stages - 1)
+
+
+def _next_float32(x: torch.Tensor, direction: int) -> torch.Tensor:
+    bits = x.to(torch.float32).view(torch.int32)
+    return (bits + direction).view(torch.float32)
+
+
+def stage_sigma_bounds(
+    timestep_of, sigmas: torch.Tensor, stages: int, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS
+) -> list[tuple[float | None, float | None]]:
+    """Per stage, the inclusive sigma interval [low, high] (None = unbounded) on which it is used.
+
+    `timestep_of(sigma)` maps a float32 sigma tensor to the model's integer timestep (a discrete
+    model's nearest-timestep rule); `sigmas` is its ascending sigma table. Each boundary is the
+    smallest float32 sigma whose stage is the upper one, found by bisection on the float32 bit
+    patterns, so the intervals tile the positive float32 line with no gap and no overlap, and the
+    stage of every float32 sigma equals ``stage_index(timestep_of(sigma))``. A stage no timestep of
+    the table reaches gets an empty interval (low > high).
+    """
+    sigmas = sigmas.detach().to("cpu", torch.float32)
+
+    def stage_of_bits(bits: int) -> int:
+        sigma = torch.tensor([bits], dtype=torch.int32).view(torch.float32)
+        return stage_index(int(timestep_of(sigma).item()), stages, num_train_timesteps)
+
+    table = [stage_of_bits(b) for b in sigmas.view(torch.int32).tolist()]
+    if any(b < a for a, b in zip(table, table[1:])):
+        raise ValueError("the model's timestep rule is not monotone in sigma; stages cannot be gated by sigma")
+    lows: list[float | None] = [None]
+    for k in range(1, stages):
+        index = next((i for i, s in enumerate(table) if s >= k), None)
+        if index is None:
+            lows.append(float("inf"))
+            continue
+        if index == 0:
+            lows.append(0.0)
+            continue
+        lo, hi = sigmas[index - 1 : index + 1].view(torch.int32).tolist()
+        while hi - lo > 1:  # invariant: stage(lo) < k <= stage(hi)
+            mid = (lo + hi) // 2
+            if stage_of_bits(mid) >= k:
+                hi = mid
+            else:
+                lo = mid
+        lows.append(torch.tensor([hi], dtype=torch.int32).view(torch.float32).item())
+    bounds = []
+    for k in range(stages):
+        high = None if k == stages - 1 else lows[k + 1]
+        if high is not None and 0 < high < float("inf"):
+            high = _next_float32(torch.tensor(high), -1).item()
+        elif high == 0.0:
+            high = -1.0
+        bounds.append((lows[k], high))
+    return bounds
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def from_state_dict(state: dict, base: str = "", metadata: dict | None = None, source: str = "the file") -> StagedEmbedding:
+    """Parse ``{"<tok>-T0": Tensor[dim] or [n, dim], ...}``; the token and T are inferred from the keys."""
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"{source} does not hold a DreamStyler embedding: expected a dict of '<token>-T<k>' tensors")
+    stages: dict[int, torch.Tensor] = {}
+    tokens = set()
+    for key, value in state.items():
+        match = _STAGE_KEY.match(str(key))
+        if match is None or not isinstance(value, torch.Tensor):
+            raise ValueError(
+                f"{source} is not a DreamStyler staged embedding: key {key!r} is not of the form '<token>-T<k>' "
+                f"holding a tensor (a plain textual-inversion embedding loads with ComfyUI's 'embedding:' syntax instead)"
+            )
+        tokens.add(match["token"])
+        stages[int(match["stage"])] = value
+    if len(tokens) != 1:
+        raise ValueError(f"{source} mixes several tokens {sorted(tokens)}; expected one '<token>-T<k>' family")
+    count = len(stages)
+    if sorted(stages) != list(range(count)):
+        raise ValueError(f"{source} has stages {sorted(stages)}; expected the contiguous stages 0..{count - 1}")
+    vectors = []
+    for k in range(count):
+        v = stages[k]
+        if v.ndim == 1:
+            v = v[None]
+        if v.ndim != 2:
+            raise ValueError(f"{source}: stage {k} has shape {tuple(stages[k].shape)}; expected [dim] or [vectors, dim]")
+        vectors.append(v.detach().to("cpu", torch.float32))
+    shapes = {tuple(v.shape) for v in vectors}
+    if len(shapes) != 1:
+        raise ValueError(f"{source}: the stages differ in shape {sorted(shapes)}; every stage must have the same [vectors, dim]")
+    return StagedEmbedding(tokens.pop(), torch.stack(vectors), base=base, metadata=dict(metadata or {}))
+
+
+def load_official(path) -> StagedEmbedding:
+    """Read the official ``torch.save`` dict (``.bin`` / ``.pt``) with ``weights_only=True``."""
+    path = Path(path)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"refusing to load {path.name}: it is not a plain tensor file (it pickles other Python objects, "
+            f"which could run code when loaded). Only weights_only-safe files are read; details: {str(error).splitlines()[0]}"
+        ) from None
+    return from_state_dict(state, source=path.name)
+
+
+def load_safetensors(path) -> StagedEmbedding:
+    from safetensors import safe_open
+
+    path = Path(path)
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata() or {})
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    kind = meta.get("exemplar.kind")
+    if kind is not None and kind != KIND:
+        raise ValueError(f"{path.name} is a {kind!r} file, not a DreamStyler staged embedding")
+    embedding = from_state_dict(
+        state, base=meta.get("exemplar.base", ""), metadata={k: v for k, v in meta.items() if not k.startswith("exemplar.")}, source=path.name
+    )
+    if kind == KIND:
+        expected = (meta.get("exemplar.token"), meta.get("exemplar.stages"), meta.get("exemplar.dim"))
+        found = (embedding.token, str(embedding.stages), str(embedding.dim))
+        if expected != found:
+            raise ValueError(f"{path.name}: header says token/stages/dim {expected} but the tensors hold {found}")
+    return embedding
+
+
+def load(path) -> StagedEmbedding:
+    """Either form, chosen by the file's extension (``.safetensors`` or a torch.save file)."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        return load_safetensors(path)
+    return load_official(path)
+
+
+def save_safetensors(embedding: StagedEmbedding, path) -> Path:
+    return save_safetensors_atomic(path, embedding.state_dict(), embedding.header())
+
+
+def save_official(embedding: StagedEmbedding, path) -> Path:
+    """The official trainer's ``.bin`` layout (a torch.save dict of plain tensors)."""
+    return atomic_write(path, lambda tmp: torch.save(embedding.state_dict(), str(tmp)))

@@ -1,0 +1,1 @@
+"""Guidance, pure torch: the multi-prediction guidance forms."""

@@ -1,0 +1,5 @@
+"""DreamBooth: rare-token identifier, class images, prior-preservation LoRA trainer."""
+
+from .nodes import NODES
+
+__all__ = ["NODES"]

@@ -1,0 +1,530 @@
+"""DreamBooth LoRA training on ComfyUI's own MODEL / CLIP patchers (shared by the node and the CLI).
+
+ComfyUI pieces reused, as `comfy_extras/nodes_train.py` (TrainLoraNode) uses them:
+`comfy.weight_adapter.LoRAAdapter.create_train` builds each trainable low-rank module (LoraDiff:
+up kaiming-initialised, down zero, so the untrained LoRA is exactly the base model);
+`ModelPatcher.add_weight_wrapper` puts it in front of the frozen weight on a clone of the MODEL
+(and of the CLIP's patcher for text-encoder LoRA); `load_models_gpu(force_full_load)` loads the
+clone; the model's own `model_sampling` noises latents and `apply_model` predicts; the optional
+gradient checkpointing is nodes_train's own per-block patch.
+
+What DreamBooth adds (Ruiz et al. 2022, diffusers' examples as practised): every micro-batch is
+[instance images with "a [identifier] [class noun]"; class images with "a [class noun]"] and the
+loss is mse(instance) + lambda * mse(class) in epsilon space (models/prior_preservation.py);
+LoRA only on the attention q/k/v/out projections; optional LoRA on the CLIP text encoder's
+attention. Noise, timesteps and image choice of step s come from a generator seeded by
+(seed, s, micro-batch, rank), so a resumed run continues exactly where a checkpoint left off.
+Under torch.distributed (torchrun, any backend) each rank draws its own data and the gradients are
+averaged with all_reduce before every optimizer step, so all ranks hold identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import comfy.model_management
+import comfy.utils
+from comfy.weight_adapter import LoRAAdapter
+
+from ...models.common.atomic_file import atomic_write
+from ...models.dreambooth.lora_file import (
+    UNET_PREFIX,
+    LoraPair,
+    is_text_attention_projection,
+    is_unet_attention_projection,
+    kohya_name,
+    load_lora_file,
+    lora_metadata,
+    lora_state_dict,
+    read_lora_state_dict,
+    save_lora_file,
+    text_encoder_kohya_name,
+)
+from ...models.dreambooth.prior_preservation import prior_preservation_loss
+
+TRAIN_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+OPTIMIZER_SUFFIX = ".optimizer-state"
+
+
+@dataclass
+class DreamBoothSettings:
+    """Training hyper-parameters (defaults: diffusers' DreamBooth-LoRA recipe, lr 1e-4)."""
+
+    rank: int = 4
+    alpha: float = 4.0
+    learning_rate: float = 1e-4
+    steps: int = 400
+    batch_size: int = 1
+    grad_accumulation: int = 1
+    prior_loss_weight: float = 1.0
+    train_text_encoder: bool = False
+    seed: int = 0
+    dtype: str = "fp32"
+    checkpoint_every: int = 0
+    gradient_checkpointing: bool = False
+
+    def validate(self):
+        checks = [
+            (self.rank >= 1, f"rank must be >= 1, got {self.rank}"),
+            (self.alpha > 0, f"alpha must be > 0, got {self.alpha}"),
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.grad_accumulation >= 1, f"grad_accumulation must be >= 1, got {self.grad_accumulation}"),
+            (self.prior_loss_weight >= 0, f"prior_loss_weight must be >= 0, got {self.prior_loss_weight}"),
+            (self.dtype in TRAIN_DTYPES, f"dtype must be one of {list(TRAIN_DTYPES)}, got {self.dtype!r}"),
+            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class PromptSet:
+    """Prompt texts, or fixed conditionings ([[tensor, {pooled_output: ...}]]) when no CLIP is trained."""
+
+    instance_prompt: str = ""
+    class_prompt: str = ""
+    instance_conditioning: list | None = None
+    class_conditioning: list | None = None
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+    step: int
+    losses: list[dict] = field(default_factory=list)
+    optimizer_state: dict | None = None
+
+
+@dataclass
+class _Adapter:
+    name: str  # kohya name in the file
+    weight_key: str  # key on the patcher
+    module: torch.nn.Module  # comfy LoraDiff
+
+
+def _diffusers_names(model) -> dict[str, str]:
+    """ldm UNet module path -> diffusers module path (ComfyUI's own table), for kohya-style names."""
+    try:
+        table = comfy.utils.unet_to_diffusers(model.model_config.unet_config)
+    except Exception:  # not a UNet ComfyUI can map (then the ldm path itself is used; the loader accepts both)
+        return {}
+    return {ldm[: -len(".weight")]: diffusers[: -len(".weight")] for diffusers, ldm in table.items() if ldm.endswith(".weight")}
+
+
+def unet_lora_names(model) -> dict[str, str]:
+    """{weight key on the MODEL patcher: kohya name} for every UNet attention projection."""
+    diffusers = _diffusers_names(model)
+    out = {}
+    for path, module in model.diffusion_model.named_modules():
+        if is_unet_attention_projection(path) and getattr(module, "weight", None) is not None:
+            out[f"diffusion_model.{path}.weight"] = kohya_name(UNET_PREFIX, diffusers.get(path, path))
+    if not out:
+        raise ValueError("model: found no attention q/k/v/out projections to put a LoRA on")
+    return out
+
+
+def text_encoder_lora_names(clip) -> dict[str, str]:
+    """{weight key on the CLIP patcher: kohya name} for every text-encoder self-attention projection."""
+    out = {}
+    encoders = set()
+    for path, module in clip.patcher.model.named_modules():
+        if is_text_attention_projection(path) and getattr(module, "weight", None) is not None:
+            encoders.add(path.split(".", 1)[0])
+            out[f"{path}.weight"] = text_encoder_kohya_name(path)
+    if not out:
+        raise ValueError("clip: found no text-encoder attention projections to put a LoRA on")
+    if len(encoders) > 1:
+        raise ValueError(f"clip: text-encoder LoRA supports one CLIP text model (SD1.x/2.x); this CLIP has {sorted(encoders)}")
+    return out
+
+
+def _attach(patcher, names: dict[str, str], settings: DreamBoothSettings, resume: dict[str, LoraPair]) -> list[_Adapter]:
+    adapters = []
+    modules = dict(patcher.model.named_modules())
+    for weight_key in sorted(names):
+        weight = modules[weight_key[: -len(".weight")]].weight
+        module = LoRAAdapter.create_train(weight, rank=settings.rank, alpha=settings.alpha)
+        previous = resume.get(names[weight_key])
+        if previous is not None:
+            if previous.up.shape != module.lora_up.weight.shape or previous.down.shape != module.lora_down.weight.shape:
+                raise ValueError(
+                    f"resume_from: {names[weight_key]} has rank {previous.rank} / shape {tuple(previous.up.shape)}x"
+                    f"{tuple(previous.down.shape)}; this run needs rank {settings.rank}"
+                )
+            module.lora_up.weight.data.copy_(previous.up)
+            module.lora_down.weight.data.copy_(previous.down)
+        module.requires_grad_(True)
+        module.alpha.requires_grad_(False)
+        patcher.add_weight_wrapper(weight_key, module)
+        adapters.append(_Adapter(names[weight_key], weight_key, module))
+    return adapters
+
+
+class _NormalTensor:
+    """Weight wrapper for the frozen weights: ComfyUI loads models inside torch.inference_mode, and autograd
+    cannot save inference tensors for backward, so such a weight is copied once to a normal tensor and the
+    copy reused while that weight stays in place. Outside inference mode the weight passes through untouched."""
+
+    def __init__(self):
+        self.cached = None
+
+    def __call__(self, weight):
+        if not weight.is_inference():
+            return weight
+        if self.cached is None or self.cached[0] is not weight:
+            self.cached = (weight, weight.clone())
+        return self.cached[1]
+
+
+def _differentiable_frozen_weights(patcher, trained_keys) -> list:
+    wrappers = []
+    for path, module in patcher.model.named_modules():
+        if not hasattr(module, "weight_function"):
+            continue
+        for name in ("weight", "bias"):
+            key = f"{path}.{name}"
+            if getattr(module, name, None) is not None and key not in trained_keys:
+                wrapper = _NormalTensor()
+                patcher.add_weight_wrapper(key, wrapper)
+                wrappers.append(wrapper)
+    return wrappers
+
+
+def _pairs(adapters: list[_Adapter], alpha: float) -> dict[str, LoraPair]:
+    return {a.name: LoraPair(a.module.lora_down.weight.detach().float(), a.module.lora_up.weight.detach().float(), alpha) for a in adapters}
+
+
+def load_resume(path: str | Path | None) -> tuple[dict[str, LoraPair], int, dict | None]:
+    """LoRA pairs, the step they were saved at and the optimizer state (if its side file exists)."""
+    if not path:
+        return {}, 0, None
+    state_dict, metadata = load_lora_file(path)
+    if "exemplar.step" not in metadata:
+        raise ValueError(f"resume_from: {Path(path).name} has no 'exemplar.step' in its header; only the pack's DreamBooth checkpoints can be resumed")
+    optimizer_state = None
+    side = Path(str(path) + OPTIMIZER_SUFFIX)
+    if side.is_file():
+        optimizer_state = torch.load(side, map_location="cpu", weights_only=True)
+    return read_lora_state_dict(state_dict), int(metadata["exemplar.step"]), optimizer_state
+
+
+def save_checkpoint(path: str | Path, result: TrainResult, optimizer_state: dict | None = None) -> Path:
+    """The LoRA file (atomic) and, for resuming, the optimizer state beside it (atomic)."""
+    path = save_lora_file(path, result.state_dict, result.metadata)
+    if optimizer_state is not None:
+        atomic_write(Path(str(path) + OPTIMIZER_SUFFIX), lambda tmp: torch.save(optimizer_state, tmp))
+    return path
+
+
+def _step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + micro * 104_729 + rank * 15_485_863) % (2**63))
+
+
+def _distributed():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist
+    return None
+
+
+def _pick(count: int, batch: int, generator: torch.Generator) -> torch.Tensor:
+    if batch <= count:
+        return torch.randperm(count, generator=generator)[:batch]
+    return torch.randint(count, (batch,), generator=generator)
+
+
+def train_dreambooth(
+    model,
+    instance_latents: torch.Tensor,
+    prompts: PromptSet,
+    settings: DreamBoothSettings,
+    clip=None,
+    class_latents: torch.Tensor | None = None,
+    resume_from: str | Path | None = None,
+    checkpoint: Callable[[TrainResult, dict], None] | None = None,
+    on_step: Callable[[int, int, dict], None] | None = None,
+    extra_metadata: dict | None = None,
+) -> TrainResult:
+    """Train a DreamBooth LoRA; `model` and `clip` are never modified (clones are patched).
+
+    instance_latents / class_latents: raw VAE latents [N, C, h, w] (as VAEEncode gives them).
+    checkpoint(result, optimizer_state) is called every `checkpoint_every` steps (rank 0 only);
+    on_step(step, total, losses) after each optimizer step (may raise to cancel).
+    """
+    settings.validate()
+    if instance_latents is None or instance_latents.ndim != 4 or instance_latents.shape[0] == 0:
+        raise ValueError("instance images: expected at least one image (latent batch [N, C, h, w])")
+    use_prior = class_latents is not None and class_latents.shape[0] > 0 and settings.prior_loss_weight > 0
+    if use_prior and class_latents.shape[1:] != instance_latents.shape[1:]:
+        raise ValueError(
+            f"class images: latent size {tuple(class_latents.shape[1:])} differs from the instance images' "
+            f"{tuple(instance_latents.shape[1:])}; resize both to the same width and height"
+        )
+    if settings.train_text_encoder and clip is None:
+        raise ValueError("train_text_encoder needs a CLIP input")
+    if clip is None and (prompts.instance_conditioning is None or (use_prior and prompts.class_conditioning is None)):
+        raise ValueError("without a CLIP, pass the instance (and class) conditionings")
+
+    dist = _distributed()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
+    resume_pairs, start_step, optimizer_state = load_resume(resume_from)
+    if start_step >= settings.steps:
+        raise ValueError(f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})")
+
+    dtype = TRAIN_DTYPES[settings.dtype]
+    with torch.inference_mode(False), torch.enable_grad():
+        mp = model.clone()
+        mp.set_model_compute_dtype(dtype)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            adapters = _attach(mp, unet_lora_names(mp.model), settings, resume_pairs)
+            te = None
+            if settings.train_text_encoder:
+                te = clip.clone()
+                adapters += _attach(te.patcher, text_encoder_lora_names(te), settings, resume_pairs)
+        frozen = _differentiable_frozen_weights(mp, {a.weight_key for a in adapters})
+        if te is not None:
+            frozen += _differentiable_frozen_weights(te.patcher, {a.weight_key for a in adapters})
+        missing = set(resume_pairs) - {a.name for a in adapters}
+        if missing:
+            raise ValueError(f"resume_from: {len(missing)} LoRA entries do not match this model/settings, e.g. {sorted(missing)[0]}")
+        params = [p for a in adapters for p in (a.module.lora_up.weight, a.module.lora_down.weight)]
+        optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+
+        checkpointed = []
+        patched_layers = _out_of_place_residuals(te) if te is not None else []
+        if settings.gradient_checkpointing:
+            from comfy_extras.nodes_train import find_all_highest_child_module_with_forward, patch
+
+            checkpointed = find_all_highest_child_module_with_forward(mp.model.diffusion_model)
+            for m in checkpointed:
+                patch(m)
+        mp.model.requires_grad_(False)
+        try:
+            comfy.model_management.load_models_gpu([mp] + ([te.patcher] if te is not None else []), force_full_load=True)
+            device = mp.load_device
+            sampling = mp.model.model_sampling
+            instance_x0 = mp.model.process_latent_in(instance_latents.detach().clone().float()).to(device)
+            class_x0 = mp.model.process_latent_in(class_latents.detach().clone().float()).to(device) if use_prior else None
+
+            fixed = None
+            if te is None:
+                fixed = (
+                    _conditioning(clip, prompts.instance_prompt, prompts.instance_conditioning),
+                    _conditioning(clip, prompts.class_prompt, prompts.class_conditioning) if use_prior else None,
+                )
+            losses = []
+            for step in range(start_step, settings.steps):
+                summed = {"loss": 0.0, "instance": 0.0, "prior": 0.0}
+                for micro in range(settings.grad_accumulation):
+                    g = _step_generator(settings.seed, step, micro, rank)
+                    if te is not None:
+                        conds = (_encode(te, prompts.instance_prompt), _encode(te, prompts.class_prompt) if use_prior else None)
+                    else:
+                        conds = fixed
+                    x0 = instance_x0[_pick(instance_x0.shape[0], settings.batch_size, g).to(device)]
+                    n_instance = x0.shape[0]
+                    context = [_repeat(conds[0], n_instance)]
+                    if use_prior:
+                        x0 = torch.cat([x0, class_x0[_pick(class_x0.shape[0], settings.batch_size, g).to(device)]])
+                        context.append(_repeat(conds[1], x0.shape[0] - n_instance))
+                    loss = _micro_step(mp, sampling, x0, context, n_instance, settings, g, dtype)
+                    (loss.total / settings.grad_accumulation).backward()
+                    summed["loss"] += loss.total.item() / settings.grad_accumulation
+                    summed["instance"] += loss.instance.item() / settings.grad_accumulation
+                    summed["prior"] += (loss.prior.item() if loss.prior is not None else 0.0) / settings.grad_accumulation
+                if dist is not None:
+                    for p in params:
+                        if p.grad is None:
+                            p.grad = torch.zeros_like(p)
+                        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                        p.grad /= world
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                summed["step"] = step + 1
+                losses.append(summed)
+                if not all(math.isfinite(summed[k]) for k in ("loss", "instance", "prior")):
+                    raise FloatingPointError(f"DreamBooth loss became {summed['loss']} at step {step + 1}; lower the learning rate or use fp32")
+                if on_step is not None:
+                    on_step(step + 1, settings.steps, summed)
+                done = step + 1
+                if checkpoint is not None and rank == 0 and settings.checkpoint_every and done % settings.checkpoint_every == 0 and done < settings.steps:
+                    checkpoint(_result(adapters, settings, done, losses, prompts, world, extra_metadata), optimizer.state_dict())
+            result = _result(adapters, settings, settings.steps, losses, prompts, world, extra_metadata)
+            result.optimizer_state = optimizer.state_dict()
+            return result
+        finally:
+            for m in checkpointed:
+                from comfy_extras.nodes_train import unpatch
+
+                unpatch(m)
+            for layer in patched_layers:
+                del layer.forward
+            _release(mp, [a.module for a in adapters] + frozen)
+            if te is not None:
+                _release(te.patcher, [a.module for a in adapters] + frozen)
+
+
+def _result(adapters, settings, step, losses, prompts, world, extra) -> TrainResult:
+    info = {k: v for k, v in asdict(settings).items() if k not in ("steps",)}
+    info.update(instance_prompt=prompts.instance_prompt, class_prompt=prompts.class_prompt, world_size=world)
+    info.update(extra or {})
+    metadata = lora_metadata(settings.rank, settings.alpha, step, info)
+    return TrainResult(lora_state_dict(_pairs(adapters, settings.alpha)), metadata, step, list(losses))
+
+
+def _release(patcher, wrappers):
+    """Unload the training clone and take our wrappers off the shared modules (the base stays untouched)."""
+    ours = {id(w) for w in wrappers}
+    for i in reversed(range(len(comfy.model_management.current_loaded_models))):
+        loaded = comfy.model_management.current_loaded_models[i]
+        if loaded.model is patcher:
+            comfy.model_management.current_loaded_models.pop(i).model_unload()
+    for m in patcher.model.modules():
+        for attr in ("weight_function", "bias_function"):
+            if hasattr(m, attr):
+                setattr(m, attr, [f for f in getattr(m, attr) if id(f) not in ours])
+
+
+def _conditioning(clip, prompt: str, given: list | None):
+    if given is not None:
+        cond, extra = given[0][0], given[0][1]
+        return {"cross_attn": cond.detach().clone(), "pooled_output": extra.get("pooled_output")}
+    if clip is None:
+        raise ValueError("a CLIP is needed to encode the prompts")
+    with torch.no_grad():
+        return _encode(clip, prompt)
+
+
+def _out_of_place_residuals(clip) -> list:
+    """ComfyUI's CLIPLayer adds its residuals in place (`x += ...`), which autograd cannot differentiate
+    through; while the text encoder trains, each layer gets the same computation written out of place."""
+    from comfy.clip_model import CLIPLayer
+
+    def forward_for(layer):
+        def forward(x, mask=None, optimized_attention=None):
+            x = x + layer.self_attn(layer.layer_norm1(x), mask, optimized_attention)
+            return x + layer.mlp(layer.layer_norm2(x))
+
+        return forward
+
+    layers = [m for m in clip.patcher.model.modules() if isinstance(m, CLIPLayer)]
+    for layer in layers:
+        layer.forward = forward_for(layer)
+    return layers
+
+
+def _encode(clip, prompt: str) -> dict:
+    out = clip.encode_from_tokens(clip.tokenize(prompt), return_pooled=True, return_dict=True)
+    return {"cross_attn": out["cond"], "pooled_output": out.get("pooled_output")}
+
+
+def _repeat(cond: dict, n: int) -> dict:
+    return {k: (v.repeat(n, *([1] * (v.ndim - 1))) if torch.is_tensor(v) and v.shape[0] == 1 else v) for k, v in cond.items()}
+
+
+def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, dtype):
+    """One [instance; class] forward: noise at random timesteps, predict, epsilon-space prior-preservation loss."""
+    device = x0.device
+    batch = x0.shape[0]
+    noise = torch.randn(x0.shape, generator=g).to(device)
+    percents = torch.rand(batch, generator=g).clamp(1e-6, 1 - 1e-6)
+    sigmas = torch.tensor([float(sampling.percent_to_sigma(p.item())) for p in percents], device=device)
+    xt = sampling.noise_scaling(sigmas, noise, x0, max_denoise=False)
+    cond = {}
+    for key in context[0]:
+        parts = [c[key] for c in context]
+        if all(torch.is_tensor(p) for p in parts):
+            cond[key] = torch.cat([p.to(device) for p in parts])
+    kwargs = {k: v.cond for k, v in mp.model.extra_conds(noise=xt, device=device, **cond).items()}
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        denoised = mp.model.apply_model(xt, sigmas, **kwargs)
+    # epsilon implied by the prediction: xt = noise_scaling(sigma, eps, x0)  =>  eps = (xt - noise_scaling(sigma, 0, x0_hat)) / sigma
+    eps = (xt - sampling.noise_scaling(sigmas, torch.zeros_like(noise), denoised.float())) / sigmas.view(-1, *([1] * (x0.ndim - 1)))
+    return prior_preservation_loss(eps, noise, n_instance, settings.prior_loss_weight)
+
+
+
+def square_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """IMAGE [B, H, W, C] -> [B, resolution, resolution, 3]: short side resized, centre-cropped."""
+    if images.ndim != 4 or images.shape[-1] < 3:
+        raise ValueError(f"expected an IMAGE batch [B, H, W, 3], got shape {tuple(images.shape)}")
+    if resolution % 8:
+        raise ValueError(f"resolution must be a multiple of 8, got {resolution}")
+    pixels = images[..., :3].movedim(-1, 1)
+    return comfy.utils.common_upscale(pixels, resolution, resolution, "bilinear", "center").movedim(1, -1)
+
+
+def encode_images(vae, images: torch.Tensor, resolution: int, batch: int = 4) -> torch.Tensor:
+    """Square, then VAE-encode in chunks: raw latents as VAEEncode returns them."""
+    pixels = square_images(images, resolution)
+    with torch.no_grad():
+        return torch.cat([vae.encode(pixels[i : i + batch]) for i in range(0, pixels.shape[0], batch)]).float()
+
+
+@torch.no_grad()
+def generate_class_images(model, clip, vae, prompt: str, count: int, width: int, height: int, steps: int, cfg: float,
+                          sampler_name: str, scheduler: str, seed: int, batch_size: int, negative: str = "",
+                          on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """`count` images of `prompt` from the frozen model through the stock sampler; image i uses seed + i."""
+    import comfy.sample
+
+    if count < 1 or batch_size < 1:
+        raise ValueError(f"count and batch_size must be >= 1, got {count} and {batch_size}")
+
+    def conditioning(text):
+        out = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True, return_dict=True)
+        cond = out.pop("cond")
+        return [[cond, out]]
+
+    positive, negative_cond = conditioning(prompt), conditioning(negative)
+    channels = model.model.latent_format.latent_channels
+    factor = vae.downscale_ratio if isinstance(getattr(vae, "downscale_ratio", None), int) else 8
+    if width % factor or height % factor:
+        raise ValueError(f"width and height must be multiples of {factor}, got {width}x{height}")
+    total = count * steps
+    done = 0
+    images = []
+    for start in range(0, count, batch_size):
+        n = min(batch_size, count - start)
+        latent = torch.zeros(n, channels, height // factor, width // factor)
+        noise = torch.cat([comfy.sample.prepare_noise(latent[:1], seed + start + i) for i in range(n)])
+
+        def callback(step, x0, x, total_steps, base=done, n=n):
+            if on_step is not None:
+                on_step(base + (step + 1) * n, total)
+
+        samples = comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative_cond, latent,
+                                      callback=callback, disable_pbar=True, seed=seed + start)
+        done += n * steps
+        images.append(vae.decode(samples))
+    return torch.cat(images)[:count].float()
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def load_image_folder(folder: str | Path, width: int, height: int) -> torch.Tensor | None:
+    """Every image in `folder` (sorted by name), RGB, resized on the short side and centre-cropped to width x height."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    images = []
+    for path in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        with Image.open(path) as im:
+            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.float32) / 255.0
+        pixels = torch.from_numpy(rgb)[None].movedim(-1, 1)
+        images.append(comfy.utils.common_upscale(pixels, width, height, "bilinear", "center").movedim(1, -1))
+    return torch.cat(images) if images else None

@@ -1,0 +1,11 @@
+"""DreamInpainter: reference encoders (CLIP vision / DINOv2, the UNet's own features), top-K token
+selection, token injection into self- and cross-attention, learned scorer and projection loaders."""
+
+from . import reference_encode_clip_vision, reference_encode_unet, reference_inject, token_select
+
+NODES = [
+    *reference_encode_clip_vision.NODES,
+    *reference_encode_unet.NODES,
+    *token_select.NODES,
+    *reference_inject.NODES,
+]

@@ -1,0 +1,135 @@
+"""DreamStyler staged encoding: staged embeddings inside ComfyUI's CLIP tokenizer and sampler.
+
+* `tokenize_with_vectors` tokenizes a prompt with ComfyUI's own tokenizer (weights syntax,
+  ``embedding:`` names, 77-token chunks all kept) and puts a stage's vectors where the placeholder
+  token stands, through the tokenizer's embedding mechanism (token lists may hold tensors).
+* `stage_bounds` gives, for a model's noise schedule, the sigma interval of each stage, so that a
+  conditioning entry carrying ``timestep_start`` / ``timestep_end`` is used exactly at the sampling
+  evaluations whose model timestep t has ``floor(t / 1000 * T) == k``.
+* `encode_staged` builds the CONDITIONING: one entry per stage, gated by those intervals; at every
+  model evaluation exactly one entry is active, so a step costs what a plain prompt costs.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ...models.dreamstyler.context_prompts import contains_placeholder, placeholder_pattern
+from ...models.dreamstyler.staged_embedding import StagedEmbedding, stage_sigma_bounds
+
+_VECTOR_KEY = "exemplar-dreamstyler-stage-vectors"
+STAGE_KEY = "exemplar_dreamstyler_stage"  # (stage, stages) on each entry, for guiders and tests
+
+
+def _sub_tokenizers(tokenizer) -> list:
+    found = [v for v in vars(tokenizer).values() if hasattr(v, "_try_get_embedding") and hasattr(v, "embedding_size")]
+    if not found:
+        raise RuntimeError(
+            "this CLIP's tokenizer has no embedding mechanism the staged encoder can use "
+            f"({type(tokenizer).__name__}); DreamStyler embeddings need an SD1.x-style CLIP text encoder"
+        )
+    return found
+
+
+def check_dim(clip, embedding: StagedEmbedding) -> None:
+    """A clear error when the embedding's vector size is not what this CLIP's token table holds."""
+    sizes = {getattr(sub, "embedding_key", "clip"): sub.embedding_size for sub in _sub_tokenizers(clip.tokenizer)}
+    wrong = {k: v for k, v in sizes.items() if v != embedding.dim}
+    if wrong:
+        raise ValueError(
+            f"staged_embedding has {embedding.dim}-dim vectors ({embedding.token}, {embedding.stages} stages) but this "
+            f"CLIP's text encoder takes {', '.join(f'{v}-dim ({k})' for k, v in sizes.items())} token embeddings: "
+            f"use the CLIP of the model the embedding was trained for (DreamStyler: SD1.x, 768)"
+        )
+
+
+def tokenize_with_vectors(clip, text: str, token: str, vectors: torch.Tensor):
+    """ComfyUI tokens of `text` with `vectors` ([n, dim]) in place of every `token` occurrence."""
+    marked = placeholder_pattern(token).sub(f" embedding:{_VECTOR_KEY} ", text)
+    tokenizer = copy.copy(clip.tokenizer)
+    for name, sub in list(vars(tokenizer).items()):
+        if not (hasattr(sub, "_try_get_embedding") and hasattr(sub, "embedding_size")):
+            continue
+        patched = copy.copy(sub)
+        original = sub._try_get_embedding
+
+        def lookup(embedding_name: str, _original=original):
+            words = embedding_name.split()
+            if words and words[0].rstrip(",") == _VECTOR_KEY:
+                tail = words[0][len(_VECTOR_KEY):]
+                return vectors, " ".join(([tail] if tail else []) + words[1:])
+            return _original(embedding_name)
+
+        patched._try_get_embedding = lookup
+        if patched.embedding_directory is None:
+            patched.embedding_directory = []
+        setattr(tokenizer, name, patched)
+    options = dict(getattr(clip, "tokenizer_options", {}) or {})
+    kwargs = {"tokenizer_options": options} if options else {}
+    return tokenizer.tokenize_with_weights(marked, False, **kwargs)
+
+
+# ----------------------------------------------------------------------------- stage boundaries
+
+_DEFAULT_SAMPLING = None
+
+
+def default_model_sampling():
+    """SD1's discrete schedule (what DreamStyler embeddings are trained with)."""
+    global _DEFAULT_SAMPLING
+    if _DEFAULT_SAMPLING is None:
+        import comfy.model_sampling
+
+        _DEFAULT_SAMPLING = comfy.model_sampling.ModelSamplingDiscrete()
+    return _DEFAULT_SAMPLING
+
+
+def stage_bounds(model_sampling, stages: int) -> list[tuple[float | None, float | None]]:
+    """Sigma interval [low, high] of each stage under `model_sampling` (a discrete-timestep schedule)."""
+    sigmas = getattr(model_sampling, "sigmas", None)
+    if sigmas is None or not hasattr(model_sampling, "timestep") or sigmas.ndim != 1 or sigmas.shape[0] < stages:
+        raise ValueError(
+            f"the model's sampling ({type(model_sampling).__name__}) has no discrete timestep table; "
+            "DreamStyler stages are defined on the 1000 DDPM timesteps of SD1.x-style models"
+        )
+
+    def timestep_of(sigma: torch.Tensor) -> torch.Tensor:
+        return model_sampling.timestep(sigma.to(sigmas.device))
+
+    return stage_sigma_bounds(timestep_of, sigmas, stages)
+
+
+def gate(entry_options: dict, stage: int, stages: int, bounds) -> dict:
+    """Conditioning options restricted to `stage`'s sigma interval (ComfyUI's timestep_start/end keys)."""
+    low, high = bounds[stage]
+    options = {k: v for k, v in entry_options.items() if k not in ("timestep_start", "timestep_end")}
+    if high is not None:
+        options["timestep_start"] = high  # skipped when sigma > timestep_start
+    if low is not None:
+        options["timestep_end"] = low  # skipped when sigma < timestep_end
+    options[STAGE_KEY] = (stage, stages)
+    return options
+
+
+def encode_staged(clip, text: str, embedding: StagedEmbedding, model_sampling=None) -> list:
+    """CONDITIONING with one entry per stage, entry k encoded with stage k's vectors and gated to its sigmas."""
+    check_dim(clip, embedding)
+    if not contains_placeholder(text, embedding.token):
+        raise ValueError(
+            f"the prompt does not contain the staged embedding's token {embedding.token!r}; write it where the style "
+            f"word goes, e.g. 'A painting of a dog in the style of {embedding.token}'"
+        )
+    bounds = stage_bounds(model_sampling if model_sampling is not None else default_model_sampling(), embedding.stages)
+    conditioning = []
+    for stage in range(embedding.stages):
+        tokens = tokenize_with_vectors(clip, text, embedding.token, embedding.stage_vectors(stage))
+        for cond, options in clip.encode_from_tokens_scheduled(tokens):
+            if "clip_start_percent" in options or "start_percent" in options:
+                raise ValueError(
+                    "the CLIP carries scheduled hooks (CLIP hook keyframes); the staged encoder sets its own timestep "
+                    "ranges and cannot combine with them: remove the hooks from this CLIP"
+                )
+            conditioning.append([cond, gate(options, stage, embedding.stages, bounds)])
+    return conditioning

@@ -1,0 +1,5 @@
+"""Paint by Example: checkpoint loaders, reference encoding, inpaint conditioning, .ckpt conversion."""
+
+from .nodes import NODES
+
+__all__ = ["NODES"]
