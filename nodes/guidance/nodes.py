@@ -98,8 +98,8 @@ class DreamInpainterGuider(io.ComfyNode):
             description=(
                 "DreamInpainter guidance: the reference condition stays in both text branches, "
                 "(ref,∅) + s_text((ref,text) - (ref,∅)) + s_ref((ref,∅) - (∅,∅)). Equal to the InstructPix2Pix regular "
-                "form with s1 = s_text and s2 = 1 + s_ref. The formula is the seed notes' reading of the paper [unverified]; "
-                "both scales are exposed."
+                "form with s1 = s_text and s2 = 1 + s_ref. No official code exists and the paper's full text could not be "
+                "checked, so this formula is a reading of it: both scales are exposed."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model (with the reference injected by the conditioning or a model patch)."),

@@ -1,6 +1,6 @@
 """Boot a real ComfyUI in this process (CPU), load this pack through ComfyUI's own loader, run prompts.
 
-Order matters (see shared/specs/comfyui.md): cli args before comfy.model_management is imported,
+Order matters (docs/development.md, In-process ComfyUI): cli args before comfy.model_management is imported,
 `utils.extra_config` before `nodes`, and this checkout's root never on sys.path (its `nodes/`
 package would shadow ComfyUI's `nodes.py`).
 """
