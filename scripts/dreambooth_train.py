@@ -10,7 +10,9 @@ the gradients are averaged before each step, so all ranks end with the same weig
     torchrun --standalone --nproc_per_node 4 scripts/dreambooth_train.py ...same arguments...
 
 ComfyUI itself is imported from --comfyui (default: $COMFYUI_DIR, else the ComfyUI this pack is
-installed in, i.e. two folders above the pack).
+installed in, i.e. two folders above the pack). Images are centre-cropped to a square and resized
+to --resolution with antialiased bicubic interpolation, exactly as the node's folder input does
+(models/common/image_folder.py); generated class images and the rank reports are written atomically.
 """
 
 from __future__ import annotations
@@ -20,12 +22,9 @@ import hashlib
 import json
 import os
 import sys
-import types
 from pathlib import Path
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "comfyui_exemplar"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+import cli_boot
 
 
 def parse_args(argv=None):
@@ -59,59 +58,23 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def comfyui_dir(given: str | None) -> Path:
-    candidates = [Path(given)] if given else [PACK_ROOT.parent.parent]
-    for path in candidates:
-        if (path / "comfy" / "model_management.py").is_file():
-            return path.resolve()
-    raise SystemExit(f"ComfyUI not found at {candidates[0]}: pass --comfyui or set COMFYUI_DIR")
-
-
-def boot(comfy_root: Path, cpu: bool):
-    """Import ComfyUI's libraries (no server, no custom-node loading) and the pack's trainer."""
+def boot(comfyui: str | None, cpu: bool):
+    """ComfyUI's libraries (no server, no custom nodes) and the pack's DreamBooth trainer."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not cpu and "LOCAL_RANK" in os.environ:
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", os.environ["LOCAL_RANK"])  # one GPU per rank
-    sys.path.insert(0, str(comfy_root))
-    import comfy.options
-
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-
-    args.cpu = cpu
-    if PACKAGE not in sys.modules:  # the pack as a package, without its node-registering __init__
-        package = types.ModuleType(PACKAGE)
-        package.__path__ = [str(PACK_ROOT)]
-        sys.modules[PACKAGE] = package
-    import importlib
-
-    return importlib.import_module(f"{PACKAGE}.nodes.dreambooth.trainer")
-
-
-def load_folder(folder: Path, resolution: int, glue):
-    import numpy as np
-    import torch
-    from PIL import Image, ImageOps
-
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    images = []
-    for path in files:
-        with Image.open(path) as im:
-            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.float32) / 255.0
-        images.append(glue.square_images(torch.from_numpy(rgb)[None], resolution))
-    return (torch.cat(images) if images else None), files
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", os.environ["LOCAL_RANK"])  # one GPU per rank, before torch sees CUDA
+    cli_boot.boot_comfyui(cli_boot.comfyui_dir(comfyui), cpu)
+    return cli_boot.pack_module("nodes.dreambooth.trainer")
 
 
 def save_images(images, folder: Path, start: int):
     import numpy as np
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write = cli_boot.pack_module("models.common.atomic_file").atomic_write
     for i, image in enumerate(images):
-        path = folder / f"class_{start + i:05d}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        Image.fromarray((image.clamp(0, 1).numpy() * 255).round().astype(np.uint8)).save(tmp)
-        tmp.replace(path)
+        pixels = Image.fromarray((image.clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+        atomic_write(folder / f"class_{start + i:05d}.png", lambda tmp: pixels.save(tmp, format="PNG"))
 
 
 def digest(state_dict) -> str:
@@ -126,7 +89,8 @@ def digest(state_dict) -> str:
 
 def main(argv=None) -> int:
     opts = parse_args(argv)
-    glue = boot(comfyui_dir(opts.comfyui), opts.cpu)
+    trainer = boot(opts.comfyui, opts.cpu)
+    image_folder = cli_boot.pack_module("models.common.image_folder")  # the node's loading and resampling
     import torch
     import torch.distributed as dist
 
@@ -142,7 +106,7 @@ def main(argv=None) -> int:
         if rank == 0:
             print(message, flush=True)
 
-    settings = glue.DreamBoothSettings(
+    settings = trainer.DreamBoothSettings(
         rank=opts.rank, alpha=opts.alpha, learning_rate=opts.learning_rate, steps=opts.steps, batch_size=opts.batch_size,
         grad_accumulation=opts.grad_accumulation, prior_loss_weight=opts.prior_loss_weight, train_text_encoder=opts.train_text_encoder,
         seed=opts.seed, dtype=opts.dtype, checkpoint_every=opts.checkpoint_every, gradient_checkpointing=opts.gradient_checkpointing,
@@ -150,19 +114,20 @@ def main(argv=None) -> int:
     settings.validate()
     with torch.inference_mode(False):
         model, clip, vae = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=True, output_clip=True)[:3]
-        instance_images, files = load_folder(Path(opts.instance_dir), opts.resolution, glue)
-        if instance_images is None:
-            raise SystemExit(f"--instance-dir {opts.instance_dir}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files = image_folder.image_files(opts.instance_dir)
+        if not files:
+            raise SystemExit(f"--instance-dir {opts.instance_dir}: no images ({', '.join(image_folder.IMAGE_SUFFIXES)})")
+        instance_images = image_folder.load_images(files, opts.resolution, opts.resolution)
         class_images = None
         if opts.class_dir and opts.prior_loss_weight > 0:
             class_dir = Path(opts.class_dir)
-            have = load_folder(class_dir, opts.resolution, glue)[1] if class_dir.is_dir() else []
+            have = image_folder.image_files(class_dir) if class_dir.is_dir() else []
             missing = opts.num_class_images - len(have)
             if missing > 0 and rank == 0:
                 if not opts.class_prompt:
                     raise SystemExit("--class-prompt is needed to generate class images")
                 log(f"generating {missing} class images of {opts.class_prompt!r}")
-                generated = glue.generate_class_images(
+                generated = trainer.generate_class_images(
                     model, clip, vae, opts.class_prompt, missing, opts.resolution, opts.resolution, opts.class_steps, opts.class_cfg,
                     "euler", "normal", opts.seed + len(have), 4,
                     on_step=lambda done, total: log(f"  class images: {done}/{total} sampling steps") if done % max(total // 10, 1) == 0 else None,
@@ -170,17 +135,17 @@ def main(argv=None) -> int:
                 save_images(generated, class_dir, len(have))
             if dist.is_initialized():
                 dist.barrier()
-            class_images = load_folder(class_dir, opts.resolution, glue)[0] if class_dir.is_dir() else None
+            class_images = image_folder.load_image_folder(class_dir, opts.resolution, opts.resolution) if class_dir.is_dir() else None
             if class_images is None:
                 raise SystemExit(f"--class-dir {opts.class_dir}: no class images; pass --num-class-images to generate some")
-        instance_latents = glue.encode_images(vae, instance_images, opts.resolution)
-        class_latents = glue.encode_images(vae, class_images, opts.resolution) if class_images is not None else None
+        instance_latents = trainer.encode_images(vae, instance_images, opts.resolution)
+        class_latents = trainer.encode_images(vae, class_images, opts.resolution) if class_images is not None else None
         log(f"{len(files)} instance images, {0 if class_latents is None else class_latents.shape[0]} class images, world size {world}")
 
         output = Path(opts.output)
 
         def checkpoint(result, optimizer_state):
-            path = glue.save_checkpoint(output.with_name(f"{output.stem}_step{result.step:06d}{output.suffix}"), result, optimizer_state)
+            path = trainer.save_checkpoint(trainer.checkpoint_path(output, result.step), result, optimizer_state)
             log(f"checkpoint {path}")
 
         def on_step(step, total, losses):
@@ -188,18 +153,18 @@ def main(argv=None) -> int:
             if step == total or step % max(total // 20, 1) == 0:
                 log(f"step {step}/{total} loss {losses['loss']:.4f} (instance {losses['instance']:.4f}, prior {losses['prior']:.4f})")
 
-        result = glue.train_dreambooth(
-            model, instance_latents, glue.PromptSet(opts.instance_prompt, opts.class_prompt), settings, clip=clip,
+        result = trainer.train_dreambooth(
+            model, instance_latents, trainer.PromptSet(opts.instance_prompt, opts.class_prompt), settings, clip=clip,
             class_latents=class_latents, resume_from=opts.resume, checkpoint=checkpoint, on_step=on_step,
             extra_metadata={"resolution": opts.resolution, "trainer": "cli"},
         )
         if rank == 0:
-            glue.save_checkpoint(output, result, result.optimizer_state)
+            trainer.save_checkpoint(output, result, result.optimizer_state)
             log(f"wrote {output}")
         if opts.rank_report_dir:
             report = {"rank": rank, "world_size": world, "digest": digest(result.state_dict), "losses": result.losses}
-            Path(opts.rank_report_dir).mkdir(parents=True, exist_ok=True)
-            (Path(opts.rank_report_dir) / f"rank{rank}.json").write_text(json.dumps(report))
+            atomic_write = cli_boot.pack_module("models.common.atomic_file").atomic_write
+            atomic_write(Path(opts.rank_report_dir) / f"rank{rank}.json", lambda tmp: tmp.write_text(json.dumps(report)))
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

@@ -7,27 +7,25 @@ Runs inside a ComfyUI install (its Python, its model code), without the server:
         --images style.png --captions "a woman reading a book" --token "<sks1>" \\
         --out-dir /path/to/ComfyUI/models/embeddings --name my_style
 
-Writes <name>.safetensors (with metadata) and <name>.bin (the official layout). Images are resized
-on their short side and centre-cropped to --resolution (the paper: 512).
+Writes <name>.safetensors (with metadata) and <name>.bin (the official layout). Images are
+centre-cropped to a square and resized to --resolution (the paper: 512) with antialiased bicubic
+interpolation, the pack's one image-folder convention (models/common/image_folder.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "comfyui_exemplar"
+import cli_boot
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (or env COMFYUI_DIR)")
+    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (default: $COMFYUI_DIR, else the ComfyUI this pack is installed in)")
     p.add_argument("--checkpoint", required=True, help="an SD1.x checkpoint file (eps or v prediction)")
     p.add_argument("--images", nargs="+", required=True, help="style image files or folders of images")
     p.add_argument("--captions", nargs="+", default=["a painting"], help="one caption per image, or one for all")
@@ -49,62 +47,31 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def boot_comfyui(comfyui_dir: str | None, cpu: bool) -> None:
-    """Import ComfyUI's model code (no server, no custom nodes), unless this process already has it."""
-    if "comfy.sd" in sys.modules:
-        return
-    if not comfyui_dir or not (Path(comfyui_dir) / "comfy" / "sd.py").is_file():
-        sys.exit(f"--comfyui must point at a ComfyUI folder (one with comfy/sd.py); got {comfyui_dir!r}")
-    sys.path.insert(0, str(Path(comfyui_dir).resolve()))
-    import comfy.options
-
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-
-    args.cpu = cpu
-    import utils.extra_config  # noqa: F401  (ComfyUI: before anything imports `nodes`)
-
-
-def pack_module(dotted: str):
-    """Import a module of this pack as `comfyui_exemplar.<dotted>` without running its __init__."""
-    if PACKAGE not in sys.modules:
-        package = types.ModuleType(PACKAGE)
-        package.__path__ = [str(PACK_ROOT)]
-        sys.modules[PACKAGE] = package
-    return importlib.import_module(f"{PACKAGE}.{dotted}")
-
-
-def load_images(paths: list[str], resolution: int):
-    import numpy as np
-    import torch
-    from PIL import Image, ImageOps
-
+def image_paths(entries: list[str], image_folder) -> list[Path]:
+    """--images: files as given, folders expanded to their image files (sorted by name)."""
     files = []
-    for entry in map(Path, paths):
+    for entry in map(Path, entries):
         if entry.is_dir():
-            files += sorted(p for p in entry.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+            files += image_folder.image_files(entry)
         elif entry.is_file():
             files.append(entry)
         else:
             sys.exit(f"--images: {entry} does not exist")
     if not files:
-        sys.exit("--images: no image files found")
-    images = []
-    for file in files:
-        image = ImageOps.exif_transpose(Image.open(file)).convert("RGB")
-        image = ImageOps.fit(image, (resolution, resolution), Image.Resampling.BICUBIC)
-        images.append(torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0))
-    return torch.stack(images), [f.name for f in files]
+        sys.exit(f"--images: no image files found ({', '.join(image_folder.IMAGE_SUFFIXES)})")
+    return files
 
 
 def main(argv=None) -> int:
     options = parse_args(sys.argv[1:] if argv is None else argv)
-    boot_comfyui(options.comfyui, options.cpu)
+    cli_boot.boot_comfyui(cli_boot.comfyui_dir(options.comfyui), options.cpu)
     import comfy.sd
 
-    training = pack_module("nodes.dreamstyler.trainer")
-    inversion = pack_module("models.dreamstyler.staged_inversion")
-    images, names = load_images(options.images, options.resolution)
+    training = cli_boot.pack_module("nodes.dreamstyler.trainer")
+    inversion = cli_boot.pack_module("models.dreamstyler.staged_inversion")
+    image_folder = cli_boot.pack_module("models.common.image_folder")
+    files = image_paths(options.images, image_folder)
+    images, names = image_folder.load_images(files, options.resolution, options.resolution), [f.name for f in files]
     training.check_target(options.out_dir, options.name, options.overwrite)
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(options.checkpoint, output_vae=True, output_clip=True)
     if clip is None or vae is None:

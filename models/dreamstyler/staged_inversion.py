@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..common import noising
 from .staged_embedding import stage_index
 
 PREDICTIONS = ("eps", "v")
@@ -44,9 +45,11 @@ class InversionSettings:
 
 
 def add_noise(latents: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """DDPM forward process: sqrt(a_t) x0 + sqrt(1 - a_t) noise."""
-    a = alphas_cumprod[t].to(latents.dtype).view(-1, *([1] * (latents.ndim - 1)))
-    return a.sqrt() * latents + (1 - a).sqrt() * noise
+    """DDPM forward process sqrt(a_t) x0 + sqrt(1 - a_t) noise: the shared sigma-space sample x0 + sigma_t noise
+    scaled by sqrt(a_t), the input scaling of a UNet called directly with timesteps."""
+    a = alphas_cumprod[t]
+    scale = a.sqrt().to(latents.dtype).view(-1, *([1] * (latents.ndim - 1)))
+    return scale * noising.add_noise(latents, noise, noising.sigmas(a))
 
 
 def training_target(prediction: str, latents, noise, alphas_cumprod, t) -> torch.Tensor:

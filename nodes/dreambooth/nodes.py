@@ -15,10 +15,12 @@ from .trainer import (
     TRAIN_DTYPES,
     DreamBoothSettings,
     PromptSet,
+    checkpoint_path,
     encode_images,
     generate_class_images,
-    load_image_folder,
+    lora_output_path,
     save_checkpoint,
+    supplied_class_images,
     train_dreambooth,
 )
 from ...models.dreambooth.rare_token_identifier import rare_token_candidates, tokenisation
@@ -126,21 +128,12 @@ class DreamBoothClassImages(io.ComfyNode):
         if not class_noun:
             raise ValueError("class_noun: expected a noun such as 'dog', got an empty string")
         prompt = f"a {class_noun}"
-        supplied = None
-        if images is not None:
-            supplied = images[..., :3]
-            if supplied.shape[1:3] != (height, width):
-                supplied = comfy.utils.common_upscale(supplied.movedim(-1, 1), width, height, "bilinear", "center").movedim(1, -1)
-            supplied = supplied[:count]
+        path = None
         if folder and folder != NO_FOLDER:
             path = Path(folder_paths.get_input_directory()) / folder
             if not path.is_dir():
                 raise ValueError(f"folder: {folder!r} is not a subfolder of the input folder")
-            loaded = load_image_folder(path, width, height)
-            if loaded is None:
-                raise ValueError(f"folder: {folder!r} holds no images (png, jpg, jpeg, webp, bmp)")
-            supplied = loaded if supplied is None else torch.cat([supplied, loaded.to(supplied)])
-            supplied = supplied[:count]
+        supplied = supplied_class_images(images, path, count, width, height)
         missing = count - (supplied.shape[0] if supplied is not None else 0)
         parts = [supplied] if supplied is not None else []
         if missing > 0:
@@ -155,17 +148,6 @@ class DreamBoothClassImages(io.ComfyNode):
                                       seed, batch_size, negative, on_step=on_step)
             )
         return io.NodeOutput(torch.cat([p.to(comfy.model_management.intermediate_device()) for p in parts]), prompt)
-
-
-def lora_output_path(name: str) -> tuple[Path, str]:
-    """`name` (relative, no extension needed) -> (absolute path in the first loras folder, name as LoraLoader lists it)."""
-    clean = name.strip().replace("\\", "/")
-    if not clean or clean.startswith("/") or any(part in ("", "..", ".") for part in clean.split("/")):
-        raise ValueError(f"lora_name: expected a relative name like 'dreambooth/sks_dog', got {name!r}")
-    if not clean.endswith(".safetensors"):
-        clean += ".safetensors"
-    root = Path(folder_paths.get_folder_paths("loras")[0])
-    return root / clean, clean
 
 
 class DreamBoothTrain(io.ComfyNode):
@@ -224,7 +206,7 @@ class DreamBoothTrain(io.ComfyNode):
     def execute(cls, model, clip, vae, instance_images, instance_prompt, class_prompt, lora_name, steps, learning_rate, rank, alpha,
                 prior_loss_weight, batch_size, grad_accumulation, train_text_encoder, resolution, training_seed, training_dtype,
                 checkpoint_every, resume_from, gradient_checkpointing, class_images=None) -> io.NodeOutput:
-        path, listed = lora_output_path(lora_name)
+        path, listed = lora_output_path(lora_name, folder_paths.get_folder_paths("loras")[0])
         if not instance_prompt.strip():
             raise ValueError("instance_prompt: expected 'a [identifier] [class noun]', got an empty string")
         if class_images is not None and prior_loss_weight > 0 and not class_prompt.strip():
@@ -245,7 +227,7 @@ class DreamBoothTrain(io.ComfyNode):
             pbar.update_absolute(step, total)
 
         def checkpoint(result, optimizer_state):
-            save_checkpoint(path.with_name(f"{path.stem}_step{result.step:06d}{path.suffix}"), result, optimizer_state)
+            save_checkpoint(checkpoint_path(path, result.step), result, optimizer_state)
 
         result = train_dreambooth(
             model, instance_latents, PromptSet(instance_prompt, class_prompt), settings, clip=clip, class_latents=class_latents,

@@ -5,8 +5,10 @@ ComfyUI pieces reused, as `comfy_extras/nodes_train.py` (TrainLoraNode) uses the
 up kaiming-initialised, down zero, so the untrained LoRA is exactly the base model);
 `ModelPatcher.add_weight_wrapper` puts it in front of the frozen weight on a clone of the MODEL
 (and of the CLIP's patcher for text-encoder LoRA); `load_models_gpu(force_full_load)` loads the
-clone; the model's own `model_sampling` noises latents and `apply_model` predicts; the optional
-gradient checkpointing is nodes_train's own per-block patch.
+clone; the model's own `model_sampling` picks sigmas, `models/common/noising.py` noises latents and
+`apply_model` predicts; the optional gradient checkpointing is nodes_train's own per-block patch.
+The inference-tensor and in-place-residual workarounds, and the differentiable text encoder, are the
+ones the DreamStyler trainer uses too (`nodes/common/training.py`).
 
 What DreamBooth adds (Ruiz et al. 2022, diffusers' examples as practised): every micro-batch is
 [instance images with "a [identifier] [class noun]"; class images with "a [class noun]"] and the
@@ -31,7 +33,9 @@ import comfy.model_management
 import comfy.utils
 from comfy.weight_adapter import LoRAAdapter
 
+from ...models.common import noising
 from ...models.common.atomic_file import atomic_write
+from ...models.common.image_folder import IMAGE_SUFFIXES, fit_images, load_image_folder
 from ...models.dreambooth.lora_file import (
     UNET_PREFIX,
     LoraPair,
@@ -46,6 +50,7 @@ from ...models.dreambooth.lora_file import (
     text_encoder_kohya_name,
 )
 from ...models.dreambooth.prior_preservation import prior_preservation_loss
+from ..common import training
 
 TRAIN_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 OPTIMIZER_SUFFIX = ".optimizer-state"
@@ -169,36 +174,6 @@ def _attach(patcher, names: dict[str, str], settings: DreamBoothSettings, resume
     return adapters
 
 
-class _NormalTensor:
-    """Weight wrapper for the frozen weights: ComfyUI loads models inside torch.inference_mode, and autograd
-    cannot save inference tensors for backward, so such a weight is copied once to a normal tensor and the
-    copy reused while that weight stays in place. Outside inference mode the weight passes through untouched."""
-
-    def __init__(self):
-        self.cached = None
-
-    def __call__(self, weight):
-        if not weight.is_inference():
-            return weight
-        if self.cached is None or self.cached[0] is not weight:
-            self.cached = (weight, weight.clone())
-        return self.cached[1]
-
-
-def _differentiable_frozen_weights(patcher, trained_keys) -> list:
-    wrappers = []
-    for path, module in patcher.model.named_modules():
-        if not hasattr(module, "weight_function"):
-            continue
-        for name in ("weight", "bias"):
-            key = f"{path}.{name}"
-            if getattr(module, name, None) is not None and key not in trained_keys:
-                wrapper = _NormalTensor()
-                patcher.add_weight_wrapper(key, wrapper)
-                wrappers.append(wrapper)
-    return wrappers
-
-
 def _pairs(adapters: list[_Adapter], alpha: float) -> dict[str, LoraPair]:
     return {a.name: LoraPair(a.module.lora_down.weight.detach().float(), a.module.lora_up.weight.detach().float(), alpha) for a in adapters}
 
@@ -275,6 +250,7 @@ def train_dreambooth(
     if clip is None and (prompts.instance_conditioning is None or (use_prior and prompts.class_conditioning is None)):
         raise ValueError("without a CLIP, pass the instance (and class) conditionings")
 
+    training.prediction_type(model.get_model_object("model_sampling"))  # the noising below is eps/v-space
     dist = _distributed()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
     resume_pairs, start_step, optimizer_state = load_resume(resume_from)
@@ -292,9 +268,9 @@ def train_dreambooth(
             if settings.train_text_encoder:
                 te = clip.clone()
                 adapters += _attach(te.patcher, text_encoder_lora_names(te), settings, resume_pairs)
-        frozen = _differentiable_frozen_weights(mp, {a.weight_key for a in adapters})
+        frozen = training.differentiable_frozen_weights(mp, {a.weight_key for a in adapters})
         if te is not None:
-            frozen += _differentiable_frozen_weights(te.patcher, {a.weight_key for a in adapters})
+            frozen += training.differentiable_frozen_weights(te.patcher, {a.weight_key for a in adapters})
         missing = set(resume_pairs) - {a.name for a in adapters}
         if missing:
             raise ValueError(f"resume_from: {len(missing)} LoRA entries do not match this model/settings, e.g. {sorted(missing)[0]}")
@@ -304,7 +280,7 @@ def train_dreambooth(
             optimizer.load_state_dict(optimizer_state)
 
         checkpointed = []
-        patched_layers = _out_of_place_residuals(te) if te is not None else []
+        text = training.TextEncoder(te) if te is not None else None
         if settings.gradient_checkpointing:
             from comfy_extras.nodes_train import find_all_highest_child_module_with_forward, patch
 
@@ -331,7 +307,7 @@ def train_dreambooth(
                 for micro in range(settings.grad_accumulation):
                     g = _step_generator(settings.seed, step, micro, rank)
                     if te is not None:
-                        conds = (_encode(te, prompts.instance_prompt), _encode(te, prompts.class_prompt) if use_prior else None)
+                        conds = (_text_context(text, prompts.instance_prompt), _text_context(text, prompts.class_prompt) if use_prior else None)
                     else:
                         conds = fixed
                     x0 = instance_x0[_pick(instance_x0.shape[0], settings.batch_size, g).to(device)]
@@ -370,11 +346,9 @@ def train_dreambooth(
                 from comfy_extras.nodes_train import unpatch
 
                 unpatch(m)
-            for layer in patched_layers:
-                del layer.forward
-            _release(mp, [a.module for a in adapters] + frozen)
+            training.release(mp, [a.module for a in adapters] + frozen)
             if te is not None:
-                _release(te.patcher, [a.module for a in adapters] + frozen)
+                training.release(te.patcher, [a.module for a in adapters] + frozen)
 
 
 def _result(adapters, settings, step, losses, prompts, world, extra) -> TrainResult:
@@ -383,19 +357,6 @@ def _result(adapters, settings, step, losses, prompts, world, extra) -> TrainRes
     info.update(extra or {})
     metadata = lora_metadata(settings.rank, settings.alpha, step, info)
     return TrainResult(lora_state_dict(_pairs(adapters, settings.alpha)), metadata, step, list(losses))
-
-
-def _release(patcher, wrappers):
-    """Unload the training clone and take our wrappers off the shared modules (the base stays untouched)."""
-    ours = {id(w) for w in wrappers}
-    for i in reversed(range(len(comfy.model_management.current_loaded_models))):
-        loaded = comfy.model_management.current_loaded_models[i]
-        if loaded.model is patcher:
-            comfy.model_management.current_loaded_models.pop(i).model_unload()
-    for m in patcher.model.modules():
-        for attr in ("weight_function", "bias_function"):
-            if hasattr(m, attr):
-                setattr(m, attr, [f for f in getattr(m, attr) if id(f) not in ours])
 
 
 def _conditioning(clip, prompt: str, given: list | None):
@@ -408,22 +369,9 @@ def _conditioning(clip, prompt: str, given: list | None):
         return _encode(clip, prompt)
 
 
-def _out_of_place_residuals(clip) -> list:
-    """ComfyUI's CLIPLayer adds its residuals in place (`x += ...`), which autograd cannot differentiate
-    through; while the text encoder trains, each layer gets the same computation written out of place."""
-    from comfy.clip_model import CLIPLayer
-
-    def forward_for(layer):
-        def forward(x, mask=None, optimized_attention=None):
-            x = x + layer.self_attn(layer.layer_norm1(x), mask, optimized_attention)
-            return x + layer.mlp(layer.layer_norm2(x))
-
-        return forward
-
-    layers = [m for m in clip.patcher.model.modules() if isinstance(m, CLIPLayer)]
-    for layer in layers:
-        layer.forward = forward_for(layer)
-    return layers
+def _text_context(text: training.TextEncoder, prompt: str) -> dict:
+    """The differentiable conditioning of a trained text encoder (SD1.x/2.x UNets read no pooled output)."""
+    return {"cross_attn": text([prompt])}
 
 
 def _encode(clip, prompt: str) -> dict:
@@ -442,7 +390,7 @@ def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, 
     noise = torch.randn(x0.shape, generator=g).to(device)
     percents = torch.rand(batch, generator=g).clamp(1e-6, 1 - 1e-6)
     sigmas = torch.tensor([float(sampling.percent_to_sigma(p.item())) for p in percents], device=device)
-    xt = sampling.noise_scaling(sigmas, noise, x0, max_denoise=False)
+    xt = noising.add_noise(x0, noise, sigmas)
     cond = {}
     for key in context[0]:
         parts = [c[key] for c in context]
@@ -451,20 +399,16 @@ def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, 
     kwargs = {k: v.cond for k, v in mp.model.extra_conds(noise=xt, device=device, **cond).items()}
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         denoised = mp.model.apply_model(xt, sigmas, **kwargs)
-    # epsilon implied by the prediction: xt = noise_scaling(sigma, eps, x0)  =>  eps = (xt - noise_scaling(sigma, 0, x0_hat)) / sigma
-    eps = (xt - sampling.noise_scaling(sigmas, torch.zeros_like(noise), denoised.float())) / sigmas.view(-1, *([1] * (x0.ndim - 1)))
+    eps = noising.implied_noise(xt, denoised.float(), sigmas)
     return prior_preservation_loss(eps, noise, n_instance, settings.prior_loss_weight)
 
 
 
 def square_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """IMAGE [B, H, W, C] -> [B, resolution, resolution, 3]: short side resized, centre-cropped."""
-    if images.ndim != 4 or images.shape[-1] < 3:
-        raise ValueError(f"expected an IMAGE batch [B, H, W, 3], got shape {tuple(images.shape)}")
+    """IMAGE [B, H, W, C] -> [B, resolution, resolution, 3]: centre-cropped square, resized (models/common/image_folder.py)."""
     if resolution % 8:
         raise ValueError(f"resolution must be a multiple of 8, got {resolution}")
-    pixels = images[..., :3].movedim(-1, 1)
-    return comfy.utils.common_upscale(pixels, resolution, resolution, "bilinear", "center").movedim(1, -1)
+    return fit_images(images, resolution, resolution)
 
 
 def encode_images(vae, images: torch.Tensor, resolution: int, batch: int = 4) -> torch.Tensor:
@@ -513,18 +457,29 @@ def generate_class_images(model, clip, vae, prompt: str, count: int, width: int,
     return torch.cat(images)[:count].float()
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+def supplied_class_images(images: torch.Tensor | None, folder: Path | None, count: int, width: int, height: int) -> torch.Tensor | None:
+    """The class images the user gave, at most `count`: `images` first, then the files of `folder`, all fitted to width x height."""
+    supplied = None if images is None else fit_images(images, width, height)[:count]
+    if folder is not None:
+        loaded = load_image_folder(folder, width, height)
+        if loaded is None:
+            raise ValueError(f"folder: {folder.name!r} holds no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)})")
+        supplied = loaded if supplied is None else torch.cat([supplied, loaded.to(supplied)])
+        supplied = supplied[:count]
+    return supplied
 
 
-def load_image_folder(folder: str | Path, width: int, height: int) -> torch.Tensor | None:
-    """Every image in `folder` (sorted by name), RGB, resized on the short side and centre-cropped to width x height."""
-    import numpy as np
-    from PIL import Image, ImageOps
+def lora_output_path(name: str, root: str | Path) -> tuple[Path, str]:
+    """`name` (relative, no extension needed) -> (path under the loras folder `root`, name as LoraLoader lists it)."""
+    clean = name.strip().replace("\\", "/")
+    if not clean or clean.startswith("/") or any(part in ("", "..", ".") for part in clean.split("/")):
+        raise ValueError(f"lora_name: expected a relative name like 'dreambooth/sks_dog', got {name!r}")
+    if not clean.endswith(".safetensors"):
+        clean += ".safetensors"
+    return Path(root) / clean, clean
 
-    images = []
-    for path in sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        with Image.open(path) as im:
-            rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.float32) / 255.0
-        pixels = torch.from_numpy(rgb)[None].movedim(-1, 1)
-        images.append(comfy.utils.common_upscale(pixels, width, height, "bilinear", "center").movedim(1, -1))
-    return torch.cat(images) if images else None
+
+def checkpoint_path(path: str | Path, step: int) -> Path:
+    """Where the intermediate checkpoint of `step` goes: beside the final file, `<stem>_stepNNNNNN<suffix>`."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_step{step:06d}{path.suffix}")

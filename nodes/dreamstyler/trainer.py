@@ -1,16 +1,13 @@
 """DreamStyler training: ComfyUI's MODEL / CLIP / VAE as the frozen parts of multi-stage TI.
 
-The text encoder forward used here is differentiable: ComfyUI's own CLIP layers add their residuals
-in place (fine for inference, fatal for autograd), so `encode_differentiable` runs the same
-submodules (layer norms, attention, MLP, final norm, clip-skip layer) with out-of-place residuals;
-a test holds it equal to ComfyUI's encode. Models loaded inside ComfyUI's executor hold inference
-tensors, which autograd cannot save, so training runs on private copies of the UNet and the text
-transformer (the MODEL and CLIP you pass in are never modified).
+Training runs on clones of the MODEL and CLIP patchers made differentiable the one way the pack's
+trainers share (`nodes/common/training.py`: weight wrappers for ComfyUI's inference tensors, a CLIP
+text forward with out-of-place residuals); the MODEL and CLIP you pass in are never modified. The
+noise schedule is the model's own: its 1000 discrete sigmas, as cumulative alphas for the pure loop.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from dataclasses import dataclass
@@ -19,84 +16,26 @@ from typing import Callable
 
 import torch
 
+from ...models.common import noising
 from ...models.dreamstyler import staged_embedding as se
 from ...models.dreamstyler.context_prompts import DEFAULT_TEMPLATE
 from ...models.dreamstyler.staged_inversion import InversionSettings, train_staged_inversion
+from ..common import training
 from .staged_encoding import check_dim, tokenize_with_vectors
 
-def _inner_clip(clip):
-    outer = clip.cond_stage_model
-    name = getattr(outer, "clip", None)
-    inner = getattr(outer, name, None) if name else None
-    if inner is None or not hasattr(inner, "process_tokens") or not hasattr(inner.transformer, "text_model"):
-        raise ValueError(
-            f"training needs an SD1.x-style CLIP text encoder (one CLIP-L/H tower); got {type(outer).__name__}"
-        )
-    return outer, inner
 
-
-def _layer_options(clip, outer, inner):
-    outer.reset_clip_options()
-    if clip.layer_idx is not None:
-        outer.set_clip_options({"layer": clip.layer_idx})
-    layer, layer_idx = inner.layer, inner.layer_idx
-    outer.reset_clip_options()
-    if layer not in ("last", "hidden") or inner.enable_attention_masks or inner.zero_out_masked:
-        raise ValueError(f"training does not support this CLIP's output options (layer {layer!r}, attention masks)")
-    return layer, layer_idx, inner.layer_norm_hidden_state
-
-
-def transformer_forward(transformer, embeds: torch.Tensor, layer: str, layer_idx, layer_norm_hidden_state: bool) -> torch.Tensor:
-    """ComfyUI's CLIPTextModel forward (causal mask, no padding mask) with out-of-place residuals."""
-    import comfy.ops
-    from comfy.ldm.modules.attention import optimized_attention_for_device
-
-    text_model = transformer.text_model
-    x = embeds + comfy.ops.cast_to(text_model.embeddings.position_embedding.weight, dtype=embeds.dtype, device=embeds.device)
-    length = x.shape[1]
-    mask = torch.full((length, length), -torch.finfo(x.dtype).max, dtype=x.dtype, device=x.device).triu_(1)
-    attention = optimized_attention_for_device(x.device, mask=True, small_input=True)
-    layers = text_model.encoder.layers
-    stop = None
-    if layer == "hidden":
-        stop = layer_idx + len(layers) if layer_idx < 0 else layer_idx
-    intermediate = None
-    for i, block in enumerate(layers):
-        x = x + block.self_attn(block.layer_norm1(x), mask, attention)
-        x = x + block.mlp(block.layer_norm2(x))
-        if i == stop:
-            intermediate = x
-    if layer == "last":
-        return text_model.final_layer_norm(x)
-    return text_model.final_layer_norm(intermediate) if layer_norm_hidden_state else intermediate
-
-
-class DifferentiableTextEncoder:
+class DifferentiableTextEncoder(training.TextEncoder):
     """Encodes prompts whose placeholder is replaced by (trainable) vectors; gradients reach the vectors."""
-
-    def __init__(self, clip, transformer=None):
-        self.clip = clip
-        self.outer, self.inner = _inner_clip(clip)
-        self.options = _layer_options(clip, self.outer, self.inner)
-        self.transformer = transformer if transformer is not None else self.inner.transformer
-        self.key = self.outer.clip_name
 
     def __call__(self, prompts: list[str], token: str, vectors: torch.Tensor) -> torch.Tensor:
         """prompts: B strings; vectors: [B, n, dim] -> context [B, 77, dim] (float32)."""
-        rows = []
-        for prompt, sample_vectors in zip(prompts, vectors):
-            chunks = tokenize_with_vectors(self.clip, prompt, token, sample_vectors)[self.key]
-            if len(chunks) != 1 or any(w != 1.0 for _, w in chunks[0]):
-                raise ValueError(f"training prompt {prompt!r} must fit in one 77-token chunk and carry no (word:weight) syntax")
-            rows.append([t for t, _ in chunks[0]])
-        device = self.inner.transformer.get_input_embeddings().weight.device
-        embeds, _, _, _ = self.inner.process_tokens(rows, device)
-        return transformer_forward(self.transformer, embeds, *self.options).float()
+        rows = [self.rows(p, tokenize_with_vectors(self.clip, p, token, v)) for p, v in zip(prompts, vectors)]
+        return self.encode_rows(rows)
 
 
 def init_vectors_from_word(clip, word: str, stages: int, vectors_per_stage: int) -> torch.Tensor:
     """[T, n, dim]: the token-table rows of `word` (cycled to n vectors), the same for every stage."""
-    outer, inner = _inner_clip(clip)
+    outer, inner = training.inner_clip(clip)
     ids = [t for t, _ in clip.tokenize(word)[outer.clip_name][0] if isinstance(t, int)]
     special = set(inner.special_tokens.values())
     ids = [t for t in ids if t not in special]
@@ -105,18 +44,6 @@ def init_vectors_from_word(clip, word: str, stages: int, vectors_per_stage: int)
     table = inner.transformer.get_input_embeddings().weight
     rows = torch.stack([table[ids[i % len(ids)]].detach().float().cpu() for i in range(vectors_per_stage)])
     return rows[None].repeat(stages, 1, 1).clone()
-
-
-def _prediction(model_sampling) -> str:
-    import comfy.model_sampling as ms
-
-    unsupported = (ms.EDM, ms.CONST, ms.X0)
-    if not isinstance(model_sampling, unsupported):
-        if isinstance(model_sampling, ms.V_PREDICTION):
-            return "v"
-        if isinstance(model_sampling, ms.EPS):
-            return "eps"
-    raise ValueError(f"training supports eps- and v-prediction models; this model samples with {type(model_sampling).__name__}")
 
 
 def training_prompts(template: str, captions: list[str], token: str, images: int) -> list[str]:
@@ -142,6 +69,7 @@ class TrainingSetup:
     alphas_cumprod: torch.Tensor
     encode: Callable
     unet: Callable
+    release: Callable[[], None]  # unloads the training clones and takes their weight wrappers off
 
     def run(self, on_step=None):
         return train_staged_inversion(
@@ -174,7 +102,7 @@ def prepare(
     sigmas = getattr(model_sampling, "sigmas", None)
     if sigmas is None or sigmas.shape[0] != se.NUM_TRAIN_TIMESTEPS:
         raise ValueError("training needs a discrete 1000-timestep model (SD1.x / SD2.x)")
-    settings = InversionSettings(**{**settings.__dict__, "prediction": _prediction(model_sampling)})
+    settings = InversionSettings(**{**settings.__dict__, "prediction": training.prediction_type(model_sampling)})
     prompts = training_prompts(template, captions, token, images.shape[0])
     init = init_vectors_from_word(clip, init_word, settings.stages, vectors_per_stage)
     check_dim(clip, se.StagedEmbedding(token, init))
@@ -183,15 +111,14 @@ def prepare(
         pixels = images[..., :3].clone()
         latents = model.model.process_latent_in(vae.encode(pixels)).clone()
         flipped = model.model.process_latent_in(vae.encode(pixels.flip(2))).clone()
-    comfy.model_management.load_models_gpu([model])
-    clip.load_model()
-    unet = copy.deepcopy(model.model.diffusion_model).requires_grad_(False)
-    _, inner = _inner_clip(clip)
-    text = copy.deepcopy(inner.transformer).requires_grad_(False)
-    if comfy.model_management.get_torch_device().type == "cpu":
-        text = text.float()  # CPU: one fp32 copy instead of casting fp16 weights at every layer call
-    encoder = DifferentiableTextEncoder(clip, text)
-    device = next(unet.parameters()).device
+    unet_patcher, text_clip = model.clone(), clip.clone()
+    wrappers = training.differentiable_frozen_weights(unet_patcher) + training.differentiable_frozen_weights(text_clip.patcher)
+    unet_patcher.model.requires_grad_(False)
+    text_clip.patcher.model.requires_grad_(False)
+    comfy.model_management.load_models_gpu([unet_patcher, text_clip.patcher], force_full_load=True)
+    unet = unet_patcher.model.diffusion_model
+    encoder = DifferentiableTextEncoder(text_clip)
+    device = unet_patcher.load_device
     dtype = model.model.manual_cast_dtype or model.model.get_dtype()
 
     def encode(vectors, index):
@@ -200,8 +127,12 @@ def prepare(
     def run_unet(noisy, t, context):
         return unet(noisy.to(dtype), t.float(), context=context.to(device=device, dtype=dtype))
 
+    def release():
+        training.release(unet_patcher, wrappers)
+        training.release(text_clip.patcher, wrappers)
+
     return TrainingSetup(
-        settings, token, prompts, init, latents.to(device), flipped.to(device), 1.0 / (1.0 + sigmas.double() ** 2), encode, run_unet
+        settings, token, prompts, init, latents.to(device), flipped.to(device), noising.alphas_cumprod(sigmas), encode, run_unet, release
     )
 
 
@@ -212,7 +143,7 @@ def train(model, clip, vae, images, captions, token, settings, template=DEFAULT_
         try:
             vectors, losses = setup.run(on_step)
         finally:
-            setup.encode = setup.unet = None  # drop the private model copies now
+            setup.release()
     metadata = {
         "steps": setup.settings.steps,
         "learning_rate": setup.settings.learning_rate,

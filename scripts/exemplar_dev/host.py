@@ -13,6 +13,8 @@ import sys
 import uuid
 from types import SimpleNamespace
 
+import cli_boot  # scripts/, on sys.path wherever exemplar_dev is importable
+
 from .paths import BASE_DIR, PACK_FOLDER_NAME, comfyui_dir
 
 _booted = None
@@ -39,20 +41,11 @@ def boot():
     global _booted
     if _booted is not None:
         return _booted
-    root = str(comfyui_dir())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-
-    import comfy.options
-
-    comfy.options.enable_args_parsing(False)
+    cli_boot.boot_comfyui(comfyui_dir(), cpu=True, base_directory=BASE_DIR)
     from comfy.cli_args import args
 
-    args.cpu = True
-    args.base_directory = str(BASE_DIR)
     args.disable_all_custom_nodes = False
 
-    import utils.extra_config  # noqa: F401  (must precede `import nodes`)
     import folder_paths
     import nodes
     import execution

@@ -1,0 +1,152 @@
+"""What the trainers (DreamBooth, DreamStyler) need from ComfyUI beyond its inference path; one way each.
+
+Two ComfyUI habits break autograd, and each has one workaround here; neither assigns to a ComfyUI
+class or instance:
+
+- Models loaded inside ComfyUI's executor hold inference tensors, which autograd cannot save for
+  backward. `differentiable_frozen_weights` registers a weight wrapper on every frozen weight of a
+  *cloned* patcher (`ModelPatcher.add_weight_wrapper`, the hook ComfyUI's own LoRA training uses);
+  a layer with a wrapper runs ComfyUI's casting path, which hands the layer a fresh copy of its weight,
+  and the wrapper copies whatever is still an inference tensor. `release` unloads the clone and takes
+  the wrappers off again, so the MODEL / CLIP the user passed in stay as they were.
+- ComfyUI's `CLIPLayer.forward` adds its residuals in place (`x += ...`). `transformer_forward` runs the
+  same submodules (layer norms, attention, MLP, final norm, clip-skip layer) with out-of-place residuals,
+  and `TextEncoder` encodes prompts through it; a test holds it equal to ComfyUI's own encode.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import comfy.model_management
+
+
+class _NormalTensor:
+    """Weight wrapper: an inference tensor is copied once into a normal tensor, reused while that weight stays."""
+
+    def __init__(self):
+        self.cached = None
+
+    def __call__(self, weight):
+        if not weight.is_inference():
+            return weight
+        if self.cached is None or self.cached[0] is not weight:
+            self.cached = (weight, weight.clone())
+        return self.cached[1]
+
+
+def differentiable_frozen_weights(patcher, trained_keys=()) -> list:
+    """Wrap every weight and bias of `patcher`'s layers except `trained_keys`; returns the wrappers (for `release`).
+
+    Call on a clone (`model.clone()`, `clip.clone().patcher`) under torch.inference_mode(False), before loading it.
+    """
+    trained_keys = set(trained_keys)
+    wrappers = []
+    for path, module in patcher.model.named_modules():
+        if not hasattr(module, "weight_function"):
+            continue
+        for name in ("weight", "bias"):
+            key = f"{path}.{name}"
+            if getattr(module, name, None) is not None and key not in trained_keys:
+                wrapper = _NormalTensor()
+                patcher.add_weight_wrapper(key, wrapper)
+                wrappers.append(wrapper)
+    return wrappers
+
+
+def release(patcher, wrappers) -> None:
+    """Unload the training clone and take `wrappers` off the modules it shares with the original."""
+    ours = {id(w) for w in wrappers}
+    loaded = comfy.model_management.current_loaded_models
+    for i in reversed(range(len(loaded))):
+        if loaded[i].model is patcher:
+            loaded.pop(i).model_unload()
+    for m in patcher.model.modules():
+        for attr in ("weight_function", "bias_function"):
+            if hasattr(m, attr):
+                setattr(m, attr, [f for f in getattr(m, attr) if id(f) not in ours])
+
+
+def prediction_type(model_sampling) -> str:
+    """"eps" or "v"; a clear error for the samplings the trainers' noising does not describe (EDM, flow, x0)."""
+    import comfy.model_sampling as ms
+
+    if not isinstance(model_sampling, (ms.EDM, ms.CONST, ms.X0)):
+        if isinstance(model_sampling, ms.V_PREDICTION):
+            return "v"
+        if isinstance(model_sampling, ms.EPS):
+            return "eps"
+    raise ValueError(f"training supports eps- and v-prediction models; this model samples with {type(model_sampling).__name__}")
+
+
+def inner_clip(clip):
+    """(outer, inner): the CLIP's SD1ClipModel-style wrapper and its one text tower (SD1.x: clip_l, SD2.x: clip_h)."""
+    outer = clip.cond_stage_model
+    name = getattr(outer, "clip", None)
+    inner = getattr(outer, name, None) if name else None
+    if inner is None or not hasattr(inner, "process_tokens") or not hasattr(inner.transformer, "text_model"):
+        raise ValueError(f"training needs an SD1.x-style CLIP text encoder (one CLIP-L/H tower); got {type(outer).__name__}")
+    return outer, inner
+
+
+def _layer_options(clip, outer, inner):
+    """The output layer ComfyUI's encode would use for this CLIP (its clip-skip setting), read the way encode sets it."""
+    outer.reset_clip_options()
+    if clip.layer_idx is not None:
+        outer.set_clip_options({"layer": clip.layer_idx})
+    layer, layer_idx = inner.layer, inner.layer_idx
+    outer.reset_clip_options()
+    if layer not in ("last", "hidden") or inner.enable_attention_masks or inner.zero_out_masked:
+        raise ValueError(f"training does not support this CLIP's output options (layer {layer!r}, attention masks)")
+    return layer, layer_idx, inner.layer_norm_hidden_state
+
+
+def transformer_forward(transformer, embeds: torch.Tensor, layer: str, layer_idx, layer_norm_hidden_state: bool) -> torch.Tensor:
+    """ComfyUI's CLIPTextModel forward (causal mask, no padding mask) with out-of-place residuals."""
+    from comfy.ldm.modules.attention import optimized_attention_for_device
+
+    text_model = transformer.text_model
+    position = comfy.model_management.cast_to(text_model.embeddings.position_embedding.weight, dtype=embeds.dtype, device=embeds.device)
+    x = embeds + position
+    length = x.shape[1]
+    mask = torch.full((length, length), -torch.finfo(x.dtype).max, dtype=x.dtype, device=x.device).triu_(1)
+    attention = optimized_attention_for_device(x.device, mask=True, small_input=True)
+    layers = text_model.encoder.layers
+    stop = None
+    if layer == "hidden":
+        stop = layer_idx + len(layers) if layer_idx < 0 else layer_idx
+    intermediate = None
+    for i, block in enumerate(layers):
+        x = x + block.self_attn(block.layer_norm1(x), mask, attention)
+        x = x + block.mlp(block.layer_norm2(x))
+        if i == stop:
+            intermediate = x
+    if layer == "last":
+        return text_model.final_layer_norm(x)
+    return text_model.final_layer_norm(intermediate) if layer_norm_hidden_state else intermediate
+
+
+class TextEncoder:
+    """Differentiable prompt -> cross-attention context [B, 77, dim] through a ComfyUI CLIP (one 77-token chunk each)."""
+
+    def __init__(self, clip):
+        self.clip = clip
+        self.outer, self.inner = inner_clip(clip)
+        self.options = _layer_options(clip, self.outer, self.inner)
+        self.key = self.outer.clip_name
+
+    def rows(self, prompt: str, tokens: dict) -> list:
+        """The one chunk of `tokens` (clip.tokenize's output, or one built like it) as a row for `encode_rows`."""
+        chunks = tokens[self.key]
+        if len(chunks) != 1 or any(weight != 1.0 for _, weight in chunks[0]):
+            raise ValueError(f"training prompt {prompt!r} must fit in one 77-token chunk and carry no (word:weight) syntax")
+        return [token for token, _ in chunks[0]]
+
+    def encode_rows(self, rows: list[list]) -> torch.Tensor:
+        """rows: one token list per sample (ids, or embedding tensors in place of ids) -> context, float32."""
+        device = self.inner.transformer.get_input_embeddings().weight.device
+        embeds, _, _, _ = self.inner.process_tokens(rows, device)
+        return transformer_forward(self.inner.transformer, embeds, *self.options).float()
+
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        return self.encode_rows([self.rows(p, self.clip.tokenize(p)) for p in prompts])
