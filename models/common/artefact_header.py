@@ -83,10 +83,14 @@ def read_header(
             f"{source} is not a {label}: its metadata has no {KIND_KEY} (it was not written by comfyui-exemplar)"
         )
     if found != kind:
-        raise ArtefactHeaderError(f"{source} is not a {label}: its metadata says {KIND_KEY} = {found!r}, expected {kind!r}")
+        raise ArtefactHeaderError(
+            f"{source} is not a {label}: its metadata says {KIND_KEY} = {found!r}, expected {kind!r}"
+        )
     entry = _version_entry(metadata)
     if entry is None:
-        raise ArtefactHeaderError(f"{source} is a {label} without a format version ({VERSION_KEY}); its layout is unknown")
+        raise ArtefactHeaderError(
+            f"{source} is a {label} without a format version ({VERSION_KEY}); its layout is unknown"
+        )
     key, raw = entry
     if not raw.strip().isdigit() or int(raw) < 1:
         raise ArtefactHeaderError(f"{source} has an unreadable format version {raw!r} in {key}; expected an integer")

@@ -46,9 +46,13 @@ def masked_source(image: torch.Tensor, region: torch.Tensor, fill: float = 0.5) 
     """
     region = as_batch(region)
     if tuple(region.shape[-2:]) != tuple(image.shape[1:3]):
-        raise ValueError(f"the mask is {tuple(region.shape[-2:])}, the image {tuple(image.shape[1:3])}; resize it first")
+        raise ValueError(
+            f"the mask is {tuple(region.shape[-2:])}, the image {tuple(image.shape[1:3])}; resize it first"
+        )
     if 1 not in (image.shape[0], region.shape[0]) and image.shape[0] != region.shape[0]:
-        raise ValueError(f"image batch {image.shape[0]} and mask batch {region.shape[0]} differ; each must be 1 or the same")
+        raise ValueError(
+            f"image batch {image.shape[0]} and mask batch {region.shape[0]} differ; each must be 1 or the same"
+        )
     return torch.where(region[..., None] > 0.5, torch.tensor(fill, dtype=image.dtype), image)
 
 

@@ -7,6 +7,9 @@ the chosen block is recorded and the rest of the UNet is skipped. The given MODE
 Block names: ``input.<i>`` (output of input block i), ``middle.0`` (output of the middle block),
 ``output.<i>`` (output of output block i; the last one is not offered: it feeds the final conv),
 and ``auto`` = the last block of the 2nd down-sampling stage (input.5 for SD1.x and SDXL).
+
+`encode_reference` is the whole encoder behind ExemplarReferenceEncodeUNet: square resize, VAE,
+this UNet pass, then the feature map as tokens (models/dreaminpainter/reference_tokens.py).
 """
 
 from __future__ import annotations

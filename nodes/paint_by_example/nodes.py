@@ -173,6 +173,8 @@ class PbEInpaintConditioning(io.ComfyNode):
         prepared = inpaint_inputs(pixels, mask, mask_threshold)
         masked_latent = vae.encode(prepared.masked)
         source_latent = vae.encode(prepared.pixels)
+        # latent cells are 8x8 pixel blocks, so bilinear weights are exact halves and the hole at latent
+        # size is exactly 1 - the official keep-mask resized and binarised at 0.5
         hole_latent = binary_mask(prepared.hole, tuple(masked_latent.shape[-2:]))
         values = {"concat_latent_image": masked_latent, "concat_mask": hole_latent[:, None]}
         latent = {"samples": source_latent}

@@ -8,12 +8,19 @@ from comfyui_exemplar.models.common.artefact_header import ArtefactHeaderError, 
 
 def test_round_trip_keeps_kind_version_and_fields():
     meta = write_header("token_scorer", 2, {"dim": 8, "base": "SD15"})
-    assert meta == {"exemplar.kind": "token_scorer", "exemplar.version": "2", "exemplar.dim": "8", "exemplar.base": "SD15"}
+    assert meta == {
+        "exemplar.kind": "token_scorer",
+        "exemplar.version": "2",
+        "exemplar.dim": "8",
+        "exemplar.base": "SD15",
+    }
     header = read_header(dict(meta, ss_network_dim="4"), "token_scorer", 2, source="s.safetensors")
     assert (header.kind, header.version, header.source) == ("token_scorer", 2, "s.safetensors")
     assert header.fields == {"dim": "8", "base": "SD15"}  # foreign keys (kohya's ss_*) are not fields
     assert header.value("dim") == "8"
-    with pytest.raises(ArtefactHeaderError, match="s.safetensors has an incomplete token_scorer header: no exemplar.step"):
+    with pytest.raises(
+        ArtefactHeaderError, match="s.safetensors has an incomplete token_scorer header: no exemplar.step"
+    ):
         header.value("step")
 
 
@@ -31,19 +38,28 @@ def test_the_older_version_spellings_are_read(key):
 def test_a_missing_header_says_what_was_expected():
     assert not has_header({"ss_network_dim": "4"}) and not has_header(None)
     for metadata in (None, {}, {"format": "pt"}):
-        with pytest.raises(ArtefactHeaderError, match=r"x.safetensors is not a token_scorer file: its metadata has no exemplar.kind"):
+        with pytest.raises(
+            ArtefactHeaderError, match=r"x.safetensors is not a token_scorer file: its metadata has no exemplar.kind"
+        ):
             read_header(metadata, "token_scorer", 1, source="x.safetensors")
 
 
 def test_another_kind_names_both_kinds_and_uses_the_label():
     meta = write_header("token_projection", 1)
     assert has_header(meta)
-    with pytest.raises(ArtefactHeaderError, match="x is not a Diffuse to Choose adapter: its metadata says exemplar.kind = 'token_projection', expected 'dtc_adapter'"):
+    with pytest.raises(
+        ArtefactHeaderError,
+        match="x is not a Diffuse to Choose adapter: its metadata says exemplar.kind = 'token_projection', "
+        "expected 'dtc_adapter'",
+    ):
         read_header(meta, "dtc_adapter", 1, source="x", label="Diffuse to Choose adapter")
 
 
 def test_a_newer_version_asks_for_an_update():
-    with pytest.raises(ArtefactHeaderError, match=r"is a token_scorer file of format version '3', newer than this comfyui-exemplar reads \(up to 2\)"):
+    with pytest.raises(
+        ArtefactHeaderError,
+        match=r"is a token_scorer file of format version '3', newer than this comfyui-exemplar reads \(up to 2\)",
+    ):
         read_header(write_header("token_scorer", 3), "token_scorer", 2)
     with pytest.raises(ArtefactHeaderError, match="format version '5'"):  # an old spelling is checked too
         read_header({"exemplar.kind": "token_scorer", "exemplar.format": "5"}, "token_scorer", 1)
@@ -107,6 +123,10 @@ def test_a_dreamstyler_file_with_the_older_version_key_still_loads(tmp_path):
     save_file(embedding.state_dict(), str(tmp_path / "old.safetensors"), metadata=old)
     loaded = se.load(tmp_path / "old.safetensors")
     assert torch.equal(loaded.vectors, embedding.vectors) and loaded.base == "sd1" and loaded.metadata == {}
-    save_file(embedding.state_dict(), str(tmp_path / "newer.safetensors"), metadata=dict(old, **{"exemplar.format_version": "2"}))
+    save_file(
+        embedding.state_dict(),
+        str(tmp_path / "newer.safetensors"),
+        metadata=dict(old, **{"exemplar.format_version": "2"}),
+    )
     with pytest.raises(ValueError, match="newer.safetensors is a DreamStyler staged embedding of format version '2'"):
         se.load(tmp_path / "newer.safetensors")

@@ -34,7 +34,9 @@ def test_half_covered_latent_cells_fall_the_same_way_from_either_side():
     hole[:, 4:20, 12:28] = 1
     region = masks.binary_mask(hole, (4, 4))
     keep = masks.binary_mask(1 - hole, (4, 4))
-    assert torch.equal(region, 1 - (F.interpolate((1 - hole)[:, None], size=(4, 4), mode="bilinear")[:, 0] >= 0.5).float())
+    assert torch.equal(
+        region, 1 - (F.interpolate((1 - hole)[:, None], size=(4, 4), mode="bilinear")[:, 0] >= 0.5).float()
+    )
     assert not torch.any((region == 1) & (keep == 1))
 
 
@@ -45,7 +47,10 @@ def test_masked_source_fills_the_region_and_keeps_every_other_pixel_exactly():
     out = masks.masked_source(image, region)
     inside = region.bool()[..., None].expand(2, -1, -1, 3)
     assert out.shape == image.shape and torch.all(out[inside] == 0.5) and torch.equal(out[~inside], image[~inside])
-    assert torch.all(masks.masked_source(image.half(), region, fill=0.0)[inside] == 0) and masks.masked_source(image.half(), region).dtype == torch.float16
+    assert (
+        torch.all(masks.masked_source(image.half(), region, fill=0.0)[inside] == 0)
+        and masks.masked_source(image.half(), region).dtype == torch.float16
+    )
     with pytest.raises(ValueError, match="image batch 2 and mask batch 3 differ"):
         masks.masked_source(image, torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="resize it first"):
