@@ -27,10 +27,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..common.artefact_header import read_header, write_header
 from ..common.atomic_file import save_safetensors_atomic
 
 KIND = "dtc_adapter"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = 1
 HINT_ADAPTER_WIDTHS = (16, 32, 64)
 
 
@@ -281,38 +282,32 @@ class DtCAdapter(nn.Module):
         return self.image_projection(tokens.to(self.dtype))
 
     def metadata(self) -> dict[str, str]:
-        return {
-            "exemplar.kind": KIND,
-            "exemplar.version": FORMAT_VERSION,
-            "exemplar.base_arch": str(self.config.get("base_arch", "unknown")),
-            "exemplar.unet_config": json.dumps(self.config.get("unet_config", {}), sort_keys=True),
-            "exemplar.skip_channels": json.dumps(self.skip_channels),
-            "exemplar.latent_channels": str(self.latent_channels),
-            "exemplar.image_dim": str(self.image_dim),
-            "exemplar.context_dim": str(self.context_dim),
+        fields = {
+            "base_arch": self.config.get("base_arch", "unknown"),
+            "unet_config": json.dumps(self.config.get("unet_config", {}), sort_keys=True),
+            "skip_channels": json.dumps(self.skip_channels),
+            "latent_channels": self.latent_channels,
+            "image_dim": self.image_dim,
+            "context_dim": self.context_dim,
         }
+        return write_header(KIND, FORMAT_VERSION, fields)
 
 
 def parse_metadata(metadata: dict[str, str] | None, source: str = "file") -> dict:
     """Check a file's metadata header and return the adapter description (clear error otherwise)."""
-    metadata = metadata or {}
-    kind = metadata.get("exemplar.kind")
-    if kind != KIND:
-        raise ValueError(f"{source} is not a Diffuse to Choose adapter (metadata exemplar.kind = {kind!r}, expected {KIND!r})")
-    version = metadata.get("exemplar.version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{source} has DtC adapter format version {version!r}; this pack reads version {FORMAT_VERSION}")
+    header = read_header(metadata, KIND, FORMAT_VERSION, source, label="Diffuse to Choose adapter")
+    raw = {name: header.value(name) for name in ("base_arch", "unet_config", "skip_channels", "latent_channels", "image_dim", "context_dim")}
     try:
         return {
-            "base_arch": metadata["exemplar.base_arch"],
-            "unet_config": json.loads(metadata["exemplar.unet_config"]),
-            "skip_channels": json.loads(metadata["exemplar.skip_channels"]),
-            "latent_channels": int(metadata["exemplar.latent_channels"]),
-            "image_dim": int(metadata["exemplar.image_dim"]),
-            "context_dim": int(metadata["exemplar.context_dim"]),
+            "base_arch": raw["base_arch"],
+            "unet_config": json.loads(raw["unet_config"]),
+            "skip_channels": json.loads(raw["skip_channels"]),
+            "latent_channels": int(raw["latent_channels"]),
+            "image_dim": int(raw["image_dim"]),
+            "context_dim": int(raw["context_dim"]),
         }
-    except (KeyError, ValueError) as error:
-        raise ValueError(f"{source} has an incomplete DtC adapter header: {error}") from error
+    except ValueError as error:
+        raise ValueError(f"{source} has an unreadable DtC adapter header: {error}") from error
 
 
 def save_adapter(adapter: DtCAdapter, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:

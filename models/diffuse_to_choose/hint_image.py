@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..common.masks import binary_mask
+
 FIT_MODES = ("stretch", "fit")
 
 
@@ -70,7 +72,7 @@ def build_hint_images(
     the rectangles as masks [B, H, W].
 
     references: [Br, h, w, C] in [0, 1]; masks: [Bm, H', W'] (white = region to fill), resized to
-    image_size and thresholded at 0.5. Batches of 1 broadcast against the other.
+    image_size and binarised as models/common/masks.py does. Batches of 1 broadcast against the other.
     """
     if fit not in FIT_MODES:
         raise ValueError(f"unknown fit {fit!r}; expected one of {FIT_MODES}")
@@ -83,7 +85,7 @@ def build_hint_images(
         if count not in (1, batch):
             raise ValueError(f"{name} has batch {count}, expected 1 or {batch}")
     height, width = image_size
-    masks = F.interpolate(masks[:, None].float(), size=(height, width), mode="bilinear", align_corners=False)[:, 0] > 0.5
+    masks = binary_mask(masks, (height, width)) > 0
 
     hints = torch.zeros(batch, height, width, references.shape[-1], dtype=references.dtype)
     rect_masks = torch.zeros(batch, height, width)

@@ -11,7 +11,8 @@ UNet names are "lora_unet_" + the diffusers module path with "." replaced by "_"
 (e.g. lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q); text-encoder names
 are "lora_te_" + the CLIP module path from "text_model" on
 (lora_te_text_model_encoder_layers_0_self_attn_q_proj). The header carries kohya's "ss_*"
-network fields and the pack's own "exemplar.*" fields (training step, prompts, settings).
+network fields and the pack's artefact header (models/common/artefact_header.py: kind, version, then the
+training step, prompts and settings as "exemplar.*" fields).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from typing import Mapping
 
 import torch
 
+from ..common.artefact_header import write_header
 from ..common.atomic_file import save_safetensors_atomic
 
 UNET_PREFIX = "lora_unet_"
 TEXT_ENCODER_PREFIX = "lora_te_"
 KIND = "dreambooth_lora"
+FORMAT_VERSION = 1
 
 # DreamBooth-LoRA targets: q/k/v/out of every self- and cross-attention (diffusers' examples).
 _UNET_ATTENTION = re.compile(r"(^|\.)attn[12]\.(to_q|to_k|to_v|to_out\.0)$")
@@ -103,16 +106,8 @@ def read_lora_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Lo
 
 def lora_metadata(rank: int, alpha: float, step: int, extra: Mapping[str, object] | None = None) -> dict[str, str]:
     """Header fields: kohya's network description plus the pack's own (all values are strings)."""
-    meta = {
-        "ss_network_module": "networks.lora",
-        "ss_network_dim": str(rank),
-        "ss_network_alpha": str(alpha),
-        "exemplar.kind": KIND,
-        "exemplar.step": str(step),
-    }
-    for key, value in (extra or {}).items():
-        meta[f"exemplar.{key}"] = str(value)
-    return meta
+    kohya = {"ss_network_module": "networks.lora", "ss_network_dim": str(rank), "ss_network_alpha": str(alpha)}
+    return {**kohya, **write_header(KIND, FORMAT_VERSION, {"step": step, **(extra or {})})}
 
 
 def save_lora_file(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> Path:

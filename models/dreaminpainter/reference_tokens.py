@@ -39,17 +39,24 @@ def preprocess_mask(mask: torch.Tensor, size: int, crop: bool) -> torch.Tensor:
     return mask[:, 0].clamp(0, 1)
 
 
-def blank_outside_mask(images: torch.Tensor, mask: torch.Tensor, fill: float = 1.0) -> torch.Tensor:
-    """Replace everything outside `mask` ([B or 1, H', W'], resized to the images) by `fill`."""
-    weight = F.interpolate(mask[:, None].float(), size=images.shape[1:3], mode="bilinear", align_corners=False)
-    weight = weight[:, 0, ..., None].clamp(0, 1).to(images.dtype)
-    return images * weight + fill * (1 - weight)
-
-
 def mask_to_grid(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Fraction of each grid cell covered by the mask: [B, H, W] -> [B, h*w]."""
     pooled = F.adaptive_avg_pool2d(mask[:, None].float(), grid)
     return pooled.flatten(1).clamp(0, 1)
+
+
+def feature_tokens(features: torch.Tensor, subject_mask: torch.Tensor | None, source: dict) -> ExemplarTokens:
+    """A dense feature map [B, C, h, w] as h*w spatial tokens of width C, row-major.
+
+    subject_mask: [B or 1, H, W] at the resolution the features were computed from (already cropped
+    like the image); each token then carries the fraction of its cell the mask covers.
+    """
+    batch, _, height, width = features.shape
+    tokens = features.flatten(2).transpose(1, 2).contiguous()
+    mask = None
+    if subject_mask is not None:
+        mask = mask_to_grid(subject_mask, (height, width)).to(tokens.device).expand(batch, -1)
+    return ExemplarTokens(tokens, spatial_positions(batch, height, width, tokens.device), (height, width), mask, source)
 
 
 def vision_tokens(

@@ -1,6 +1,6 @@
 """Projection of reference tokens into a model's text-context space (cross-attention injection).
 
-File layout (format 1):
+File layout (version 1):
 
     proj.weight  [C, D]   linear map from token dim D to context dim C
     proj.bias    [C]
@@ -9,8 +9,8 @@ File layout (format 1):
     gate         [1]      scalar output gate; ZERO in a fresh file, so an untrained projection
                           contributes nothing (the injector then appends / replaces nothing)
 
-Metadata: ``exemplar.kind = "token_projection"``, ``exemplar.format = "1"``,
-``exemplar.in_dim = D``, ``exemplar.out_dim = C``.
+Metadata (models/common/artefact_header.py): ``exemplar.kind = "token_projection"``,
+``exemplar.version = "1"``, ``exemplar.in_dim = D``, ``exemplar.out_dim = C``.
 project(x) = gate * norm(proj(x)).
 """
 
@@ -19,8 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..common.artefact_header import write_header
+
 PROJECTION_KIND = "token_projection"
-PROJECTION_FORMAT = "1"
+PROJECTION_VERSION = 1
 
 
 class TokenProjection(nn.Module):
@@ -53,7 +55,7 @@ class TokenProjection(nn.Module):
         expected = projection.state_dict()
         if set(state_dict) != set(expected):
             raise ValueError(
-                f"token projection keys do not match format {PROJECTION_FORMAT}: missing {sorted(set(expected) - set(state_dict))}, "
+                f"token projection keys do not match version {PROJECTION_VERSION}: missing {sorted(set(expected) - set(state_dict))}, "
                 f"unexpected {sorted(set(state_dict) - set(expected))}"
             )
         for key, value in expected.items():
@@ -63,12 +65,7 @@ class TokenProjection(nn.Module):
         return projection.eval()
 
     def metadata(self) -> dict[str, str]:
-        return {
-            "exemplar.kind": PROJECTION_KIND,
-            "exemplar.format": PROJECTION_FORMAT,
-            "exemplar.in_dim": str(self.in_dim),
-            "exemplar.out_dim": str(self.out_dim),
-        }
+        return write_header(PROJECTION_KIND, PROJECTION_VERSION, {"in_dim": self.in_dim, "out_dim": self.out_dim})
 
 
 def init_token_projection(in_dim: int, out_dim: int, seed: int = 0) -> TokenProjection:

@@ -1,6 +1,6 @@
 """Learned per-token scorer for the top-K selector, and its safetensors file layout.
 
-File layout (format 1), all tensors float:
+File layout (version 1), all tensors float:
 
     norm.weight  [D]      optional LayerNorm over the token features (with norm.bias [D])
     norm.bias    [D]
@@ -9,7 +9,8 @@ File layout (format 1), all tensors float:
     out.weight   [1, H]   (or [1, D] when there is no hidden layer)
     out.bias     [1]
 
-Metadata: ``exemplar.kind = "token_scorer"``, ``exemplar.format = "1"``, ``exemplar.dim = D``.
+Metadata (models/common/artefact_header.py): ``exemplar.kind = "token_scorer"``, ``exemplar.version = "1"``,
+``exemplar.dim = D``.
 score(x) = out(GELU(hidden(norm(x)))) -> one logit per token; higher = keep.
 """
 
@@ -19,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..common.artefact_header import write_header
+
 SCORER_KIND = "token_scorer"
-SCORER_FORMAT = "1"
+SCORER_VERSION = 1
 
 
 class TokenScorer(nn.Module):
@@ -52,7 +55,7 @@ class TokenScorer(nn.Module):
         expected = set(scorer.state_dict())
         if set(state_dict) != expected:
             raise ValueError(
-                f"token scorer keys do not match format {SCORER_FORMAT}: missing {sorted(expected - set(state_dict))}, "
+                f"token scorer keys do not match version {SCORER_VERSION}: missing {sorted(expected - set(state_dict))}, "
                 f"unexpected {sorted(set(state_dict) - expected)}"
             )
         for key, value in scorer.state_dict().items():
@@ -62,7 +65,7 @@ class TokenScorer(nn.Module):
         return scorer.eval()
 
     def metadata(self) -> dict[str, str]:
-        return {"exemplar.kind": SCORER_KIND, "exemplar.format": SCORER_FORMAT, "exemplar.dim": str(self.dim)}
+        return write_header(SCORER_KIND, SCORER_VERSION, {"dim": self.dim})
 
 
 def init_token_scorer(dim: int, hidden: int = 64, seed: int = 0) -> TokenScorer:

@@ -9,8 +9,10 @@ Two file forms are read and written:
 * the official one: ``torch.save({"<tok>-T0": Tensor[dim], ..., "<tok>-T{T-1}": Tensor[dim]})``
   (``.bin`` / ``.pt``), loaded with ``torch.load(weights_only=True)`` only; several vectors per
   stage are stored as ``Tensor[n, dim]`` (beyond the official trainer, which stores one);
-* ours: a ``.safetensors`` file with the same keys and a metadata header (``exemplar.kind`` =
-  ``dreamstyler_staged_embedding``, token, stages, vectors per stage, dim, base architecture).
+* ours: a ``.safetensors`` file with the same keys and the pack's artefact header
+  (models/common/artefact_header.py: ``exemplar.kind`` = ``dreamstyler_staged_embedding``, ``exemplar.version``,
+  token, stages, vectors per stage, dim, base architecture); a ``.safetensors`` file without that header
+  (e.g. a converted official file) is read from its keys alone.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from pathlib import Path
 
 import torch
 
+from ..common.artefact_header import PREFIX, has_header, read_header, write_header
 from ..common.atomic_file import atomic_write, save_safetensors_atomic
 
 KIND = "dreamstyler_staged_embedding"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = 1
 NUM_TRAIN_TIMESTEPS = 1000
 _STAGE_KEY = re.compile(r"^(?P<token>.+)-T(?P<stage>\d+)$")
 
@@ -78,15 +81,10 @@ class StagedEmbedding:
         return out
 
     def header(self) -> dict[str, str]:
+        fields = {"token": self.token, "stages": self.stages, "vectors_per_stage": self.vectors_per_stage, "dim": self.dim, "base": self.base}
         return {
-            "exemplar.kind": KIND,
-            "exemplar.format_version": FORMAT_VERSION,
-            "exemplar.token": self.token,
-            "exemplar.stages": str(self.stages),
-            "exemplar.vectors_per_stage": str(self.vectors_per_stage),
-            "exemplar.dim": str(self.dim),
-            "exemplar.base": self.base,
-            **{k: str(v) for k, v in self.metadata.items() if not k.startswith("exemplar.")},
+            **write_header(KIND, FORMAT_VERSION, fields),
+            **{k: str(v) for k, v in self.metadata.items() if not k.startswith(PREFIX)},
         }
 
 
@@ -216,14 +214,15 @@ def load_safetensors(path) -> StagedEmbedding:
     with safe_open(str(path), "pt") as f:
         meta = dict(f.metadata() or {})
         state = {k: f.get_tensor(k) for k in f.keys()}
-    kind = meta.get("exemplar.kind")
-    if kind is not None and kind != KIND:
-        raise ValueError(f"{path.name} is a {kind!r} file, not a DreamStyler staged embedding")
+    header = read_header(meta, KIND, FORMAT_VERSION, path.name, label="DreamStyler staged embedding") if has_header(meta) else None
     embedding = from_state_dict(
-        state, base=meta.get("exemplar.base", ""), metadata={k: v for k, v in meta.items() if not k.startswith("exemplar.")}, source=path.name
+        state,
+        base=header.fields.get("base", "") if header else "",
+        metadata={k: v for k, v in meta.items() if not k.startswith(PREFIX)},
+        source=path.name,
     )
-    if kind == KIND:
-        expected = (meta.get("exemplar.token"), meta.get("exemplar.stages"), meta.get("exemplar.dim"))
+    if header is not None:
+        expected = (header.value("token"), header.value("stages"), header.value("dim"))
         found = (embedding.token, str(embedding.stages), str(embedding.dim))
         if expected != found:
             raise ValueError(f"{path.name}: header says token/stages/dim {expected} but the tensors hold {found}")

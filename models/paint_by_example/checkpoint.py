@@ -13,7 +13,11 @@ Official single file (a Lightning `state_dict`, as `.ckpt` or converted to `.saf
 Diffusers folder: `image_encoder/` (PaintByExampleImageEncoder: `model.vision_model.*`,
 `mapper.blocks.N.{norm1, attn1.to_q|to_k|to_v|to_out.0, norm3, ff.net.0.proj, ff.net.2}`,
 `final_layer_norm`, `proj_out`, `uncond_vector`), `unet/`, `vae/`. Encoder keys of both forms are
-mapped onto the layout of models/pbe_encoder.py; q, k, v rows are fused as `c_qkv` = [q; k; v].
+mapped onto the layout of models/paint_by_example/encoder.py; q, k, v rows are fused as `c_qkv` = [q; k; v].
+
+A checkpoint is recognised by its tensors, not by a header: most Paint-by-Example files in the wild
+carry none. The converter's output gets the pack's artefact header (kind `paint_by_example_checkpoint`,
+version 1, `exemplar.converted_from`) as a record of where it came from.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from ..common.artefact_header import write_header
 from ..common.atomic_file import save_safetensors_atomic
 
 UNET_PREFIX = "model.diffusion_model."
@@ -32,6 +37,8 @@ COND_PREFIX = "cond_stage_model."
 TOP_LEVEL_ENCODER_KEYS = ("proj_out.weight", "proj_out.bias", "learnable_vector")
 PBE_UNET_IN_CHANNELS = 9
 UNET_INPUT_KEY = "input_blocks.0.0.weight"
+CONVERTED_KIND = "paint_by_example_checkpoint"
+CONVERTED_VERSION = 1
 
 # Official mapper sub-module name -> diffusers BasicTransformerBlock name(s).
 _MAPPER_NAMES = {
@@ -52,7 +59,7 @@ class PbECheckpointError(ValueError):
 class PbEParts:
     unet: dict[str, torch.Tensor]  # ldm UNet keys (no prefix)
     vae: dict[str, torch.Tensor]  # VAE keys (no prefix)
-    encoder: dict[str, torch.Tensor]  # models/pbe_encoder.py layout
+    encoder: dict[str, torch.Tensor]  # models/paint_by_example/encoder.py layout
     ignored: list[str] = field(default_factory=list)
 
 
@@ -153,7 +160,7 @@ def split_official(sd: dict[str, torch.Tensor]) -> PbEParts:
 
 
 def encoder_from_diffusers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """diffusers PaintByExampleImageEncoder state dict -> models/pbe_encoder.py layout."""
+    """diffusers PaintByExampleImageEncoder state dict -> models/paint_by_example/encoder.py layout."""
     if "uncond_vector" not in sd or not any(k.startswith("model.") for k in sd):
         raise PbECheckpointError(
             "image_encoder/ is not a PaintByExampleImageEncoder: expected model.vision_model.*, mapper.blocks.*, "
@@ -188,7 +195,7 @@ def encoder_from_diffusers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def encoder_to_diffusers(encoder_sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """models/pbe_encoder.py layout -> diffusers PaintByExampleImageEncoder names (inverse of the above)."""
+    """models/paint_by_example/encoder.py layout -> diffusers PaintByExampleImageEncoder names (inverse of the above)."""
     out: dict[str, torch.Tensor] = {}
     for key, value in encoder_sd.items():
         if key.startswith("transformer."):
@@ -232,5 +239,4 @@ def convert_to_safetensors(source: str | Path, target: str | Path, overwrite: bo
     split_official(sd)
     # safetensors refuses tensors sharing storage: give each its own contiguous copy
     tensors = {k: v.detach().contiguous().clone() for k, v in sd.items()}
-    metadata = {"exemplar.kind": "paint_by_example_checkpoint", "exemplar.converted_from": source.name}
-    return save_safetensors_atomic(target, tensors, metadata)
+    return save_safetensors_atomic(target, tensors, write_header(CONVERTED_KIND, CONVERTED_VERSION, {"converted_from": source.name}))

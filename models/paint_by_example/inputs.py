@@ -1,43 +1,62 @@
-"""Paint by Example's inputs: the binary keep-mask, the masked source image, the reference pixels.
+"""Paint by Example's inputs: the source cropped to the latent grid, its masked version, the hole mask, the reference pixels.
 
-Conventions: ComfyUI masks are white = hole (1 = repaint); PbE's UNet takes keep = 1 - hole.
-The official code thresholds the soft mask at 0.5 in pixel space (`keep = 1 - m`, then
-`keep < 0.5 -> 0`, `keep >= 0.5 -> 1`), multiplies the [-1, 1] image by it (the hole becomes 0,
-mid grey) and resizes the keep-mask bilinearly to the latent size.
+Masks follow the pack's convention (models/common/masks.py: 1 = the hole to repaint); PbE's UNet
+takes keep = 1 - hole, which the MODEL's concat keys build (nodes/paint_by_example/loader.py). The
+official code binarises the soft mask at 0.5 in pixel space (`keep = 1 - m`, then `keep < 0.5 -> 0`,
+`keep >= 0.5 -> 1`), multiplies the [-1, 1] image by keep (the hole becomes 0, mid grey) and resizes
+the keep-mask bilinearly to the latent size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from ..common.masks import as_batch, masked_source, resize_mask
+
 CROP_MODES = ("squash", "center")
+LATENT_SCALE = 8  # pixels per latent cell of the SD VAE
 
 
-def keep_mask(hole: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """[B, H, W] soft hole mask (1 = repaint) -> binary keep mask (1 = keep): keep = (1 - hole >= threshold)."""
-    return ((1.0 - hole.float()) >= threshold).float()
+def hole_mask(mask: torch.Tensor, size: tuple[int, int], threshold: float = 0.5) -> torch.Tensor:
+    """The soft mask (1 = repaint) at `size`, binarised by the official rule keep = (1 - mask >= threshold).
 
-
-def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """[B, H, W] -> [B, height, width], bilinear (no-op at the same size)."""
-    if tuple(mask.shape[-2:]) == (height, width):
-        return mask.float()
-    return F.interpolate(mask[:, None].float(), size=(height, width), mode="bilinear", align_corners=False)[:, 0]
-
-
-def masked_source(image: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """[B, H, W, C] image in [0, 1] -> the same with the hole set to 0.5 (0 in PbE's [-1, 1] range).
-
-    Equals `(2 * image - 1) * keep` mapped back to [0, 1]; keep is [B or 1, H, W] at image size.
+    The hole is where keep falls below the threshold; at the default 0.5 that is exactly
+    `binary_mask(mask) = mask > 0.5`. The rule is kept in its official form for the other thresholds,
+    where `mask > 1 - threshold` would round differently at the boundary.
     """
-    keep = keep.to(image.dtype)[..., None]
-    return (image - 0.5) * keep + 0.5
+    return ((1.0 - resize_mask(mask, size)) < threshold).float()
 
 
-def latent_keep_mask(keep: torch.Tensor, latent_height: int, latent_width: int, threshold: float = 0.5) -> torch.Tensor:
-    """The pixel keep-mask at latent size: bilinear resize, then binarised at `threshold` (1 = keep)."""
-    return (resize_mask(keep, latent_height, latent_width) >= threshold).float()
+@dataclass(frozen=True)
+class InpaintInputs:
+    """pixels [B, H, W, 3]: the source cropped (centred) to multiples of 8; masked: the same with the
+    hole grey (0 in [-1, 1]); hole [B, H, W]: binary, 1 = repaint."""
+
+    pixels: torch.Tensor
+    masked: torch.Tensor
+    hole: torch.Tensor
+
+
+def inpaint_inputs(pixels: torch.Tensor, mask: torch.Tensor, threshold: float = 0.5) -> InpaintInputs:
+    """Align a source image [B, H, W, C] and its mask ([B or 1, H', W'], any size) to the latent grid.
+
+    The mask is resized to the image, both are cropped to the centred multiple-of-8 window the VAE
+    encodes without remainder, and the mask is binarised (see hole_mask).
+    """
+    mask = as_batch(mask)
+    if mask.shape[0] not in (1, pixels.shape[0]):
+        raise ValueError(f"mask has batch {mask.shape[0]}; expected 1 or the pixels batch {pixels.shape[0]}")
+    height, width = (pixels.shape[1] // LATENT_SCALE) * LATENT_SCALE, (pixels.shape[2] // LATENT_SCALE) * LATENT_SCALE
+    if height == 0 or width == 0:
+        raise ValueError(f"pixels must be at least 8x8; got {pixels.shape[1]}x{pixels.shape[2]}")
+    top, left = (pixels.shape[1] % LATENT_SCALE) // 2, (pixels.shape[2] % LATENT_SCALE) // 2
+    hole = hole_mask(mask, tuple(pixels.shape[1:3]), threshold)[:, top : top + height, left : left + width]
+    pixels = pixels[:, top : top + height, left : left + width, :3]
+    hole = hole.expand(pixels.shape[0], -1, -1).contiguous()
+    return InpaintInputs(pixels, masked_source(pixels, hole), hole)
 
 
 def reference_pixels(

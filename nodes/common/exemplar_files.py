@@ -6,6 +6,7 @@ import comfy.utils
 import folder_paths
 
 from .model_folders import EXEMPLAR_FOLDER
+from ...models.common.artefact_header import read_header
 
 
 def exemplar_file_list() -> list[str]:
@@ -13,11 +14,9 @@ def exemplar_file_list() -> list[str]:
     return [name for name in folder_paths.get_filename_list(EXEMPLAR_FOLDER) if name.endswith(".safetensors")]
 
 
-def load_exemplar_file(name: str, kind: str):
-    """Load `name` from the exemplar folder; its metadata must say `exemplar.kind = kind`."""
+def load_exemplar_file(name: str, kind: str, version: int):
+    """Load `name` from the exemplar folder; its header must name `kind` in a layout version up to `version`."""
     path = folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, name)
     state_dict, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
-    found = (metadata or {}).get("exemplar.kind")
-    if found != kind:
-        raise ValueError(f"{name} is not a {kind} file: its metadata says exemplar.kind = {found!r}")
+    read_header(metadata, kind, version, source=name)
     return state_dict

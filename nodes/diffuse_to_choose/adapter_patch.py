@@ -26,6 +26,7 @@ import comfy.utils
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
 from ...models.diffuse_to_choose.adapter import DtCAdapter, HintEncoder, film_index_for_output_block, parse_metadata, unet_skip_channels
+from ...models.diffuse_to_choose.hint import DtCHint
 
 ADDITIONAL_MODELS_KEY = "exemplar_dtc_adapter"
 WRAPPER_KEY = "exemplar_dtc"
@@ -220,7 +221,22 @@ def adapter_model_patcher(adapter: DtCAdapter, model):
 
 
 def apply_adapter(model, adapter: DtCAdapter, hint_image: torch.Tensor, masked_source_latent=None, strength: float = 1.0):
-    """A clone of `model` with the DtC hint path; returns (patched MODEL, the injection state)."""
+    """A clone of `model` with the DtC hint path; returns (patched MODEL, the injection state).
+
+    `masked_source_latent` (model space) is needed only by a model without masked-source input channels.
+    """
+    latent = None if masked_source_latent is None else (lambda: masked_source_latent)
+    return _apply(model, adapter, hint_image, latent, strength)
+
+
+def apply_hint(model, adapter: DtCAdapter, hint: DtCHint, strength: float = 1.0, vae=None):
+    """apply_adapter for an EXEMPLAR_HINT; `vae` encodes its masked source when the model has no channels for it."""
+    latent = None if vae is None else (lambda: model.model.process_latent_in(vae.encode(hint.masked_source)))
+    return _apply(model, adapter, hint.hint_image, latent, strength)
+
+
+def _apply(model, adapter: DtCAdapter, hint_image: torch.Tensor, masked_source_latent, strength: float):
+    """`masked_source_latent`: None, or a function returning the latent, called only when the model needs it."""
     check_compatible(adapter, model)
     if hint_image.ndim != 4 or hint_image.shape[-1] < 3:
         raise ValueError(f"hint image must be an IMAGE [B, H, W, 3], got shape {tuple(hint_image.shape)}")
@@ -230,7 +246,7 @@ def apply_adapter(model, adapter: DtCAdapter, hint_image: torch.Tensor, masked_s
         if masked_source_latent is None:
             raise ValueError("this MODEL has no masked-source input channels (not an inpainting model): connect the VAE so the masked source can be encoded")
         offset = 0
-        base_latent = masked_source_latent
+        base_latent = masked_source_latent()
     patched = model.clone()
     injection = DtCInjection(adapter, hint_image, offset, base_latent, strength)
     if strength == 0:

@@ -167,11 +167,7 @@ class DtCApply(io.ComfyNode):
         _require_adapter(adapter)
         if not isinstance(hint, DtCHint):
             raise ValueError(f"hint must come from the DtC Hint node, got {type(hint).__name__}")
-        adapter_patch.check_compatible(adapter, model)
-        latent = None
-        if adapter_patch.hint_channel_offset(model) is None and vae is not None:
-            latent = model.model.process_latent_in(vae.encode(hint.masked_source))
-        patched, _ = adapter_patch.apply_adapter(model, adapter, hint.hint_image, latent, strength)
+        patched, _ = adapter_patch.apply_hint(model, adapter, hint, strength, vae)
         return io.NodeOutput(patched)
 
 

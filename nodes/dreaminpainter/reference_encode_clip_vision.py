@@ -5,7 +5,8 @@ from __future__ import annotations
 import comfy.model_management
 from comfy_api.latest import io
 
-from ...models.dreaminpainter.reference_tokens import TOKEN_MODES, blank_outside_mask, preprocess_mask, vision_tokens
+from ...models.common.masks import blank_outside_mask
+from ...models.dreaminpainter.reference_tokens import TOKEN_MODES, preprocess_mask, vision_tokens
 from ..common.types import ExemplarTokensType
 
 

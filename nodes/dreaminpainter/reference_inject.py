@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from .reference_attention import BLOCK_SCOPES, TOKEN_SPACES, patch_reference_attention
 from ..common.exemplar_files import exemplar_file_list, load_exemplar_file
-from ...models.dreaminpainter.token_projection import PROJECTION_KIND, TokenProjection, inject_context
+from ...models.dreaminpainter.token_projection import PROJECTION_KIND, PROJECTION_VERSION, TokenProjection, inject_context
 from ..common.types import ExemplarTokenProjectionType, ExemplarTokensType
 
 
@@ -146,7 +146,7 @@ class LoadTokenProjection(io.ComfyNode):
 
     @classmethod
     def execute(cls, projection_name) -> io.NodeOutput:
-        return io.NodeOutput(TokenProjection.from_state_dict(load_exemplar_file(projection_name, PROJECTION_KIND)))
+        return io.NodeOutput(TokenProjection.from_state_dict(load_exemplar_file(projection_name, PROJECTION_KIND, PROJECTION_VERSION)))
 
 
 NODES = [ReferenceSelfAttention, ReferenceCrossAttention, LoadTokenProjection]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..common.exemplar_files import exemplar_file_list, load_exemplar_file
-from ...models.dreaminpainter.token_scorer import SCORER_KIND, TokenScorer
+from ...models.dreaminpainter.token_scorer import SCORER_KIND, SCORER_VERSION, TokenScorer
 from ...models.dreaminpainter.token_selector import CRITERIA, SELECTIONS, select_top_k
 from ..common.types import ExemplarTokenScorerType, ExemplarTokensType
 
@@ -91,7 +91,7 @@ class LoadTokenScorer(io.ComfyNode):
 
     @classmethod
     def execute(cls, scorer_name) -> io.NodeOutput:
-        state_dict = load_exemplar_file(scorer_name, SCORER_KIND)
+        state_dict = load_exemplar_file(scorer_name, SCORER_KIND, SCORER_VERSION)
         return io.NodeOutput(TokenScorer.from_state_dict(state_dict))
 
 

@@ -7,6 +7,9 @@ the chosen block is recorded and the rest of the UNet is skipped. The given MODE
 Block names: ``input.<i>`` (output of input block i), ``middle.0`` (output of the middle block),
 ``output.<i>`` (output of output block i; the last one is not offered: it feeds the final conv),
 and ``auto`` = the last block of the 2nd down-sampling stage (input.5 for SD1.x and SDXL).
+
+`encode_reference` is the whole encoder behind ExemplarReferenceEncodeUNet: square resize, VAE,
+this UNet pass, then the feature map as tokens (models/dreaminpainter/reference_tokens.py).
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ from __future__ import annotations
 import torch
 
 import comfy.model_management
+import comfy.utils
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
+
+from ...models.common.masks import blank_outside_mask
+from ...models.dreaminpainter.reference_tokens import feature_tokens
+from ...models.dreaminpainter.tokens import ExemplarTokens
 
 
 class _Captured(Exception):
@@ -128,3 +136,56 @@ def unet_features(model, latent: torch.Tensor, block: str, timestep: int, contex
     except _Captured as captured:
         return captured.features.to(comfy.model_management.intermediate_device(), torch.float32)
     raise RuntimeError(f"the UNet finished without passing block {block}")
+
+
+def square_resize(images: torch.Tensor, size: int, method: str, crop: bool) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, size, size]: the centred square of the short side (crop), or the whole image squashed."""
+    return comfy.utils.common_upscale(images, size, size, method, "center" if crop else "disabled")
+
+
+def reference_context(model, conditioning, batch: int) -> tuple[torch.Tensor, dict]:
+    """Text context (and SDXL's pooled output) of the reference pass: the given conditioning, else zeros."""
+    extra = {}
+    if conditioning is not None:
+        if len(conditioning) == 0:
+            raise ValueError("conditioning is empty")
+        context = conditioning[0][0]
+        if "pooled_output" in conditioning[0][1]:
+            extra["pooled_output"] = conditioning[0][1]["pooled_output"]
+    else:
+        if diffusion_unet(model).num_classes is not None:
+            raise ValueError("this model needs a text conditioning for the reference pass (e.g. an empty-prompt CLIP Text Encode)")
+        context = torch.zeros(1, 77, model.model.model_config.unet_config.get("context_dim"))
+    if context.shape[0] not in (1, batch):
+        raise ValueError(f"conditioning has batch {context.shape[0]}; expected 1 or the reference batch {batch}")
+    return context, extra
+
+
+def encode_reference(
+    model,
+    vae,
+    reference: torch.Tensor,
+    block: str,
+    timestep: int,
+    resolution: int,
+    crop: bool,
+    subject_mask: torch.Tensor | None = None,
+    blank_background: bool = False,
+    conditioning=None,
+) -> ExemplarTokens:
+    """DreamInpainter's reference encoder: the reference IMAGE, resized to a square `resolution`, through
+    the VAE and the model's own UNet; the features of `block` become the tokens."""
+    block = resolve_block(model, block)
+    if subject_mask is not None and subject_mask.shape[0] not in (1, reference.shape[0]):
+        raise ValueError(f"subject_mask has batch {subject_mask.shape[0]}; expected 1 or the reference batch {reference.shape[0]}")
+    if subject_mask is not None and blank_background:
+        reference = blank_outside_mask(reference, subject_mask)
+    pixels = square_resize(reference[..., :3].movedim(-1, 1), resolution, "bicubic", crop).movedim(1, -1).clamp(0, 1)
+    latent = vae.encode(pixels)
+    context, extra = reference_context(model, conditioning, latent.shape[0])
+    features = unet_features(model, latent, block, timestep, context, extra)
+    square_mask = None
+    if subject_mask is not None:
+        square_mask = square_resize(subject_mask[:, None].float(), resolution, "bilinear", crop)[:, 0]
+    source = {"encoder": "unet", "block": block, "timestep": timestep, "dim": features.shape[1], "resolution": resolution}
+    return feature_tokens(features, square_mask, source)

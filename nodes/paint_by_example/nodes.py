@@ -11,8 +11,8 @@ from comfy_api.latest import io
 
 from . import loader
 from ...models.paint_by_example.checkpoint import convert_to_safetensors
-from ...models.paint_by_example.inputs import CROP_MODES, keep_mask, latent_keep_mask, masked_source, reference_pixels, resize_mask
-from ...models.dreaminpainter.reference_tokens import blank_outside_mask
+from ...models.common.masks import binary_mask, blank_outside_mask
+from ...models.paint_by_example.inputs import CROP_MODES, inpaint_inputs, reference_pixels
 from ..common.types import ExemplarEncoderType
 
 _OUTPUTS = [
@@ -170,24 +170,16 @@ class PbEInpaintConditioning(io.ComfyNode):
 
     @classmethod
     def execute(cls, positive, negative, vae, pixels, mask, mask_threshold=0.5, noise_mask=True) -> io.NodeOutput:
-        if mask.ndim == 2:
-            mask = mask[None]
-        if mask.shape[0] not in (1, pixels.shape[0]):
-            raise ValueError(f"mask has batch {mask.shape[0]}; expected 1 or the pixels batch {pixels.shape[0]}")
-        height, width = (pixels.shape[1] // 8) * 8, (pixels.shape[2] // 8) * 8
-        if height == 0 or width == 0:
-            raise ValueError(f"pixels must be at least 8x8; got {pixels.shape[1]}x{pixels.shape[2]}")
-        top, left = (pixels.shape[1] % 8) // 2, (pixels.shape[2] % 8) // 2
-        mask = resize_mask(mask, pixels.shape[1], pixels.shape[2])[:, top : top + height, left : left + width]
-        pixels = pixels[:, top : top + height, left : left + width, :3]
-        keep = keep_mask(mask, mask_threshold).expand(pixels.shape[0], -1, -1)
-        masked_latent = vae.encode(masked_source(pixels, keep))
-        source_latent = vae.encode(pixels)
-        hole_latent = 1.0 - latent_keep_mask(keep, masked_latent.shape[-2], masked_latent.shape[-1])
+        prepared = inpaint_inputs(pixels, mask, mask_threshold)
+        masked_latent = vae.encode(prepared.masked)
+        source_latent = vae.encode(prepared.pixels)
+        # latent cells are 8x8 pixel blocks, so bilinear weights are exact halves and the hole at latent
+        # size is exactly 1 - the official keep-mask resized and binarised at 0.5
+        hole_latent = binary_mask(prepared.hole, tuple(masked_latent.shape[-2:]))
         values = {"concat_latent_image": masked_latent, "concat_mask": hole_latent[:, None]}
         latent = {"samples": source_latent}
         if noise_mask:
-            latent["noise_mask"] = (1.0 - keep)[:, None].to(comfy.model_management.intermediate_device())
+            latent["noise_mask"] = prepared.hole[:, None].to(comfy.model_management.intermediate_device())
         return io.NodeOutput(
             node_helpers.conditioning_set_values(positive, values),
             node_helpers.conditioning_set_values(negative, values),

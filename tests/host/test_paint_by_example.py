@@ -110,8 +110,7 @@ def test_inpaint_conditioning_values_and_soft_mask_threshold(comfy, loaded):
     out_pos, out_neg, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=positive, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
     ).result
-    inputs = pack_submodule("models.paint_by_example.inputs")
-    full = inputs.resize_mask(mask, 64, 64)
+    full = pack_submodule("models.common.masks").resize_mask(mask, (64, 64))
     keep = (1 - full >= 0.5).float()
     assert keep[0, 0, 0] == 1 and keep[0, 32, 32] == 0
     expected_masked = pixels.clone()

@@ -1,21 +1,22 @@
 import pytest
 import torch
 
-from comfyui_exemplar.models.diffuse_to_choose.hint import build_hint, masked_source
+from comfyui_exemplar.models.diffuse_to_choose.hint import build_hint
 from comfyui_exemplar.models.diffuse_to_choose.vit_positions import interpolate_position_embeddings
 
 
-def test_masked_source_fills_the_mask_grey_and_keeps_the_rest():
+def test_the_hint_greys_the_mask_region_of_the_source_and_keeps_the_rest():
     image = torch.rand(2, 16, 16, 4)
     mask = torch.zeros(1, 8, 8)
     mask[:, 2:6, 2:6] = 1  # at image size: rows/cols 4..11
-    out, binary = masked_source(image, mask)
+    hint = build_hint(image, mask, torch.ones(1, 4, 4, 3), min_side=2)
+    out, binary = hint.masked_source, hint.mask
     assert out.shape == (2, 16, 16, 3) and binary.shape == (2, 16, 16)
     assert torch.equal(out[:, 5:11, 5:11], torch.full((2, 6, 6, 3), 0.5))
     keep = binary == 0
     assert torch.equal(out[keep], image[..., :3][keep])
     with pytest.raises(ValueError, match="image batch 2 and mask batch 3 differ"):
-        masked_source(torch.rand(2, 8, 8, 3), torch.ones(3, 8, 8))
+        build_hint(torch.rand(2, 8, 8, 3), torch.ones(3, 8, 8), torch.ones(1, 4, 4, 3), min_side=2)
 
 
 def test_build_hint_broadcasts_one_reference_over_a_batch_of_masks():

@@ -174,27 +174,27 @@ def test_convert_to_safetensors_keeps_every_tensor_and_refuses_non_pbe(tmp_path)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_keep_mask_threshold_as_official():
-    hole = torch.tensor([[[0.0, 0.3, 0.5, 0.51, 1.0]]])
-    # keep = 1 - hole; keep < 0.5 -> 0, keep >= 0.5 -> 1
-    assert inputs.keep_mask(hole).tolist() == [[[1.0, 1.0, 1.0, 0.0, 0.0]]]
-    assert inputs.keep_mask(hole, threshold=0.8).tolist() == [[[1.0, 0.0, 0.0, 0.0, 0.0]]]
+def test_hole_mask_threshold_as_official():
+    mask = torch.tensor([[[0.0, 0.3, 0.5, 0.51, 1.0]]])
+    # official: keep = 1 - mask; keep < 0.5 -> 0, keep >= 0.5 -> 1; the hole is where keep is 0
+    assert inputs.hole_mask(mask, (1, 5)).tolist() == [[[0.0, 0.0, 0.0, 1.0, 1.0]]]
+    assert inputs.hole_mask(mask, (1, 5), threshold=0.8).tolist() == [[[0.0, 1.0, 1.0, 1.0, 1.0]]]
 
 
-def test_masked_source_sets_hole_to_zero_in_minus_one_one_range():
-    image = torch.rand(2, 6, 5, 3)
-    keep = (torch.rand(2, 6, 5) > 0.5).float()
-    out = inputs.masked_source(image, keep)
-    torch.testing.assert_close(out * 2 - 1, (image * 2 - 1) * keep[..., None], rtol=0, atol=1e-6)
-
-
-def test_latent_keep_mask_is_bilinear_then_binary():
-    keep = torch.zeros(1, 16, 16)
-    keep[:, :, :9] = 1  # 9 of 16 columns kept
-    lat = inputs.latent_keep_mask(keep, 2, 2)
-    bilinear = F.interpolate(keep[:, None], size=(2, 2), mode="bilinear", align_corners=False)[:, 0]
-    assert lat.tolist() == (bilinear >= 0.5).float().tolist()
-    assert set(lat.unique().tolist()) <= {0.0, 1.0}
+def test_inpaint_inputs_crop_to_the_latent_grid_and_grey_the_hole():
+    pixels = torch.rand(2, 13, 21, 4)
+    mask = torch.zeros(1, 13, 21)
+    mask[:, 4:9, 6:12] = 0.7
+    prepared = inputs.inpaint_inputs(pixels, mask)
+    window = (slice(None), slice(2, 10), slice(2, 18))  # 13 -> 8 rows from 2, 21 -> 16 columns from 2
+    assert torch.equal(prepared.pixels, pixels[window][..., :3])
+    assert torch.equal(prepared.hole, (mask[window] > 0.5).float().expand(2, -1, -1))
+    hole = prepared.hole.bool()[..., None].expand(-1, -1, -1, 3)
+    assert torch.all(prepared.masked[hole] == 0.5) and torch.equal(prepared.masked[~hole], prepared.pixels[~hole])
+    with pytest.raises(ValueError, match="at least 8x8"):
+        inputs.inpaint_inputs(torch.rand(1, 7, 16, 3), torch.zeros(1, 7, 16))
+    with pytest.raises(ValueError, match="mask has batch 3; expected 1 or the pixels batch 2"):
+        inputs.inpaint_inputs(pixels, torch.zeros(3, 13, 21))
 
 
 def test_reference_pixels_squash_and_center_crop():
@@ -225,16 +225,16 @@ def test_convert_command_line(tmp_path, capsys):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    hole=arrays(np.float32, (1, 6, 7), elements=st.floats(0, 1, width=32)),
-    image=arrays(np.float32, (1, 6, 7, 3), elements=st.floats(0, 1, width=32)),
+    mask=arrays(np.float32, (1, 8, 8), elements=st.floats(0, 1, width=32)),
+    image=arrays(np.float32, (1, 8, 8, 3), elements=st.floats(0, 1, width=32)),
     threshold=st.floats(0.05, 0.95),
 )
-def test_masked_source_properties(hole, image, threshold):
-    hole, image = torch.from_numpy(hole), torch.from_numpy(image)
-    keep = inputs.keep_mask(hole, threshold)
-    assert set(keep.unique().tolist()) <= {0.0, 1.0}
-    assert torch.equal(keep, ((1 - hole) >= threshold).float())
-    out = inputs.masked_source(image, keep)
-    kept = keep.bool()[..., None].expand_as(image)
-    torch.testing.assert_close(out[kept], image[kept], rtol=0, atol=1e-6)  # background untouched
+def test_masked_source_properties(mask, image, threshold):
+    mask, image = torch.from_numpy(mask), torch.from_numpy(image)
+    hole = inputs.hole_mask(mask, (8, 8), threshold)
+    assert set(hole.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(hole, ((1 - mask) < threshold).float())  # keep = (1 - mask >= threshold)
+    out = inputs.inpaint_inputs(image, mask, threshold).masked
+    kept = ~hole.bool()[..., None].expand_as(image)
+    assert torch.equal(out[kept], image[kept])  # background untouched, bit for bit
     assert torch.all(out[~kept] == 0.5)  # hole = 0 in [-1, 1]

@@ -77,7 +77,7 @@ def test_scorer_file_layout_round_trip_and_errors():
     again = TokenScorer.from_state_dict(dict(state))
     x = torch.randn(2, 5, 8)
     torch.testing.assert_close(again(x), scorer(x), rtol=0, atol=0)
-    assert scorer.metadata() == {"exemplar.kind": "token_scorer", "exemplar.format": "1", "exemplar.dim": "8"}
+    assert scorer.metadata() == {"exemplar.kind": "token_scorer", "exemplar.version": "1", "exemplar.dim": "8"}
     with pytest.raises(ValueError, match="not a token scorer file"):
         TokenScorer.from_state_dict({"weight": torch.zeros(1)})
     bad = dict(state)

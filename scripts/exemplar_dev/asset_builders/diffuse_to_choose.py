@@ -48,7 +48,7 @@ def write_tiny_adapter(base_dir: Path) -> Path:
 
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-        if meta.get("exemplar.version") == dtc.FORMAT_VERSION and meta.get("exemplar.image_dim") == "1024":
+        if meta.get("exemplar.version") == str(dtc.FORMAT_VERSION) and meta.get("exemplar.image_dim") == "1024":
             return path
     model, _ = load_tiny_inpaint_model(base_dir / "models" / "checkpoints")
     adapter = pack_submodule("nodes.diffuse_to_choose.adapter_patch").create_adapter(model, image_dim=1024, seed=0)
