@@ -14,11 +14,10 @@ from .hint_image import build_hint_images
 class DtCHint:
     """hint_image [B, H, W, 3]: zeros with the reference in the mask's largest rectangle;
     masked_source [B, H, W, 3]: the source with the mask region filled grey (0.5, models/common/masks.py);
-    mask [B, H, W]: the inpainting mask at source size (1 = regenerate); rectangle [B, H, W]."""
+    rectangle [B, H, W]: 1 inside the rectangle the reference was pasted into."""
 
     hint_image: torch.Tensor
     masked_source: torch.Tensor
-    mask: torch.Tensor
     rectangle: torch.Tensor
 
     @property
@@ -35,4 +34,4 @@ def build_hint(image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor,
     if source.shape[0] not in (1, batch):
         raise ValueError(f"image has batch {source.shape[0]}, the hint batch is {batch}")
     expand = lambda t: t.expand(batch, *t.shape[1:]).contiguous()  # noqa: E731
-    return DtCHint(expand(hints), expand(source), expand(region), expand(rectangles))
+    return DtCHint(expand(hints), expand(source), expand(rectangles))

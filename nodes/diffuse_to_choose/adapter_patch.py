@@ -216,7 +216,9 @@ def adapter_model_patcher(adapter: DtCAdapter, model):
     patcher = getattr(adapter, "_exemplar_patcher", None)
     if patcher is None or patcher.load_device != model.load_device:
         patcher = comfy.model_patcher.ModelPatcher(adapter, load_device=model.load_device, offload_device=model.offload_device)
-        object.__setattr__(adapter, "_exemplar_patcher", patcher)
+        # kept on the adapter (a plain attribute: a ModelPatcher is no nn.Module, so it is not registered as a
+        # submodule) so that every MODEL patched with this adapter shares one copy of its weights on the device
+        adapter._exemplar_patcher = patcher
     return patcher.clone()
 
 

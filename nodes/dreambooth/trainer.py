@@ -201,6 +201,9 @@ def save_checkpoint(path: str | Path, result: TrainResult, optimizer_state: dict
 
 
 def _step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
+    """The noise and timesteps of one micro-step depend only on (seed, step, micro, rank), so a resumed run draws
+    exactly what the uninterrupted run drew. The multipliers are distinct primes, so nearby tuples (step 1 micro 0
+    vs step 0 micro 1, rank 0 vs rank 1) never share a seed."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + micro * 104_729 + rank * 15_485_863) % (2**63))
 
 
@@ -388,6 +391,7 @@ def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, 
     device = x0.device
     batch = x0.shape[0]
     noise = torch.randn(x0.shape, generator=g).to(device)
+    # percent_to_sigma returns sentinels at exactly 0 (a huge sigma) and 1 (sigma 0): stay strictly inside
     percents = torch.rand(batch, generator=g).clamp(1e-6, 1 - 1e-6)
     sigmas = torch.tensor([float(sampling.percent_to_sigma(p.item())) for p in percents], device=device)
     xt = noising.add_noise(x0, noise, sigmas)

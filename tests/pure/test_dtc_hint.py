@@ -10,10 +10,11 @@ def test_the_hint_greys_the_mask_region_of_the_source_and_keeps_the_rest():
     mask = torch.zeros(1, 8, 8)
     mask[:, 2:6, 2:6] = 1  # at image size: rows/cols 4..11
     hint = build_hint(image, mask, torch.ones(1, 4, 4, 3), min_side=2)
-    out, binary = hint.masked_source, hint.mask
-    assert out.shape == (2, 16, 16, 3) and binary.shape == (2, 16, 16)
-    assert torch.equal(out[:, 5:11, 5:11], torch.full((2, 6, 6, 3), 0.5))
-    keep = binary == 0
+    out = hint.masked_source
+    assert out.shape == (2, 16, 16, 3)
+    assert torch.equal(out[:, 4:12, 4:12], torch.full((2, 8, 8, 3), 0.5))
+    keep = torch.ones(2, 16, 16, dtype=torch.bool)
+    keep[:, 4:12, 4:12] = False
     assert torch.equal(out[keep], image[..., :3][keep])
     with pytest.raises(ValueError, match="image batch 2 and mask batch 3 differ"):
         build_hint(torch.rand(2, 8, 8, 3), torch.ones(3, 8, 8), torch.ones(1, 4, 4, 3), min_side=2)
@@ -25,7 +26,7 @@ def test_build_hint_broadcasts_one_reference_over_a_batch_of_masks():
     mask[1, 16:32, 8:32] = 1
     hint = build_hint(torch.rand(1, 32, 32, 3), mask, torch.ones(1, 10, 10, 3))
     assert hint.batch == 2 and hint.masked_source.shape == (2, 32, 32, 3)
-    assert torch.equal(hint.rectangle, mask) and torch.equal(hint.mask, mask)
+    assert torch.equal(hint.rectangle, mask)
     assert torch.equal(hint.hint_image[..., 0] > 0.5, mask > 0)
 
 
