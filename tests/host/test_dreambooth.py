@@ -34,10 +34,28 @@ def subject_images(n=2, seed=0):
 def train(node, base, name, **overrides):
     model, clip, vae = base
     inputs = dict(
-        model=model, clip=clip, vae=vae, instance_images=subject_images(), instance_prompt="a sks dog", class_prompt="a dog",
-        lora_name=name, steps=2, learning_rate=1e-3, rank=4, alpha=4.0, prior_loss_weight=1.0, batch_size=1,
-        grad_accumulation=1, train_text_encoder=False, resolution=RES, training_seed=0, training_dtype="fp32", checkpoint_every=0,
-        resume_from="none", gradient_checkpointing=False, class_images=subject_images(3, seed=5).flip(-1),
+        model=model,
+        clip=clip,
+        vae=vae,
+        instance_images=subject_images(),
+        instance_prompt="a sks dog",
+        class_prompt="a dog",
+        lora_name=name,
+        steps=2,
+        learning_rate=1e-3,
+        rank=4,
+        alpha=4.0,
+        prior_loss_weight=1.0,
+        batch_size=1,
+        grad_accumulation=1,
+        train_text_encoder=False,
+        resolution=RES,
+        training_seed=0,
+        training_dtype="fp32",
+        checkpoint_every=0,
+        resume_from="none",
+        gradient_checkpointing=False,
+        class_images=subject_images(3, seed=5).flip(-1),
     )
     inputs.update(overrides)
     return node("ExemplarDreamBoothTrain").execute(**inputs).result
@@ -80,7 +98,9 @@ def denoise(model, clip, prompt="a sks dog"):
 
 def test_identifier_node_reports_tokenisation_and_rare_candidates(node, base):
     _, clip, _ = base
-    identifier, report, candidates = node("ExemplarDreamBoothIdentifier").execute(clip=clip, identifier=" sks ", count=5, min_rank=40000).result
+    identifier, report, candidates = (
+        node("ExemplarDreamBoothIdentifier").execute(clip=clip, identifier=" sks ", count=5, min_rank=40000).result
+    )
     assert identifier == "sks"
     assert "48136" in report and "one token" in report
     hf = pack_submodule("nodes.dreambooth.nodes").clip_tokenizer(clip)
@@ -91,15 +111,20 @@ def test_identifier_node_reports_tokenisation_and_rare_candidates(node, base):
     assert ids == sorted(ids, reverse=True) and min(ids) >= 40000
     for n in names:
         assert hf(f"a {n}", add_special_tokens=False)["input_ids"][1:] == [vocab[n + "</w>"]]
-    multi = node("ExemplarDreamBoothIdentifier").execute(clip=clip, identifier="zqxjkvb", count=1, min_rank=40000).result[1]
+    multi = (
+        node("ExemplarDreamBoothIdentifier").execute(clip=clip, identifier="zqxjkvb", count=1, min_rank=40000).result[1]
+    )
     assert "tokens: prefer a single-token identifier" in multi
 
 
+@pytest.mark.slow
 def test_instance_loss_decreases_and_base_model_is_untouched(node, base, loras):
     model, clip, vae = base
     before_base = denoise(model, clip)
     before = eps_mse(model, clip, vae, subject_images(), "a sks dog")
-    out_model, out_clip, name, csv = train(node, base, "test_db/decrease", steps=25, learning_rate=2e-3, prior_loss_weight=0.0)
+    out_model, out_clip, name, csv = train(
+        node, base, "test_db/decrease", steps=25, learning_rate=2e-3, prior_loss_weight=0.0
+    )
     assert out_model is model and out_clip is clip and name == "test_db/decrease.safetensors"
     assert len(losses(csv)) == 25
     lora_model, lora_clip = node("LoraLoader")().load_lora(model, clip, name, 1.0, 1.0)
@@ -123,6 +148,7 @@ def test_prior_term_is_the_class_half_weighted_by_lambda(node, base, loras):
     assert plain["prior"] == 0.0 and plain["loss"] == plain["instance"]
 
 
+@pytest.mark.slow
 def test_lora_loads_in_stock_loader_on_model_and_clip(node, base, loras, caplog):
     from comfy import lora as comfy_lora
     from comfy import sd as comfy_sd
@@ -147,7 +173,11 @@ def test_lora_loads_in_stock_loader_on_model_and_clip(node, base, loras, caplog)
     assert not torch.allclose(denoise(lora_model, lora_clip), base_out, atol=1e-4)
     # the CLIP half alone changes the conditioning
     _, clip_only = node("LoraLoader")().load_lora(model, clip, name, 0.0, 1.0)
-    assert not torch.allclose(clip_only.encode_from_tokens(clip_only.tokenize("a sks dog")), clip.encode_from_tokens(clip.tokenize("a sks dog")), atol=1e-5)
+    assert not torch.allclose(
+        clip_only.encode_from_tokens(clip_only.tokenize("a sks dog")),
+        clip.encode_from_tokens(clip.tokenize("a sks dog")),
+        atol=1e-5,
+    )
     # strength 0 through the stock patch path (no shortcut): exactly the base model
     zero_model, zero_clip = comfy_sd.load_lora_for_models(model, clip, lora, 0.0, 0.0)
     torch.testing.assert_close(denoise(zero_model, zero_clip), base_out, rtol=0, atol=0)

@@ -52,7 +52,9 @@ def test_stage_entry_equals_comfyui_own_embedding_path(node, embeddings_clip, se
     assert len(staged) == 3
     for k in range(3):
         torch.save({"emb_params": emb.vectors[k]}, folder / f"test_dreamstyler_stage{k}.pt")
-        reference = node("CLIPTextEncode")().encode(clip, f"A painting of a dog in the style of embedding:test_dreamstyler_stage{k}, oil")[0]
+        reference = node("CLIPTextEncode")().encode(
+            clip, f"A painting of a dog in the style of embedding:test_dreamstyler_stage{k}, oil"
+        )[0]
         torch.testing.assert_close(staged[k][0], reference[0][0], rtol=0, atol=0)
         torch.testing.assert_close(staged[k][1]["pooled_output"], reference[0][1]["pooled_output"], rtol=0, atol=0)
         assert staged[k][1][staged_encoding.STAGE_KEY] == (k, 3)
@@ -62,7 +64,11 @@ def test_stage_entry_equals_comfyui_own_embedding_path(node, embeddings_clip, se
 def test_several_vectors_per_stage_and_weights(node, embeddings_clip, se):
     folder, clip = embeddings_clip
     emb = embedding(se, stages=2, per_stage=3, seed=3)
-    staged = node("ExemplarDreamStylerTextEncode").execute(clip=clip, staged_embedding=emb, text="(<sks1>:1.3) castle").result[0]
+    staged = (
+        node("ExemplarDreamStylerTextEncode")
+        .execute(clip=clip, staged_embedding=emb, text="(<sks1>:1.3) castle")
+        .result[0]
+    )
     for k in range(2):
         torch.save({"emb_params": emb.vectors[k]}, folder / f"test_dreamstyler_multi{k}.pt")
         reference = node("CLIPTextEncode")().encode(clip, f"(embedding:test_dreamstyler_multi{k}:1.3) castle")[0]
@@ -78,7 +84,9 @@ def test_tokens_hold_the_vectors_where_the_token_stands(tiny_sd15, se, staged_en
     assert tensors == [3, 4]
     assert torch.equal(tokens[3][0], emb.vectors[1][0]) and torch.equal(tokens[4][0], emb.vectors[1][1])
     assert [t for t, _ in tokens[:3] + tokens[5:]] == [t for t, _ in plain[:-2]]
-    assert staged_encoding.contains_placeholder("in the style of sks.", "sks") and not staged_encoding.contains_placeholder("asks", "sks")
+    assert staged_encoding.contains_placeholder(
+        "in the style of sks.", "sks"
+    ) and not staged_encoding.contains_placeholder("asks", "sks")
 
 
 def test_clear_errors(node, tiny_sd15, se):
@@ -104,9 +112,13 @@ def test_context_aware_prompts(node, se):
     assert context == "A painting of a dog on a sofa"
     assert style == "A painting in the style of <sks9>"
     with pytest.raises(ValueError, match="context_template must not contain the style token"):
-        prompts.execute(caption="a", template="{token}", context_template="{caption} {token}", style_template="{token}", token="<x>")
+        prompts.execute(
+            caption="a", template="{token}", context_template="{caption} {token}", style_template="{token}", token="<x>"
+        )
     with pytest.raises(ValueError, match="template must contain \\{token\\}"):
-        prompts.execute(caption="a", template="{caption}", context_template="{caption}", style_template="{token}", token="<x>")
+        prompts.execute(
+            caption="a", template="{caption}", context_template="{caption}", style_template="{token}", token="<x>"
+        )
 
 
 def test_style_context_encode_gives_three_conditionings(node, tiny_sd15, se):
@@ -122,7 +134,9 @@ def test_style_context_encode_gives_three_conditionings(node, tiny_sd15, se):
         negative="blurry",
     ).result
     encode = node("ExemplarDreamStylerTextEncode")
-    expected_full = encode.execute(clip=clip, staged_embedding=emb, text="A painting of a dog in the style of <sks1>").result[0]
+    expected_full = encode.execute(
+        clip=clip, staged_embedding=emb, text="A painting of a dog in the style of <sks1>"
+    ).result[0]
     expected_style = encode.execute(clip=clip, staged_embedding=emb, text="A painting in the style of <sks1>").result[0]
     plain = node("CLIPTextEncode")().encode(clip, "A painting of a dog")[0]
     plain_negative = node("CLIPTextEncode")().encode(clip, "blurry")[0]

@@ -10,7 +10,22 @@ import torch
 
 from exemplar_dev.host import pack_submodule
 
-SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m", "dpmpp_3m_sde", "ddpm", "lcm", "deis", "uni_pc", "ddim"]
+SAMPLERS = [
+    "euler",
+    "euler_ancestral",
+    "heun",
+    "dpm_2",
+    "lms",
+    "dpmpp_2s_ancestral",
+    "dpmpp_sde",
+    "dpmpp_2m",
+    "dpmpp_3m_sde",
+    "ddpm",
+    "lcm",
+    "deis",
+    "uni_pc",
+    "ddim",
+]
 STAGES = 6
 
 
@@ -66,7 +81,20 @@ def run(comfy, model, positive, negative, sampler, scheduler, steps, denoise=1.0
 
     latent = torch.zeros(1, 4, 8, 8)
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
-    comfy.sample.sample(model, noise, steps, cfg, sampler, scheduler, positive, negative, latent, denoise=denoise, disable_pbar=True, seed=0)
+    comfy.sample.sample(
+        model,
+        noise,
+        steps,
+        cfg,
+        sampler,
+        scheduler,
+        positive,
+        negative,
+        latent,
+        denoise=denoise,
+        disable_pbar=True,
+        seed=0,
+    )
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -118,7 +146,9 @@ def test_custom_sigmas_on_and_next_to_every_boundary(comfy, setup):
     sigmas = torch.tensor(sorted(set(probes), reverse=True) + [0.0], dtype=torch.float32)
     latent = torch.zeros(1, 4, 8, 8)
     sampler = comfy.samplers.sampler_object("euler")
-    comfy.sample.sample_custom(patched, torch.zeros_like(latent), 3.0, sampler, sigmas, positive, negative, latent, disable_pbar=True, seed=0)
+    comfy.sample.sample_custom(
+        patched, torch.zeros_like(latent), 3.0, sampler, sigmas, positive, negative, latent, disable_pbar=True, seed=0
+    )
     assert len(recorder.calls) == len(sigmas) - 1
     assert_stages_follow_the_rule(recorder, se)
     assert {m[0] for _, m in recorder.calls} == set(range(STAGES))
@@ -131,9 +161,16 @@ def test_a_model_with_its_own_schedule(comfy, node, setup, sampling, zsnr):
     patch = node("ModelSamplingDiscrete")()
     own_model = patch.patch(model, sampling, zsnr)[0]
     encode = node("ExemplarDreamStylerTextEncode")
-    positive = encode.execute(clip=clip, staged_embedding=emb, text="a dog in the style of <sks1>", model=own_model).result[0]
+    positive = encode.execute(
+        clip=clip, staged_embedding=emb, text="a dog in the style of <sks1>", model=own_model
+    ).result[0]
     patched, recorder = recording_model(comfy, own_model, positive, negative)
-    for sampler, scheduler in (("euler", "normal"), ("euler", "karras"), ("lcm", "simple"), ("dpmpp_2m", "sgm_uniform")):
+    for sampler, scheduler in (
+        ("euler", "normal"),
+        ("euler", "karras"),
+        ("lcm", "simple"),
+        ("dpmpp_2m", "sgm_uniform"),
+    ):
         for steps in (4, 25):
             run(comfy, patched, positive, negative, sampler, scheduler, steps)
     assert_stages_follow_the_rule(recorder, se)
@@ -156,7 +193,9 @@ def test_the_controlnet_sees_each_stages_prompt(comfy, node, setup):
     control = controlled[0][1]["control"]
     for (cond, options), (original_cond, original) in zip(controlled, positive):
         assert cond is original_cond and options["control"] is control
-        assert all(options.get(k) == original.get(k) for k in ("timestep_start", "timestep_end", staged_encoding.STAGE_KEY))
+        assert all(
+            options.get(k) == original.get(k) for k in ("timestep_start", "timestep_end", staged_encoding.STAGE_KEY)
+        )
 
     sampling = model.get_model_object("model_sampling")
     references = torch.cat([c for c, _ in positive]).float().flatten(1)

@@ -91,9 +91,23 @@ def test_train_node_writes_both_files_leaves_models_untouched_and_repeats(node, 
     unet_before = snapshot(model.model.diffusion_model)
     clip_before = snapshot(clip.cond_stage_model)
     inputs = dict(
-        model=model, clip=clip, vae=vae, images=style_images(2), captions="a red house\na blue boat", token="<tr1>",
-        template="A painting of {caption} in the style of {token}", stages=3, steps=2, learning_rate=0.002, batch_size=1,
-        flip_probability=0.5, seed=5, init_word="painting", vectors_per_stage=1, name="test_trained", overwrite=False,
+        model=model,
+        clip=clip,
+        vae=vae,
+        images=style_images(2),
+        captions="a red house\na blue boat",
+        token="<tr1>",
+        template="A painting of {caption} in the style of {token}",
+        stages=3,
+        steps=2,
+        learning_rate=0.002,
+        batch_size=1,
+        flip_probability=0.5,
+        seed=5,
+        init_word="painting",
+        vectors_per_stage=1,
+        name="test_trained",
+        overwrite=False,
     )
     with torch.inference_mode():
         embedding, token, report = train.execute(**inputs).result
@@ -102,7 +116,11 @@ def test_train_node_writes_both_files_leaves_models_untouched_and_repeats(node, 
     assert_same(unet_before, model.model.diffusion_model)
     assert_same(clip_before, clip.cond_stage_model)
 
-    init = clip.cond_stage_model.clip_l.transformer.get_input_embeddings().weight[clip.tokenize("painting")["l"][0][1][0]].float()
+    init = (
+        clip.cond_stage_model.clip_l.transformer.get_input_embeddings()
+        .weight[clip.tokenize("painting")["l"][0][1][0]]
+        .float()
+    )
     assert not torch.equal(embedding.vectors[0, 0], init)
     assert (embedding.vectors[:, 0] - init).abs().max() < 0.02  # two AdamW steps of lr 0.002 move each entry <= ~0.004
 
@@ -120,11 +138,14 @@ def test_train_node_writes_both_files_leaves_models_untouched_and_repeats(node, 
     assert torch.equal(again.vectors, embedding.vectors)
 
 
+@pytest.mark.slow
 def test_loss_goes_down_on_the_tiny_model(tiny_sd15_inference, training):
     """The loss of a fixed set of training draws is lower with the trained vectors than with the initial ones."""
     model, clip, vae = tiny_sd15_inference
     inversion = pack_submodule("models.dreamstyler.staged_inversion")
-    settings = inversion.InversionSettings(stages=2, steps=6, learning_rate=0.02, batch_size=1, flip_probability=0.0, seed=11)
+    settings = inversion.InversionSettings(
+        stages=2, steps=6, learning_rate=0.02, batch_size=1, flip_probability=0.0, seed=11
+    )
     with torch.inference_mode(False), torch.enable_grad():
         setup = training.prepare(model, clip, vae, style_images(1, seed=3), ["a house"], "<ld>", settings)
         vectors, losses = setup.run()
@@ -134,13 +155,31 @@ def test_loss_goes_down_on_the_tiny_model(tiny_sd15_inference, training):
 
             def total(v):
                 return sum(
-                    inversion.batch_loss(v, d, setup.latents, setup.flipped, setup.encode, setup.unet, setup.alphas_cumprod, setup.settings).item()
+                    inversion.batch_loss(
+                        v,
+                        d,
+                        setup.latents,
+                        setup.flipped,
+                        setup.encode,
+                        setup.unet,
+                        setup.alphas_cumprod,
+                        setup.settings,
+                    ).item()
                     for d in draws
                 )
 
             before, after = total(setup.init), total(vectors)
     assert losses[0] == pytest.approx(
-        inversion.batch_loss(setup.init, draws[0], setup.latents, setup.flipped, setup.encode, setup.unet, setup.alphas_cumprod, setup.settings).item(),
+        inversion.batch_loss(
+            setup.init,
+            draws[0],
+            setup.latents,
+            setup.flipped,
+            setup.encode,
+            setup.unet,
+            setup.alphas_cumprod,
+            setup.settings,
+        ).item(),
         rel=1e-5,
     )
     assert after < before, (before, after)
@@ -155,9 +194,23 @@ def test_cancel_stops_training(node, tiny_sd15_inference, model_folder):
     try:
         with pytest.raises(mm.InterruptProcessingException):
             node("ExemplarDreamStylerTrain").execute(
-                model=model, clip=clip, vae=vae, images=style_images(), captions="x", token="<c>",
-                template="{caption} {token}", stages=2, steps=100, learning_rate=0.002, batch_size=1, flip_probability=0.5,
-                seed=0, init_word="painting", vectors_per_stage=1, name="test_cancelled", overwrite=True,
+                model=model,
+                clip=clip,
+                vae=vae,
+                images=style_images(),
+                captions="x",
+                token="<c>",
+                template="{caption} {token}",
+                stages=2,
+                steps=100,
+                learning_rate=0.002,
+                batch_size=1,
+                flip_probability=0.5,
+                seed=0,
+                init_word="painting",
+                vectors_per_stage=1,
+                name="test_cancelled",
+                overwrite=True,
             )
     finally:
         mm.interrupt_current_processing(False)
@@ -176,6 +229,7 @@ def test_bad_inputs(tiny_sd15_inference, training):
         training.check_target("/tmp", "../x", False)
 
 
+@pytest.mark.slow
 def test_cli_trains_and_writes_loadable_files(comfy, tmp_path):
     import subprocess
     import sys
@@ -187,11 +241,33 @@ def test_cli_trains_and_writes_loadable_files(comfy, tmp_path):
     Image.fromarray((style_images(1, 40)[0].numpy() * 255).astype("uint8")).save(tmp_path / "style.png")
     checkpoint = comfy.folder_paths.get_full_path_or_raise("checkpoints", TINY_SD15_NAME)
     command = [
-        sys.executable, str(PACK_ROOT / "scripts" / "dreamstyler_train.py"), "--comfyui", str(comfyui_dir()), "--cpu",
-        "--checkpoint", checkpoint, "--images", str(tmp_path / "style.png"), "--captions", "a field",
-        "--token", "<cli>", "--stages", "2", "--steps", "1", "--resolution", "32", "--out-dir", str(tmp_path), "--name", "cli_style",
+        sys.executable,
+        str(PACK_ROOT / "scripts" / "dreamstyler_train.py"),
+        "--comfyui",
+        str(comfyui_dir()),
+        "--cpu",
+        "--checkpoint",
+        checkpoint,
+        "--images",
+        str(tmp_path / "style.png"),
+        "--captions",
+        "a field",
+        "--token",
+        "<cli>",
+        "--stages",
+        "2",
+        "--steps",
+        "1",
+        "--resolution",
+        "32",
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        "cli_style",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "step 1/1" in result.stdout and "wrote" in result.stdout
     se = pack_submodule("models.dreamstyler.staged_embedding")

@@ -48,7 +48,10 @@ def test_untrained_adapter_leaves_sampling_exactly_unchanged(adapter_patch, tiny
     model = tiny_inpaint[0]
     before = (dict(model.model_options["transformer_options"]), dict(model.additional_models))
     patched, _ = adapter_patch.apply_adapter(model, adapter, hint_image(), None, 1.0)
-    assert (dict(model.model_options["transformer_options"]), dict(model.additional_models)) == before  # source untouched
+    assert (
+        dict(model.model_options["transformer_options"]),
+        dict(model.additional_models),
+    ) == before  # source untouched
     plain = sample(model)
     calls, stop_counting = count_encoder_calls(adapter)
     try:
@@ -134,7 +137,9 @@ def test_adapter_is_loaded_with_the_model_by_model_management(adapter_patch, tin
 
 def test_wrong_architecture_is_a_clear_error(adapter_patch, adapter, tiny_sd15):
     plain = tiny_sd15[0]
-    with pytest.raises(ValueError, match=r"made for a SD15 UNet and does not fit this SD15 MODEL \(in_channels: adapter 9 vs model 4\)"):
+    with pytest.raises(
+        ValueError, match=r"made for a SD15 UNet and does not fit this SD15 MODEL \(in_channels: adapter 9 vs model 4\)"
+    ):
         adapter_patch.apply_adapter(plain, adapter, hint_image(), None, 1.0)
     own = adapter_patch.create_adapter(plain, image_dim=32)
     with pytest.raises(ValueError, match="connect the VAE"):
@@ -170,7 +175,11 @@ def test_small_sdxl_shaped_unet_gets_10_films_and_exact_identity(adapter_patch):
     unet = tiny_unet(SMALL_SDXL_SHAPED, device="cpu")
     unet.load_state_dict(random_state_dict(unet, "", seed=5))
     adapter = adapter_patch._empty_adapter("SDXL", dict(SMALL_SDXL_SHAPED), 4, 16)
-    encoder_state = {k: v for k, v in unet.state_dict().items() if k.split(".")[0] in ("time_embed", "input_blocks", "middle_block", "label_emb")}
+    encoder_state = {
+        k: v
+        for k, v in unet.state_dict().items()
+        if k.split(".")[0] in ("time_embed", "input_blocks", "middle_block", "label_emb")
+    }
     adapter.hint_encoder.load_state_dict(encoder_state)
     adapter.reset_parameters(0)
     assert len(adapter.film) == 10 and adapter.skip_channels == [32] * 4 + [64] * 3 + [128] * 3
@@ -203,7 +212,11 @@ def test_low_vram_partial_load_keeps_the_adapter_working(adapter_patch, tiny_inp
     """In low-VRAM mode ComfyUI loads only part of the adapter and casts the rest per layer on the fly."""
     patcher = adapter_patch.adapter_model_patcher(adapter, tiny_inpaint[0])
     g = torch.Generator().manual_seed(0)
-    x, t, context = torch.randn(2, 9, 8, 8, generator=g), torch.tensor([500.0, 500.0]), torch.randn(2, 6, 768, generator=g)
+    x, t, context = (
+        torch.randn(2, 9, 8, 8, generator=g),
+        torch.tensor([500.0, 500.0]),
+        torch.randn(2, 6, 768, generator=g),
+    )
     hint = torch.randn(1, 4, 8, 8, generator=g)
     with torch.no_grad():
         full = adapter.hint_features(x, hint, 5, t, context)

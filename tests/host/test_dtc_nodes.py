@@ -26,7 +26,13 @@ def make_hint(node, mask=None, min_side=8):
         mask = torch.zeros(1, 64, 64)
         mask[:, 8:56, 16:48] = 1
     reference = torch.rand(1, 40, 30, 3, generator=torch.Generator().manual_seed(1))
-    return image, mask, node("ExemplarDtCHint").execute(image=image, mask=mask, reference=reference, fit="stretch", min_side=min_side).result
+    return (
+        image,
+        mask,
+        node("ExemplarDtCHint")
+        .execute(image=image, mask=mask, reference=reference, fit="stretch", min_side=min_side)
+        .result,
+    )
 
 
 def test_hint_node_outputs_and_masked_source(node):
@@ -56,7 +62,11 @@ def test_save_then_load_round_trips_the_adapter(node, adapter, output_folder):
     assert len(saved) == 1
     with safe_open(str(saved[-1]), "pt") as f:
         meta = f.metadata()
-    assert meta["exemplar.kind"] == "dtc_adapter" and meta["exemplar.base_arch"] == "SD15" and meta["exemplar.image_dim"] == "32"
+    assert (
+        meta["exemplar.kind"] == "dtc_adapter"
+        and meta["exemplar.base_arch"] == "SD15"
+        and meta["exemplar.image_dim"] == "32"
+    )
     loaded = pack_submodule("nodes.diffuse_to_choose.adapter_patch").load_adapter(str(saved[-1]))
     ours, theirs = adapter.state_dict(), loaded.state_dict()
     assert ours.keys() == theirs.keys()
@@ -81,7 +91,9 @@ def test_loader_node_reads_the_exemplar_folder_and_rejects_other_files(node, ada
 
 def test_apply_node_is_the_identity_untrained_and_rejects_other_architectures(node, tiny_inpaint, tiny_sd15, adapter):
     _, _, (hint, *_) = make_hint(node)
-    patched = node("ExemplarDtCApply").execute(model=tiny_inpaint[0], adapter=adapter, hint=hint, strength=1.0).result[0]
+    patched = (
+        node("ExemplarDtCApply").execute(model=tiny_inpaint[0], adapter=adapter, hint=hint, strength=1.0).result[0]
+    )
     assert patched is not tiny_inpaint[0]
     assert torch.equal(sample(patched), sample(tiny_inpaint[0]))
     plain, _, vae = tiny_sd15
@@ -97,12 +109,19 @@ def test_apply_node_is_the_identity_untrained_and_rejects_other_architectures(no
 def test_image_conditioning_projects_257_dinov2_tokens(node, adapter, dinov2):
     reference = torch.rand(2, 80, 60, 3, generator=torch.Generator().manual_seed(5))
     run = node("ExemplarDtCImageConditioning").execute
-    positive, negative = run(clip_vision=dinov2, reference=reference, adapter=adapter, resolution=224, crop="center").result
+    positive, negative = run(
+        clip_vision=dinov2, reference=reference, adapter=adapter, resolution=224, crop="center"
+    ).result
     tokens = pack_submodule("nodes.diffuse_to_choose.vision_tokens").encode_tokens(dinov2, reference, 224, True)
     assert tokens.shape == (2, 257, 32)
     assert positive[0][0].shape == (2, 257, 768) and negative[0][0].shape == (1, 257, 768)
     with torch.no_grad():
-        torch.testing.assert_close(positive[0][0], tokens @ adapter.image_projection.weight.T + adapter.image_projection.bias, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            positive[0][0],
+            tokens @ adapter.image_projection.weight.T + adapter.image_projection.bias,
+            rtol=1e-5,
+            atol=1e-5,
+        )
         assert torch.equal(negative[0][0], adapter.image_projection.bias.expand(1, 257, 768))
     native = run(clip_vision=dinov2, reference=reference, adapter=adapter, resolution=0, crop="center").result[0]
     assert native[0][0].shape == (2, 1370, 768)
@@ -134,15 +153,26 @@ def to_transformers_keys(state: dict, wanted) -> dict:
 def test_dinov2_at_224_matches_the_transformers_reference(dinov2, equal_up_to_rounding):
     transformers = pytest.importorskip("transformers")
     config = transformers.Dinov2Config(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=4, use_swiglu_ffn=True, image_size=518, patch_size=14, layer_norm_eps=1e-6
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_ratio=4,
+        use_swiglu_ffn=True,
+        image_size=518,
+        patch_size=14,
+        layer_norm_eps=1e-6,
     )
     reference_model = transformers.Dinov2Model(config).eval()
-    reference_model.load_state_dict(to_transformers_keys(dinov2.model.state_dict(), reference_model.state_dict().keys()))
+    reference_model.load_state_dict(
+        to_transformers_keys(dinov2.model.state_dict(), reference_model.state_dict().keys())
+    )
     image = torch.rand(1, 224, 224, 3, generator=torch.Generator().manual_seed(2))
     ours = pack_submodule("nodes.diffuse_to_choose.vision_tokens").encode_tokens(dinov2, image, 224, True)
     from comfy.clip_vision import clip_preprocess
 
-    pixels = clip_preprocess(image, size=224, mean=TINY_DINOV2_CONFIG["image_mean"], std=TINY_DINOV2_CONFIG["image_std"])
+    pixels = clip_preprocess(
+        image, size=224, mean=TINY_DINOV2_CONFIG["image_mean"], std=TINY_DINOV2_CONFIG["image_std"]
+    )
     with torch.no_grad():
         theirs = reference_model(pixel_values=pixels).last_hidden_state
     equal_up_to_rounding(ours, theirs, roundings=reference_model)
@@ -150,5 +180,9 @@ def test_dinov2_at_224_matches_the_transformers_reference(dinov2, equal_up_to_ro
 
 def test_image_width_mismatch_is_a_clear_error(node, tiny_inpaint, dinov2):
     wide = node("ExemplarDtCAdapterCreate").execute(model=tiny_inpaint[0], image_dim=1536, seed=0).result[0]
-    with pytest.raises(ValueError, match="image tokens have width 32, this adapter projects 1536-wide tokens \\(DINOv2 giant\\)"):
-        node("ExemplarDtCImageConditioning").execute(clip_vision=dinov2, reference=torch.rand(1, 32, 32, 3), adapter=wide, resolution=224, crop="center")
+    with pytest.raises(
+        ValueError, match="image tokens have width 32, this adapter projects 1536-wide tokens \\(DINOv2 giant\\)"
+    ):
+        node("ExemplarDtCImageConditioning").execute(
+            clip_vision=dinov2, reference=torch.rand(1, 32, 32, 3), adapter=wide, resolution=224, crop="center"
+        )

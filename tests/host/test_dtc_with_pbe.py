@@ -32,7 +32,9 @@ def test_dtc_on_the_pbe_model_is_identity_untrained_and_live_when_trained(node, 
     positive, negative, latent = node("ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=negative, vae=vae, pixels=person, mask=mask,
     ).result
-    hint = node("ExemplarDtCHint").execute(image=person, mask=mask, reference=garment, fit="stretch", min_side=8).result[0]
+    hint = (
+        node("ExemplarDtCHint").execute(image=person, mask=mask, reference=garment, fit="stretch", min_side=8).result[0]
+    )
 
     plain = sample(model, positive, negative, latent)
     patched = node("ExemplarDtCApply").execute(model=model, adapter=adapter, hint=hint, strength=1.0).result[0]

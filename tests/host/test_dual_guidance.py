@@ -31,18 +31,52 @@ def stock_ksampler(node, model, positive, negative, cfg, seed=7, sampler="euler"
     )[0]["samples"]
 
 
-def dual_ksampler(node, model, guidance, s1, s2, seed=7, sampler="euler", denoise=1.0, lat=None, positive=P, middle=M, negative=N):
-    return node("ExemplarDualGuidanceKSampler").execute(
-        model=model, seed=seed, steps=STEPS, text_scale=s1, middle_scale=s2, sampler_name=sampler, scheduler="normal",
-        positive=positive, middle=middle, negative=negative, latent_image=lat or latent(), denoise=denoise, guidance=guidance,
-    ).result[0]["samples"]
+def dual_ksampler(
+    node, model, guidance, s1, s2, seed=7, sampler="euler", denoise=1.0, lat=None, positive=P, middle=M, negative=N
+):
+    return (
+        node("ExemplarDualGuidanceKSampler")
+        .execute(
+            model=model,
+            seed=seed,
+            steps=STEPS,
+            text_scale=s1,
+            middle_scale=s2,
+            sampler_name=sampler,
+            scheduler="normal",
+            positive=positive,
+            middle=middle,
+            negative=negative,
+            latent_image=lat or latent(),
+            denoise=denoise,
+            guidance=guidance,
+        )
+        .result[0]["samples"]
+    )
 
 
 def style_ksampler(node, model, neg, sty, con, form, seed=7, lat=None):
-    return node("ExemplarStyleContextKSampler").execute(
-        model=model, seed=seed, steps=STEPS, sampler_name="euler", scheduler="normal", positive=P, context=M, style=S,
-        negative=N, latent_image=lat or latent(), denoise=1.0, neg_scale=neg, style_scale=sty, context_scale=con, form=form,
-    ).result[0]["samples"]
+    return (
+        node("ExemplarStyleContextKSampler")
+        .execute(
+            model=model,
+            seed=seed,
+            steps=STEPS,
+            sampler_name="euler",
+            scheduler="normal",
+            positive=P,
+            context=M,
+            style=S,
+            negative=N,
+            latent_image=lat or latent(),
+            denoise=1.0,
+            neg_scale=neg,
+            style_scale=sty,
+            context_scale=con,
+            form=form,
+        )
+        .result[0]["samples"]
+    )
 
 
 def custom_sample(node, model, guider, seed=7):
@@ -101,7 +135,9 @@ def test_style_context_reduces_to_stock_ksampler(node, model, form):
 # --- equal to core DualCFGGuider -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("style,s1,s2", [("regular", 3.0, 1.5), ("nested", 3.0, 1.5), ("regular", 2.0, 1.0), ("nested", 0.5, 4.0)])
+@pytest.mark.parametrize(
+    "style,s1,s2", [("regular", 3.0, 1.5), ("nested", 3.0, 1.5), ("regular", 2.0, 1.0), ("nested", 0.5, 4.0)]
+)
 def test_dual_equals_core_dual_cfg_guider(node, model, same_value, style, s1, s2):
     inputs = dict(model=model, cond1=P, cond2=M, negative=N, cfg_conds=s1, cfg_cond2_negative=s2, style=style)
     ours = custom_sample(node, model, node("ExemplarDualCFGGuider").execute(**inputs).result[0])
@@ -135,7 +171,9 @@ def reference_style_context_guider(node, model, neg, sty, con, w):
 
         def predict_noise(self, x, timestep, model_options={}, seed=None):
             keys = ["positive", "context", "style", "negative"]
-            v, vc, vs, n = samplers.calc_cond_batch(self.inner_model, [self.conds[k] for k in keys], x, timestep, model_options)
+            v, vc, vs, n = samplers.calc_cond_batch(
+                self.inner_model, [self.conds[k] for k in keys], x, timestep, model_options
+            )
             return n + neg * (v - n) + w * (con * (vc - n) + sty * (v - vc) + sty * (vs - n) + con * (v - vs))
 
     guider = Reference(model)
@@ -145,9 +183,21 @@ def reference_style_context_guider(node, model, neg, sty, con, w):
 
 @pytest.mark.parametrize("form,w", [("official", 0.5), ("paper", 1.0)])
 def test_style_context_equals_hand_formula(node, model, same_value, form, w):
-    ours = node("ExemplarStyleContextGuider").execute(
-        model=model, positive=P, context=M, style=S, negative=N, neg_scale=5.0, style_scale=0.5, context_scale=3.0, form=form
-    ).result[0]
+    ours = (
+        node("ExemplarStyleContextGuider")
+        .execute(
+            model=model,
+            positive=P,
+            context=M,
+            style=S,
+            negative=N,
+            neg_scale=5.0,
+            style_scale=0.5,
+            context_scale=3.0,
+            form=form,
+        )
+        .result[0]
+    )
     reference = reference_style_context_guider(node, model, 5.0, 0.5, 3.0, w)
     ours_out = custom_sample(node, model, ours)
     same_value(ours_out, custom_sample(node, model, reference), 5.0, w * 3.0, w * 0.5, w * 0.5, w * 3.0)
@@ -155,9 +205,21 @@ def test_style_context_equals_hand_formula(node, model, same_value, form, w):
 
 
 def test_style_context_ksampler_equals_guider_through_sampler_custom(node, model):
-    guider = node("ExemplarStyleContextGuider").execute(
-        model=model, positive=P, context=M, style=S, negative=N, neg_scale=5.0, style_scale=2.0, context_scale=1.0, form="paper"
-    ).result[0]
+    guider = (
+        node("ExemplarStyleContextGuider")
+        .execute(
+            model=model,
+            positive=P,
+            context=M,
+            style=S,
+            negative=N,
+            neg_scale=5.0,
+            style_scale=2.0,
+            context_scale=1.0,
+            form="paper",
+        )
+        .result[0]
+    )
     assert torch.equal(style_ksampler(node, model, 5.0, 2.0, 1.0, "paper"), custom_sample(node, model, guider))
 
 
@@ -237,12 +299,21 @@ def test_post_cfg_hook_gets_the_combined_result(node, model, same_value):
 def test_bad_inputs_are_clear_errors(node, model):
     guiders = pack_submodule("nodes.guidance.guiders")
     with pytest.raises(ValueError, match="conditioning 'reference' is missing"):
-        guiders.make_guider(model, "dreaminpainter", {"reference_text": P, "reference": None, "negative": N}, {"text_scale": 1.0, "reference_scale": 1.0})
+        guiders.make_guider(
+            model,
+            "dreaminpainter",
+            {"reference_text": P, "reference": None, "negative": N},
+            {"text_scale": 1.0, "reference_scale": 1.0},
+        )
     with pytest.raises(ValueError, match="takes conditionings"):
-        guiders.make_guider(model, "dual_regular", {"cond1": P, "negative": N}, {"cfg_conds": 1.0, "cfg_cond2_negative": 1.0})
+        guiders.make_guider(
+            model, "dual_regular", {"cond1": P, "negative": N}, {"cfg_conds": 1.0, "cfg_cond2_negative": 1.0}
+        )
     with pytest.raises(ValueError, match="unknown guidance form 'dual_zigzag'"):
         guiders.make_guider(model, "dual_zigzag", {}, {})
-    guider = guiders.make_guider(model, "dual_nested", {"cond1": P, "cond2": M, "negative": N}, {"cfg_conds": 2.0, "cfg_cond2_negative": 3.0})
+    guider = guiders.make_guider(
+        model, "dual_nested", {"cond1": P, "cond2": M, "negative": N}, {"cfg_conds": 2.0, "cfg_cond2_negative": 3.0}
+    )
     assert guider.cfg == 6.0  # weight of cond1: s1 * s2
     with pytest.raises(TypeError, match="use set_scales"):
         guider.set_cfg(5.0)

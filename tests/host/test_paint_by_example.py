@@ -58,13 +58,17 @@ def test_ckpt_pickle_loads_with_weights_only_and_equals_safetensors(tiny_pbe, tm
     model, _, encoder = loader.load_checkpoint(path)
     reference = tiny_pbe[2].model.state_dict()
     for key, value in encoder.model.state_dict().items():  # the .ckpt is fp32, the shipped file fp16
-        torch.testing.assert_close(value, reference[key], rtol=0, atol=2e-3 * max(1.0, reference[key].abs().max().item()))
+        torch.testing.assert_close(
+            value, reference[key], rtol=0, atol=2e-3 * max(1.0, reference[key].abs().max().item())
+        )
 
 
 def test_encode_node_outputs_reference_token_and_learned_vector(node, tiny_pbe):
     encoder = tiny_pbe[2]
     images = torch.rand(3, 70, 90, 3, generator=torch.Generator().manual_seed(3))
-    positive, negative = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="squash").result
+    positive, negative = (
+        node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="squash").result
+    )
     assert positive[0][0].shape == (3, 1, 768) and negative[0][0].shape == (3, 1, 768)
     inputs = pack_submodule("models.paint_by_example.inputs")
     expected = encoder.model(inputs.reference_pixels(images, 56, "squash"))
@@ -83,12 +87,18 @@ def test_reference_mask_blanks_the_background(node, tiny_pbe):
     image = torch.rand(1, 56, 56, 3, generator=torch.Generator().manual_seed(4))
     mask = torch.zeros(1, 56, 56)
     mask[:, 10:40, 12:44] = 1
-    masked = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask).result[0]
+    masked = (
+        node("ExemplarPbEEncode")
+        .execute(exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask)
+        .result[0]
+    )
     white = torch.where(mask[..., None] > 0, image, torch.ones_like(image))
     plain = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=white, crop="squash").result[0]
     torch.testing.assert_close(masked[0][0], plain[0][0], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="reference_mask has batch 2; expected 1 or the reference batch 1"):
-        node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask.repeat(2, 1, 1))
+        node("ExemplarPbEEncode").execute(
+            exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask.repeat(2, 1, 1)
+        )
 
 
 def test_inpaint_conditioning_values_and_soft_mask_threshold(node, tiny_pbe):
@@ -123,7 +133,9 @@ def test_stock_ksampler_keeps_background_and_source_model_untouched(node, tiny_p
 
     model, vae, encoder = tiny_pbe
     pixels, mask = scene(size=64)
-    positive, negative = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
+    positive, negative = (
+        node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
+    )
     positive, negative, latent = node("ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=negative, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
     ).result
@@ -131,7 +143,18 @@ def test_stock_ksampler_keeps_background_and_source_model_untouched(node, tiny_p
     noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(0))
     for sampler in ("euler", "dpmpp_2m"):
         out = comfy_sample.sample(
-            model, noise, 2, 5.0, sampler, "karras", positive, negative, latent["samples"], noise_mask=latent["noise_mask"], disable_pbar=True, seed=0
+            model,
+            noise,
+            2,
+            5.0,
+            sampler,
+            "karras",
+            positive,
+            negative,
+            latent["samples"],
+            noise_mask=latent["noise_mask"],
+            disable_pbar=True,
+            seed=0,
         )
         assert out.shape == latent["samples"].shape and torch.isfinite(out).all()
         latent_mask = sampler_helpers.prepare_mask(latent["noise_mask"], noise.shape, "cpu")
@@ -192,7 +215,9 @@ def test_parity_with_diffusers_encoder_and_unet(node, tiny_pbe, equal_up_to_roun
     x = x_t * (sigma[:, None, None, None] ** 2 + 1) ** 0.5  # ComfyUI's sigma-scaled input
     conds = model.model.extra_conds(**positive[0][1], noise=x, device=torch.device("cpu"), cross_attn=positive[0][0])
     with torch.no_grad():
-        denoised = model.model.apply_model(x, sigma, c_concat=conds["c_concat"].cond, c_crossattn=conds["c_crossattn"].cond)
+        denoised = model.model.apply_model(
+            x, sigma, c_concat=conds["c_concat"].cond, c_crossattn=conds["c_crossattn"].cond
+        )
         ours_eps = (x - denoised) / sigma[:, None, None, None]
         keep = 1 - positive[0][1]["concat_mask"]
         unet_in = torch.cat([x_t, positive[0][1]["concat_latent_image"] * 0.18215, keep], dim=1)
@@ -254,9 +279,13 @@ def test_controlnet_combines_with_the_pbe_model(node, tiny_pbe):
     with torch.device("meta"):
         net = cldm.cldm.ControlNet(hint_channels=3, device="meta", operations=ops.disable_weight_init, **config)
     weights = random_state_dict(net, "", 0)
-    zeroed = {k: (torch.zeros_like(v) if k.startswith(("zero_convs", "middle_block_out")) else v) for k, v in weights.items()}
+    zeroed = {
+        k: (torch.zeros_like(v) if k.startswith(("zero_convs", "middle_block_out")) else v) for k, v in weights.items()
+    }
     pixels, mask = scene(size=64)
-    positive, negative = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
+    positive, negative = (
+        node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
+    )
     positive, negative, latent = node("ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=negative, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=False
     ).result
@@ -264,7 +293,9 @@ def test_controlnet_combines_with_the_pbe_model(node, tiny_pbe):
     noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(1))
 
     def run(pos, neg):
-        return comfy_sample.sample(model, noise, 1, 5.0, "euler", "normal", pos, neg, latent["samples"], disable_pbar=True, seed=0)
+        return comfy_sample.sample(
+            model, noise, 1, 5.0, "euler", "normal", pos, neg, latent["samples"], disable_pbar=True, seed=0
+        )
 
     plain = run(positive, negative)
     outputs = []
@@ -283,10 +314,21 @@ def _graph(sampler_nodes: dict) -> dict:
         "1": {"class_type": "ExemplarPbECheckpointLoader", "inputs": {"ckpt_name": TINY_PBE_NAME}},
         "2": {"class_type": "LoadImage", "inputs": {"image": SOURCE_IMAGE}},
         "3": {"class_type": "LoadImage", "inputs": {"image": REFERENCE_IMAGE}},
-        "4": {"class_type": "ExemplarPbEEncode", "inputs": {"exemplar_encoder": ["1", 2], "reference": ["3", 0], "crop": "center"}},
+        "4": {
+            "class_type": "ExemplarPbEEncode",
+            "inputs": {"exemplar_encoder": ["1", 2], "reference": ["3", 0], "crop": "center"},
+        },
         "5": {
             "class_type": "ExemplarPbEInpaintConditioning",
-            "inputs": {"positive": ["4", 0], "negative": ["4", 1], "vae": ["1", 1], "pixels": ["2", 0], "mask": ["2", 1], "mask_threshold": 0.5, "noise_mask": True},
+            "inputs": {
+                "positive": ["4", 0],
+                "negative": ["4", 1],
+                "vae": ["1", 1],
+                "pixels": ["2", 0],
+                "mask": ["2", 1],
+                "mask_threshold": 0.5,
+                "noise_mask": True,
+            },
         },
         "20": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 1]}},
         "21": {"class_type": "PreviewImage", "inputs": {"images": ["20", 0]}},
@@ -304,21 +346,43 @@ def test_stock_sampler_nodes_run_the_pbe_graph(comfy, sampler):
             "10": {
                 "class_type": "KSamplerAdvanced",
                 "inputs": {
-                    "model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "latent_image": ["5", 2], "add_noise": "enable",
-                    "noise_seed": 1, "steps": 2, "cfg": 5.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
-                    "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": "disable",
+                    "model": ["1", 0],
+                    "positive": ["5", 0],
+                    "negative": ["5", 1],
+                    "latent_image": ["5", 2],
+                    "add_noise": "enable",
+                    "noise_seed": 1,
+                    "steps": 2,
+                    "cfg": 5.0,
+                    "sampler_name": "dpmpp_2m",
+                    "scheduler": "karras",
+                    "start_at_step": 0,
+                    "end_at_step": 10000,
+                    "return_with_leftover_noise": "disable",
                 },
             }
         }
     else:
         nodes = {
-            "6": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "cfg": 5.0}},
+            "6": {
+                "class_type": "CFGGuider",
+                "inputs": {"model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "cfg": 5.0},
+            },
             "7": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}},
-            "8": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "simple", "steps": 2, "denoise": 1.0}},
+            "8": {
+                "class_type": "BasicScheduler",
+                "inputs": {"model": ["1", 0], "scheduler": "simple", "steps": 2, "denoise": 1.0},
+            },
             "9": {"class_type": "RandomNoise", "inputs": {"noise_seed": 2}},
             "10": {
                 "class_type": "SamplerCustomAdvanced",
-                "inputs": {"noise": ["9", 0], "guider": ["6", 0], "sampler": ["7", 0], "sigmas": ["8", 0], "latent_image": ["5", 2]},
+                "inputs": {
+                    "noise": ["9", 0],
+                    "guider": ["6", 0],
+                    "sampler": ["7", 0],
+                    "sigmas": ["8", 0],
+                    "latent_image": ["5", 2],
+                },
             },
         }
     outputs = run_prompt(_graph(nodes))
@@ -338,7 +402,12 @@ def test_diffusers_sd15_pbe_unet_config_maps_to_comfyuis_sd15_inpaint_config(com
     assert config["transformer_depth"] == [1, 1, 1, 1, 1, 1, 0, 0]
     assert config["transformer_depth_output"] == [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
     assert config["channel_mult"] == [1, 2, 4, 4] and config["num_res_blocks"] == [2, 2, 2, 2]
-    assert (config["model_channels"], config["context_dim"], config["num_heads"], config["in_channels"]) == (320, 768, 8, 9)
+    assert (config["model_channels"], config["context_dim"], config["num_heads"], config["in_channels"]) == (
+        320,
+        768,
+        8,
+        9,
+    )
     assert config["use_linear_in_transformer"] is False
 
 

@@ -32,7 +32,13 @@ def test_subject_mask_and_blank_background(node, clip_vision):
     assert torch.allclose(plain.mask.view(4, 4)[:2, :2], torch.ones(2, 2))
     assert plain.mask.view(4, 4)[2:, 2:].max() == 0
     blanked = encode(
-        node, clip_vision=clip_vision, reference=image, tokens="patches", crop="none", subject_mask=mask, blank_background=True
+        node,
+        clip_vision=clip_vision,
+        reference=image,
+        tokens="patches",
+        crop="none",
+        subject_mask=mask,
+        blank_background=True,
     )
     white_outside = image.clone()
     white_outside[:, 28:, :] = 1
@@ -44,4 +50,11 @@ def test_subject_mask_and_blank_background(node, clip_vision):
 
 def test_mismatched_mask_batch_is_a_clear_error(node, clip_vision):
     with pytest.raises(ValueError, match="subject_mask has batch 3; expected 1 or the reference batch 2"):
-        encode(node, clip_vision=clip_vision, reference=torch.rand(2, 56, 56, 3), tokens="cls", crop="center", subject_mask=torch.ones(3, 56, 56))
+        encode(
+            node,
+            clip_vision=clip_vision,
+            reference=torch.rand(2, 56, 56, 3),
+            tokens="cls",
+            crop="center",
+            subject_mask=torch.ones(3, 56, 56),
+        )

@@ -44,7 +44,14 @@ def test_auto_block_is_the_end_of_the_second_stage_and_matches_a_forward_hook(no
     torch.testing.assert_close(tokens.tokens, expected.flatten(2).transpose(1, 2), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("block, module", [("middle.0", lambda u: u.middle_block), ("output.1", lambda u: u.output_blocks[1]), ("input.1", lambda u: u.input_blocks[1])])
+@pytest.mark.parametrize(
+    "block, module",
+    [
+        ("middle.0", lambda u: u.middle_block),
+        ("output.1", lambda u: u.output_blocks[1]),
+        ("input.1", lambda u: u.input_blocks[1]),
+    ],
+)
 def test_every_block_kind_matches_a_forward_hook(node, tiny_sd15, block, module):
     model, _, vae = tiny_sd15
     image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(1))
@@ -74,7 +81,9 @@ def test_subject_mask_and_errors(node, tiny_sd15):
     expected = torch.zeros(4, 4)
     expected[:2, :2] = 1
     torch.testing.assert_close(tokens.mask[0], expected.flatten())
-    with pytest.raises(ValueError, match=r"block 'input.9' is not a block of this model; valid blocks: auto, input.0, .*middle.0"):
+    with pytest.raises(
+        ValueError, match=r"block 'input.9' is not a block of this model; valid blocks: auto, input.0, .*middle.0"
+    ):
         encode(node, model=model, vae=vae, reference=torch.rand(1, 64, 64, 3), block="input.9")
     with pytest.raises(ValueError, match="subject_mask has batch 2; expected 1 or the reference batch 1"):
         encode(node, model=model, vae=vae, reference=torch.rand(1, 64, 64, 3), subject_mask=torch.ones(2, 64, 64))
@@ -86,7 +95,9 @@ def test_unet_tokens_feed_the_selector(node, tiny_sd15):
     mask[:, 16:48, 16:48] = 1
     tokens = encode(node, model=model, vae=vae, reference=torch.rand(1, 64, 64, 3), subject_mask=mask)[0]
     select = node("ExemplarTokenSelectTopK")
-    picked = select.execute(tokens=tokens, k=4, criterion="norm", selection="top_k", candidate_pool=96, mask_threshold=0.5).result[0]
+    picked = select.execute(
+        tokens=tokens, k=4, criterion="norm", selection="top_k", candidate_pool=96, mask_threshold=0.5
+    ).result[0]
     assert set(picked.positions[0].tolist()) == {5, 6, 9, 10}  # the four centre cells are the subject
     with pytest.raises(ValueError, match="K=17 is larger than the number of reference tokens N=16"):
         select.execute(tokens=tokens, k=17, criterion="norm", selection="top_k", candidate_pool=96, mask_threshold=0.5)

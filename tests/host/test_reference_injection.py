@@ -12,12 +12,23 @@ def unet_tokens(node, tiny_sd15):
     model, _, vae = tiny_sd15
     encode = node("ExemplarReferenceEncodeUNet")
     image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(3))
-    return encode.execute(model=model, vae=vae, reference=image, block="auto", timestep=0, resolution=64, crop="center").result[0]
+    return encode.execute(
+        model=model, vae=vae, reference=image, block="auto", timestep=0, resolution=64, crop="center"
+    ).result[0]
 
 
 def inject(node, model, tokens, **options):
-    defaults = {"weight": 1.0, "start_percent": 0.0, "end_percent": 1.0, "cond_only": False, "token_space": "block_norm", "blocks": "matching_dim"}
-    return node("ExemplarReferenceSelfAttention").execute(model=model, tokens=tokens, **{**defaults, **options}).result[0]
+    defaults = {
+        "weight": 1.0,
+        "start_percent": 0.0,
+        "end_percent": 1.0,
+        "cond_only": False,
+        "token_space": "block_norm",
+        "blocks": "matching_dim",
+    }
+    return (
+        node("ExemplarReferenceSelfAttention").execute(model=model, tokens=tokens, **{**defaults, **options}).result[0]
+    )
 
 
 def sample(model, positive, negative, size=16, steps=2, cfg=5.0):
@@ -25,7 +36,9 @@ def sample(model, positive, negative, size=16, steps=2, cfg=5.0):
 
     latent = torch.zeros(1, 4, size, size)
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
-    return comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", positive, negative, latent, disable_pbar=True, seed=0)
+    return comfy.sample.sample(
+        model, noise, steps, cfg, "euler", "normal", positive, negative, latent, disable_pbar=True, seed=0
+    )
 
 
 def text(seed, dim=768):
@@ -94,7 +107,10 @@ def test_chaining_foreign_replacements_and_dim_errors(node, tiny_sd15, unet_toke
         inject(node, foreign, unet_tokens)
     tokens_type = pack_submodule("models.dreaminpainter.tokens")
     odd = tokens_type.ExemplarTokens(torch.zeros(1, 4, 100), torch.arange(4)[None])
-    with pytest.raises(ValueError, match=r"the reference tokens have dim 100, but this model's self-attention blocks have dims \[320, 640\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"the reference tokens have dim 100, but this model's self-attention blocks have dims \[320, 640\]",
+    ):
         inject(node, model, odd)
 
 
@@ -107,7 +123,14 @@ def test_sdxl_shaped_model_encode_select_inject(node, tiny_sd15):
     with pytest.raises(ValueError, match="needs a text conditioning"):
         encode.execute(model=model, vae=vae, reference=image, block="auto", timestep=0, resolution=64, crop="center")
     tokens, blocks = encode.execute(
-        model=model, vae=vae, reference=image, block="auto", timestep=0, resolution=64, crop="center", conditioning=positive
+        model=model,
+        vae=vae,
+        reference=image,
+        block="auto",
+        timestep=0,
+        resolution=64,
+        crop="center",
+        conditioning=positive,
     ).result
     assert tokens.source["block"] == "input.3" and tokens.tokens.shape == (1, 16, 128)
     selected = node("ExemplarTokenSelectTopK").execute(
@@ -127,36 +150,58 @@ def test_cross_attention_tokens(node, tiny_sd15, unet_tokens):
     projection = loader.execute(projection_name="exemplar_tiny_token_projection_640_768.safetensors").result[0]
     assert projection.is_silent
     positive = text(1)
-    untrained = cross.execute(conditioning=positive, tokens=unet_tokens, mode="append", weight=1.0, projection=projection).result[0]
+    untrained = cross.execute(
+        conditioning=positive, tokens=unet_tokens, mode="append", weight=1.0, projection=projection
+    ).result[0]
     assert torch.equal(untrained[0][0], positive[0][0])
     model = tiny_sd15[0]
     assert torch.equal(sample(model, untrained, text(2)), sample(model, positive, text(2)))
-    with pytest.raises(ValueError, match="tokens have dim 640 and the conditioning has dim 768: connect a token projection"):
+    with pytest.raises(
+        ValueError, match="tokens have dim 640 and the conditioning has dim 768: connect a token projection"
+    ):
         cross.execute(conditioning=positive, tokens=unet_tokens, mode="append", weight=1.0)
     trained = copy.deepcopy(projection)
     with torch.no_grad():
         trained.gate.fill_(1.0)
-    appended = cross.execute(conditioning=positive, tokens=unet_tokens, mode="append", weight=0.5, projection=trained).result[0]
+    appended = cross.execute(
+        conditioning=positive, tokens=unet_tokens, mode="append", weight=0.5, projection=trained
+    ).result[0]
     with torch.no_grad():
         expected = 0.5 * trained(unet_tokens.tokens)
     assert appended[0][0].shape == (1, 7 + 16, 768)
     torch.testing.assert_close(appended[0][0][:, 7:], expected)
-    replaced = cross.execute(conditioning=positive, tokens=unet_tokens, mode="replace", weight=1.0, projection=trained).result[0]
+    replaced = cross.execute(
+        conditioning=positive, tokens=unet_tokens, mode="replace", weight=1.0, projection=trained
+    ).result[0]
     assert replaced[0][0].shape == (1, 16, 768)
-    zero = cross.execute(conditioning=positive, tokens=unet_tokens, mode="replace", weight=0.0, projection=trained).result[0]
+    zero = cross.execute(
+        conditioning=positive, tokens=unet_tokens, mode="replace", weight=0.0, projection=trained
+    ).result[0]
     assert torch.equal(zero[0][0], positive[0][0])
     assert not torch.allclose(sample(model, appended, text(2)), sample(model, positive, text(2)))
 
 
 def test_token_scorer_loader_feeds_the_selector(node, unet_tokens):
     scorer = node("ExemplarLoadTokenScorer").execute(scorer_name="exemplar_tiny_token_scorer_640.safetensors").result[0]
-    picked = node("ExemplarTokenSelectTopK").execute(
-        tokens=unet_tokens, k=5, criterion="learned", selection="top_k", candidate_pool=96, mask_threshold=0.5, scorer=scorer
-    ).result[0]
+    picked = (
+        node("ExemplarTokenSelectTopK")
+        .execute(
+            tokens=unet_tokens,
+            k=5,
+            criterion="learned",
+            selection="top_k",
+            candidate_pool=96,
+            mask_threshold=0.5,
+            scorer=scorer,
+        )
+        .result[0]
+    )
     with torch.no_grad():
         expected = torch.argsort(scorer(unet_tokens.tokens)[0], descending=True, stable=True)[:5]
     assert torch.equal(picked.positions[0], expected)
-    with pytest.raises(ValueError, match="is not a token_scorer file: its metadata says exemplar.kind = 'token_projection'"):
+    with pytest.raises(
+        ValueError, match="is not a token_scorer file: its metadata says exemplar.kind = 'token_projection'"
+    ):
         node("ExemplarLoadTokenScorer").execute(scorer_name="exemplar_tiny_token_projection_640_768.safetensors")
 
 
@@ -166,12 +211,16 @@ def test_a_batch_of_references_goes_to_the_matching_latents(node, tiny_sd15):
     model, _, vae = tiny_sd15
     encode = node("ExemplarReferenceEncodeUNet")
     images = torch.rand(2, 64, 64, 3, generator=torch.Generator().manual_seed(8))
-    tokens = encode.execute(model=model, vae=vae, reference=images, block="auto", timestep=0, resolution=64, crop="center").result[0]
+    tokens = encode.execute(
+        model=model, vae=vae, reference=images, block="auto", timestep=0, resolution=64, crop="center"
+    ).result[0]
     noise = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(9))
     latent = torch.zeros(2, 4, 16, 16)
 
     def run(patched, rows):
-        return comfy_sample(patched, noise[rows], 2, 5.0, "euler", "normal", text(1), text(2), latent[rows], disable_pbar=True, seed=0)
+        return comfy_sample(
+            patched, noise[rows], 2, 5.0, "euler", "normal", text(1), text(2), latent[rows], disable_pbar=True, seed=0
+        )
 
     both = run(inject(node, model, tokens, weight=1.5), slice(0, 2))
     Tokens = pack_submodule("models.dreaminpainter.tokens").ExemplarTokens
@@ -184,4 +233,16 @@ def test_a_batch_of_references_goes_to_the_matching_latents(node, tiny_sd15):
             difference = (both[row : row + 1] - alone).abs().max()
             assert difference < 1e-2 if ref == row else difference > 1.0
     with pytest.raises(ValueError, match="the reference tokens have batch 2; the latent batch is 3"):
-        comfy_sample(inject(node, model, tokens), torch.randn(3, 4, 16, 16), 1, 5.0, "euler", "normal", text(1), text(2), torch.zeros(3, 4, 16, 16), disable_pbar=True, seed=0)
+        comfy_sample(
+            inject(node, model, tokens),
+            torch.randn(3, 4, 16, 16),
+            1,
+            5.0,
+            "euler",
+            "normal",
+            text(1),
+            text(2),
+            torch.zeros(3, 4, 16, 16),
+            disable_pbar=True,
+            seed=0,
+        )
