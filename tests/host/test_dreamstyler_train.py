@@ -84,31 +84,23 @@ def test_gradients_reach_only_the_vectors(tiny_sd15_inference, training):
         assert all(p.grad is None for p in module.parameters())
 
 
+def train_inputs(model, clip, vae, **overrides):
+    inputs = dict(
+        model=model, clip=clip, vae=vae, images=style_images(), captions="x", token="<tr1>",
+        template="A painting of {caption} in the style of {token}", stages=3, steps=2, learning_rate=0.002,
+        batch_size=1, flip_probability=0.5, seed=5, init_word="painting", vectors_per_stage=1, name="test_trained",
+        overwrite=False,
+    )  # fmt: skip
+    return {**inputs, **overrides}
+
+
 def test_train_node_writes_both_files_leaves_models_untouched_and_repeats(node, tiny_sd15_inference, model_folder):
     model, clip, vae = tiny_sd15_inference
     train = node("ExemplarDreamStylerTrain")
     folder = model_folder("embeddings")
     unet_before = snapshot(model.model.diffusion_model)
     clip_before = snapshot(clip.cond_stage_model)
-    inputs = dict(
-        model=model,
-        clip=clip,
-        vae=vae,
-        images=style_images(2),
-        captions="a red house\na blue boat",
-        token="<tr1>",
-        template="A painting of {caption} in the style of {token}",
-        stages=3,
-        steps=2,
-        learning_rate=0.002,
-        batch_size=1,
-        flip_probability=0.5,
-        seed=5,
-        init_word="painting",
-        vectors_per_stage=1,
-        name="test_trained",
-        overwrite=False,
-    )
+    inputs = train_inputs(model, clip, vae, images=style_images(2), captions="a red house\na blue boat")
     with torch.inference_mode():
         embedding, token, report = train.execute(**inputs).result
     assert token == "<tr1>" and embedding.stages == 3 and embedding.dim == 768
@@ -193,25 +185,7 @@ def test_cancel_stops_training(node, tiny_sd15_inference, model_folder):
     mm.interrupt_current_processing(True)
     try:
         with pytest.raises(mm.InterruptProcessingException):
-            node("ExemplarDreamStylerTrain").execute(
-                model=model,
-                clip=clip,
-                vae=vae,
-                images=style_images(),
-                captions="x",
-                token="<c>",
-                template="{caption} {token}",
-                stages=2,
-                steps=100,
-                learning_rate=0.002,
-                batch_size=1,
-                flip_probability=0.5,
-                seed=0,
-                init_word="painting",
-                vectors_per_stage=1,
-                name="test_cancelled",
-                overwrite=True,
-            )
+            node("ExemplarDreamStylerTrain").execute(**train_inputs(model, clip, vae, steps=100, name="test_cancelled"))
     finally:
         mm.interrupt_current_processing(False)
     assert list(folder.iterdir()) == []

@@ -79,6 +79,12 @@ def style_ksampler(node, model, neg, sty, con, form, seed=7, lat=None):
     )
 
 
+def style_guider(node, model, neg, sty, con, form):
+    conds = dict(positive=P, context=M, style=S, negative=N)
+    scales = dict(neg_scale=neg, style_scale=sty, context_scale=con)
+    return node("ExemplarStyleContextGuider").execute(model=model, **conds, **scales, form=form).result[0]
+
+
 def custom_sample(node, model, guider, seed=7):
     sampler = node("KSamplerSelect").execute(sampler_name="euler").result[0]
     sigmas = node("BasicScheduler").execute(model=model, scheduler="normal", steps=STEPS, denoise=1.0).result[0]
@@ -183,21 +189,7 @@ def reference_style_context_guider(node, model, neg, sty, con, w):
 
 @pytest.mark.parametrize("form,w", [("official", 0.5), ("paper", 1.0)])
 def test_style_context_equals_hand_formula(node, model, same_value, form, w):
-    ours = (
-        node("ExemplarStyleContextGuider")
-        .execute(
-            model=model,
-            positive=P,
-            context=M,
-            style=S,
-            negative=N,
-            neg_scale=5.0,
-            style_scale=0.5,
-            context_scale=3.0,
-            form=form,
-        )
-        .result[0]
-    )
+    ours = style_guider(node, model, 5.0, 0.5, 3.0, form)
     reference = reference_style_context_guider(node, model, 5.0, 0.5, 3.0, w)
     ours_out = custom_sample(node, model, ours)
     same_value(ours_out, custom_sample(node, model, reference), 5.0, w * 3.0, w * 0.5, w * 0.5, w * 3.0)
@@ -205,21 +197,7 @@ def test_style_context_equals_hand_formula(node, model, same_value, form, w):
 
 
 def test_style_context_ksampler_equals_guider_through_sampler_custom(node, model):
-    guider = (
-        node("ExemplarStyleContextGuider")
-        .execute(
-            model=model,
-            positive=P,
-            context=M,
-            style=S,
-            negative=N,
-            neg_scale=5.0,
-            style_scale=2.0,
-            context_scale=1.0,
-            form="paper",
-        )
-        .result[0]
-    )
+    guider = style_guider(node, model, 5.0, 2.0, 1.0, "paper")
     assert torch.equal(style_ksampler(node, model, 5.0, 2.0, 1.0, "paper"), custom_sample(node, model, guider))
 
 
