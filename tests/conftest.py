@@ -66,7 +66,7 @@ def assert_equal_up_to_rounding(actual, expected, *, coefficients=(1.0,), scale=
     units of eps * sum|c| * scale. Where the claim is exact (the same operations in the same order), assert
     torch.equal instead.
     """
-    actual, expected = torch.as_tensor(actual), torch.as_tensor(expected)
+    actual, expected = torch.as_tensor(actual).detach(), torch.as_tensor(expected).detach()
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     if isinstance(roundings, torch.nn.Module):
         roundings = sum(isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)) for m in roundings.modules())
