@@ -1,7 +1,7 @@
 # Every target builds the ComfyUI host first if it is missing (scripts/setup_host.sh, idempotent).
 RUN := bash scripts/in_host.sh
 
-.PHONY: host browser demo test test-pure ui bench workflows thumbnails readme lint
+.PHONY: host browser demo test test-fast test-pure ui bench workflows thumbnails readme lint
 
 host:
 	bash scripts/setup_host.sh
@@ -14,6 +14,9 @@ browser:  ## Debian's chromium for the browser tier (installed once)
 
 test: browser  ## the whole suite: pure, host, workflow and browser tiers
 	$(RUN) -m pytest -c tests/pytest.ini tests $(PYTEST_ARGS)
+
+test-fast:  ## pure, host and workflow tiers without the tests marked slow (no browser)
+	$(RUN) -m pytest -c tests/pytest.ini tests/pure tests/host tests/workflows -m "not slow" $(PYTEST_ARGS)
 
 test-pure:
 	$(RUN) -m pytest -c tests/pytest.ini tests/pure $(PYTEST_ARGS)
@@ -34,5 +37,5 @@ thumbnails: browser  ## screenshot every workflow in the real frontend -> workfl
 readme:  ## regenerate the README's node table from the registered nodes
 	$(RUN) scripts/build_readme_nodes.py
 
-lint:
+lint:  ## ruff, line length included (also a test: tests/pure/test_lint.py)
 	$(RUN) -m ruff check .

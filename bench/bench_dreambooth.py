@@ -4,7 +4,8 @@ Full-size SD1.5-shaped UNet (random weights), 32x32 latents, CPU, fp32, rank 4, 
 batch 1, no gradient checkpointing, the same number of steps. TrainLoraNode trains 1 image per
 step (LoRA on every weight and a diff on every bias, as it always does); the DreamBooth trainer
 trains 1 instance + 1 class image per step (prior preservation) with LoRA on the attention
-projections. The model is loaded under torch.inference_mode, as ComfyUI's executor loads it. Each timed call is a whole training run (set-up included), divided by its steps.
+projections. The model is loaded under torch.inference_mode, as ComfyUI's executor loads it. Each timed call is a
+whole training run (set-up included), divided by its steps.
 Issue target: DreamBooth steps/s >= 0.9 x TrainLoraNode's, i.e. per image at least as fast.
 """
 
@@ -45,14 +46,29 @@ def main(repeats: int = 2):
     def core():
         TrainLoraNode.execute(
             # two single-image latent dicts: with one, this ComfyUI's TrainLoraNode hits an unset `multi_res`
-            model=[model], latents=[{"samples": instance}, {"samples": instance.flip(-1)}], positive=[instance_cond], batch_size=[1], steps=[STEPS],
-            grad_accumulation_steps=[1], learning_rate=[1e-4], rank=[4], optimizer=["AdamW"], loss_function=["MSE"], seed=[0],
-            training_dtype=["fp32"], lora_dtype=["fp32"], algorithm=["LoRA"], gradient_checkpointing=[False], existing_lora=["[None]"],
+            model=[model],
+            latents=[{"samples": instance}, {"samples": instance.flip(-1)}],
+            positive=[instance_cond],
+            batch_size=[1],
+            steps=[STEPS],
+            grad_accumulation_steps=[1],
+            learning_rate=[1e-4],
+            rank=[4],
+            optimizer=["AdamW"],
+            loss_function=["MSE"],
+            seed=[0],
+            training_dtype=["fp32"],
+            lora_dtype=["fp32"],
+            algorithm=["LoRA"],
+            gradient_checkpointing=[False],
+            existing_lora=["[None]"],
         )
         gc.collect()
 
     def dreambooth(prior=True):
-        settings = glue.DreamBoothSettings(steps=STEPS, rank=4, alpha=4.0, learning_rate=1e-4, batch_size=1, prior_loss_weight=1.0 if prior else 0.0)
+        settings = glue.DreamBoothSettings(
+            steps=STEPS, rank=4, alpha=4.0, learning_rate=1e-4, batch_size=1, prior_loss_weight=1.0 if prior else 0.0
+        )
         prompts = glue.PromptSet(instance_conditioning=instance_cond, class_conditioning=class_cond)
         glue.train_dreambooth(model, instance, prompts, settings, class_latents=classes if prior else None)
         gc.collect()
@@ -66,7 +82,11 @@ def main(repeats: int = 2):
         steps=STEPS,
         repeats=repeats,
     )
-    text = report(f"DreamBooth trainer vs TrainLoraNode ({UNET} SD1.5-shaped UNet, 32x32 latent, CPU, fp32, rank 4)", per_step, "core TrainLoraNode (1 image/step)")
+    text = report(
+        f"DreamBooth trainer vs TrainLoraNode ({UNET} SD1.5-shaped UNet, 32x32 latent, CPU, fp32, rank 4)",
+        per_step,
+        "core TrainLoraNode (1 image/step)",
+    )
     base = per_step["core TrainLoraNode (1 image/step)"]
     ratio = base / per_step["DreamBooth, prior preservation (2 images/step)"]
     print(f"  steps/s relative to TrainLoraNode: {ratio:.3f}  (per image: {2 * ratio:.3f}; target >= 0.9 per step)")

@@ -46,7 +46,9 @@ def main():
     grid = features.unet_features(model, reference, "auto", 0, context)
     encode_seconds = time.perf_counter() - started
     batch, dim, h, w = grid.shape
-    all_tokens = tokens_module.ExemplarTokens(grid.flatten(2).transpose(1, 2).contiguous(), tokens_module.spatial_positions(batch, h, w), (h, w))
+    all_tokens = tokens_module.ExemplarTokens(
+        grid.flatten(2).transpose(1, 2).contiguous(), tokens_module.spatial_positions(batch, h, w), (h, w)
+    )
     top_k = selector.select_top_k(all_tokens, K, "saliency")
 
     def patched(tokens):
@@ -59,18 +61,26 @@ def main():
         {
             "core KSampler (no injection)": lambda: ksampler_run(model, positive, negative, latent, STEPS),
             f"injection, K = {K} selected tokens": lambda: ksampler_run(with_k, positive, negative, latent, STEPS),
-            f"injection, all N = {all_tokens.count} tokens": lambda: ksampler_run(with_n, positive, negative, latent, STEPS),
+            f"injection, all N = {all_tokens.count} tokens": lambda: ksampler_run(
+                with_n, positive, negative, latent, STEPS
+            ),
         },
         steps=STEPS,
         repeats=REPEATS,
     )
-    text = report("DreamInpainter self-attention injection (full-size SD1.5 UNet, 32x32 latent, CPU)", per_step, "core KSampler (no injection)")
+    text = report(
+        "DreamInpainter self-attention injection (full-size SD1.5 UNet, 32x32 latent, CPU)",
+        per_step,
+        "core KSampler (no injection)",
+    )
     plain = attention_memory(model, 32, 0)
     extra = "\n".join(
         [
-            f"  reference pass (UNet features to input.5, once per reference, 64x64 latent): {encode_seconds * 1000:.0f} ms; tokens {tuple(all_tokens.tokens.shape)}",
+            f"  reference pass (UNet features to input.5, once per reference, 64x64 latent): "
+            f"{encode_seconds * 1000:.0f} ms; tokens {tuple(all_tokens.tokens.shape)}",
             f"  attn1 logits per UNet call over the 640-wide blocks (fp32, cond+uncond): none {plain / 2**20:.1f} MiB, "
-            f"K={K} {attention_memory(model, 32, K) / 2**20:.1f} MiB, N={all_tokens.count} {attention_memory(model, 32, all_tokens.count) / 2**20:.1f} MiB (computed)",
+            f"K={K} {attention_memory(model, 32, K) / 2**20:.1f} MiB, "
+            f"N={all_tokens.count} {attention_memory(model, 32, all_tokens.count) / 2**20:.1f} MiB (computed)",
         ]
     )
     print(extra, flush=True)

@@ -31,12 +31,18 @@ def sampling_ratio():
     per_step = compare(
         {
             "plain conditioning (cfg 7.5)": lambda: ksampler_run(model, plain, negative, latent, STEPS, cfg=7.5),
-            f"staged conditioning, T={STAGES} (cfg 7.5)": lambda: ksampler_run(model, staged, negative, latent, STEPS, cfg=7.5),
+            f"staged conditioning, T={STAGES} (cfg 7.5)": lambda: ksampler_run(
+                model, staged, negative, latent, STEPS, cfg=7.5
+            ),
         },
         steps=STEPS,
         repeats=REPEATS,
     )
-    return report("DreamStyler staged vs plain conditioning (full-size SD1.5 UNet, 32x32 latent, CPU)", per_step, "plain conditioning (cfg 7.5)")
+    return report(
+        "DreamStyler staged vs plain conditioning (full-size SD1.5 UNet, 32x32 latent, CPU)",
+        per_step,
+        "plain conditioning (cfg 7.5)",
+    )
 
 
 def trainer_speed():
@@ -63,7 +69,8 @@ def trainer_speed():
     median = per_step[len(per_step) // 2]
     text = (
         f"DreamStyler trainer on the tiny model (CLIP-L + tiny UNet, 64 px, batch 1, T={STAGES}, "
-        f"{torch.get_num_threads()} threads): median {median:.2f} s/step = {1 / median:.2f} steps/s over {len(per_step)} steps"
+        f"{torch.get_num_threads()} threads): median {median:.2f} s/step = {1 / median:.2f} steps/s "
+        f"over {len(per_step)} steps"
     )
     print(text, flush=True)
     return text

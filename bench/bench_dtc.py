@@ -97,15 +97,24 @@ def main():
         {
             "plain KSampler (cfg 5)": lambda: ksampler_run(model, positive, negative, latent, STEPS),
             "stock ControlNet": lambda: ksampler_run(model, cn_positive, cn_negative, latent, STEPS),
-            "Diffuse to Choose (hint encoder + FiLM)": lambda: ksampler_run(dtc_model, positive, negative, latent, STEPS),
+            "Diffuse to Choose (hint encoder + FiLM)": lambda: ksampler_run(
+                dtc_model, positive, negative, latent, STEPS
+            ),
         },
         steps=STEPS,
         repeats=repeats,
     )
-    text = report("Diffuse to Choose vs stock ControlNet (full-size 9-ch SD1.5 UNet, 32x32 latent, CPU)", per_step, "plain KSampler (cfg 5)")
+    text = report(
+        "Diffuse to Choose vs stock ControlNet (full-size 9-ch SD1.5 UNet, 32x32 latent, CPU)",
+        per_step,
+        "plain KSampler (cfg 5)",
+    )
     ratio = per_step["Diffuse to Choose (hint encoder + FiLM)"] / per_step["stock ControlNet"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    extra = f"  DtC / ControlNet step time: {ratio:.3f} (target <= 1.05)\n  peak RSS {peak:.1f} GB, threads {torch.get_num_threads()}"
+    extra = (
+        f"  DtC / ControlNet step time: {ratio:.3f} (target <= 1.05)\n"
+        f"  peak RSS {peak:.1f} GB, threads {torch.get_num_threads()}"
+    )
     print(extra, flush=True)
     return text + "\n" + extra
 

@@ -53,13 +53,21 @@ def main():
     guiders = {
         "core DualCFGGuider (regular, 3 preds)": core,
         "ours dual regular (3 preds)": glue.make_guider(
-            model, "dual_regular", {"cond1": p, "cond2": m, "negative": n}, {"cfg_conds": 3.0, "cfg_cond2_negative": 1.5}
+            model,
+            "dual_regular",
+            {"cond1": p, "cond2": m, "negative": n},
+            {"cfg_conds": 3.0, "cfg_cond2_negative": 1.5},
         ),
         "ours dreaminpainter (3 preds)": glue.make_guider(
-            model, "dreaminpainter", {"reference_text": p, "reference": m, "negative": n}, {"text_scale": 5.0, "reference_scale": 1.0}
+            model,
+            "dreaminpainter",
+            {"reference_text": p, "reference": m, "negative": n},
+            {"text_scale": 5.0, "reference_scale": 1.0},
         ),
         "ours style_context official (4 preds)": glue.make_guider(
-            model, "style_context_official", {"full": p, "context": m, "style": s, "negative": n},
+            model,
+            "style_context_official",
+            {"full": p, "context": m, "style": s, "negative": n},
             {"neg_scale": 5.0, "style_scale": 0.5, "context_scale": 3.0},
         ),
     }
@@ -73,7 +81,11 @@ def main():
     cpu: dict = {}
     per_step = compare(with_cpu_time(variants, cpu), steps=STEPS, repeats=REPEATS, warmup=WARMUP)
     baseline = "core DualCFGGuider (regular, 3 preds)"
-    wall = report("multi-prediction guidance (full-size SD1.5 UNet, 32x32 latent, CPU), wall time, ratio to core DualCFGGuider", per_step, baseline)
+    wall = report(
+        "multi-prediction guidance (full-size SD1.5 UNet, 32x32 latent, CPU), wall time, ratio to core DualCFGGuider",
+        per_step,
+        baseline,
+    )
     cpu_per_step = {name: statistics.median(values[WARMUP:]) for name, values in cpu.items()}
     return wall + "\n" + report("same runs, process CPU time", cpu_per_step, baseline)
 

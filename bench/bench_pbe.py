@@ -33,7 +33,9 @@ def vit_l_encoder():
     tower_mod = pack_submodule("models.paint_by_example.clip_vision_tower")
     enc_mod = pack_submodule("models.paint_by_example.encoder")
     glue = pack_submodule("nodes.paint_by_example.loader")
-    tower = tower_mod.VisionTowerConfig(hidden_size=1024, intermediate_size=4096, num_layers=24, num_heads=16, patch_size=14, image_size=224)
+    tower = tower_mod.VisionTowerConfig(
+        hidden_size=1024, intermediate_size=4096, num_layers=24, num_heads=16, patch_size=14, image_size=224
+    )
     with torch.device("meta"):
         encoder = enc_mod.ExemplarEncoder(enc_mod.ExemplarEncoderConfig(tower, 5, 1024, 1, 768))
     return glue.make_encoder(random_state_dict(encoder, "", seed=0))
@@ -57,7 +59,18 @@ def main():
 
             noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
             return comfy.sample.sample(
-                model, noise, STEPS, 5.0, "euler", "normal", positive, negative, latent, noise_mask=hole, disable_pbar=True, seed=0
+                model,
+                noise,
+                STEPS,
+                5.0,
+                "euler",
+                "normal",
+                positive,
+                negative,
+                latent,
+                noise_mask=hole,
+                disable_pbar=True,
+                seed=0,
             )
 
         return go
@@ -68,13 +81,19 @@ def main():
                 ("mask", "masked_image"), inpaint_conds(text_pos, masked, hole), inpaint_conds(text_neg, masked, hole)
             ),
             "PbE (1-token exemplar context)": run(
-                ("masked_image", "mask_inverted"), inpaint_conds(exemplar, masked, hole), inpaint_conds(uncond, masked, hole)
+                ("masked_image", "mask_inverted"),
+                inpaint_conds(exemplar, masked, hole),
+                inpaint_conds(uncond, masked, hole),
             ),
         },
         steps=STEPS,
         repeats=REPEATS,
     )
-    text = report("Paint by Example step time (full-size 9-channel SD1.5 UNet, 32x32 latent, CPU)", per_step, "SD1.5 inpaint (77-token text context)")
+    text = report(
+        "Paint by Example step time (full-size 9-channel SD1.5 UNet, 32x32 latent, CPU)",
+        per_step,
+        "SD1.5 inpaint (77-token text context)",
+    )
 
     encoder = vit_l_encoder()
     pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(6))
@@ -84,7 +103,8 @@ def main():
         started = time.perf_counter()
         encoder.encode(pixels)
         times.append(time.perf_counter() - started)
-    line = f"  PbE exemplar encoder (ViT-L/14 + mapper + proj, fp32, CPU): {statistics.median(times) * 1000:.0f} ms per reference"
+    median_ms = statistics.median(times) * 1000
+    line = f"  PbE exemplar encoder (ViT-L/14 + mapper + proj, fp32, CPU): {median_ms:.0f} ms per reference"
     print(line, flush=True)
     return text + "\n" + line
 

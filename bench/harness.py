@@ -59,15 +59,28 @@ def text_conditioning(seed: int = 0, tokens: int = 77):
     return [[context, {}]]
 
 
-def ksampler_run(model, positive, negative, latent: torch.Tensor, steps: int = 3, cfg: float = 5.0, sampler="euler", scheduler="normal"):
+def ksampler_run(
+    model,
+    positive,
+    negative,
+    latent: torch.Tensor,
+    steps: int = 3,
+    cfg: float = 5.0,
+    sampler="euler",
+    scheduler="normal",
+):
     """One stock KSampler run (comfy.sample.sample): what every ratio is measured against."""
     import comfy.sample
 
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
-    return comfy.sample.sample(model, noise, steps, cfg, sampler, scheduler, positive, negative, latent, disable_pbar=True, seed=0)
+    return comfy.sample.sample(
+        model, noise, steps, cfg, sampler, scheduler, positive, negative, latent, disable_pbar=True, seed=0
+    )
 
 
-def compare(variants: dict[str, Callable[[], object]], steps: int, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+def compare(
+    variants: dict[str, Callable[[], object]], steps: int, repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
     """Median seconds per step for each variant (each callable runs `steps` sampling steps)."""
     for _ in range(warmup):
         for run in variants.values():

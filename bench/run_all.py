@@ -10,7 +10,9 @@ sys.path.insert(0, str(HERE))
 
 
 def main(argv):
-    if os.environ.get("EXEMPLAR_BENCH_THREADS"):  # e.g. 1: two benchmarks side by side, or CPU time without idle spinning
+    if os.environ.get(
+        "EXEMPLAR_BENCH_THREADS"
+    ):  # e.g. 1: two benchmarks side by side, or CPU time without idle spinning
         import torch
 
         torch.set_num_threads(int(os.environ["EXEMPLAR_BENCH_THREADS"]))

@@ -33,7 +33,9 @@ def sample_reference(size: int = 224) -> Image.Image:
     yy, xx = np.mgrid[0:size, 0:size] / size
     rgb = np.ones((size, size, 3))
     body = (np.abs(xx - 0.5) < 0.22) & (yy > 0.25) & (yy < 0.85)
-    handle = (((xx - 0.78) / 0.1) ** 2 + ((yy - 0.52) / 0.14) ** 2 <= 1.0) & ~(((xx - 0.78) / 0.05) ** 2 + ((yy - 0.52) / 0.08) ** 2 <= 1.0)
+    handle = (((xx - 0.78) / 0.1) ** 2 + ((yy - 0.52) / 0.14) ** 2 <= 1.0) & ~(
+        ((xx - 0.78) / 0.05) ** 2 + ((yy - 0.52) / 0.08) ** 2 <= 1.0
+    )
     rgb[body | handle] = (0.8, 0.12, 0.1)
     return Image.fromarray((rgb * 255).round().astype(np.uint8), "RGB")
 

@@ -19,7 +19,9 @@ FRONTEND_SETTINGS = {
     "Comfy.Minimap.Visible": False,
 }
 
-APP_READY = "() => window.app !== undefined && window.app.vueAppReady && window.app.graph && window.app.graph.nodes.length > 0"
+APP_READY = (
+    "() => window.app !== undefined && window.app.vueAppReady && window.app.graph && window.app.graph.nodes.length > 0"
+)
 
 
 def chromium_path() -> str:
@@ -77,8 +79,15 @@ QUEUE_AND_WAIT = """(timeoutMs) => new Promise((resolve, reject) => {
   const api = window.app.api;
   const timer = setTimeout(() => reject(new Error('no execution_success within ' + timeoutMs + ' ms')), timeoutMs);
   const done = (event) => { clearTimeout(timer); cleanup(); resolve(event.detail.prompt_id); };
-  const failed = (event) => { clearTimeout(timer); cleanup(); reject(new Error('execution_error: ' + JSON.stringify(event.detail).slice(0, 2000))); };
-  const cleanup = () => { api.removeEventListener('execution_success', done); api.removeEventListener('execution_error', failed); };
+  const failed = (event) => {
+    clearTimeout(timer);
+    cleanup();
+    reject(new Error('execution_error: ' + JSON.stringify(event.detail).slice(0, 2000)));
+  };
+  const cleanup = () => {
+    api.removeEventListener('execution_success', done);
+    api.removeEventListener('execution_error', failed);
+  };
   api.addEventListener('execution_success', done);
   api.addEventListener('execution_error', failed);
   window.app.queuePrompt(0, 1);
@@ -105,7 +114,8 @@ def queue_and_wait(page, timeout_ms: int = 600_000) -> str:
 
 HIDE_BANNERS = """() => {
   for (const el of document.querySelectorAll('div')) {
-    if (el.children.length < 6 && /Introducing Nodes 2\\.0/.test(el.textContent || '') && el.getBoundingClientRect().height < 80) {
+    const banner = /Introducing Nodes 2\\.0/.test(el.textContent || '');
+    if (el.children.length < 6 && banner && el.getBoundingClientRect().height < 80) {
       el.style.display = 'none';
     }
   }

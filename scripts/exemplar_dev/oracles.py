@@ -8,7 +8,13 @@ import torch
 
 
 def attention_with_reference(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_ref: torch.Tensor, v_ref: torch.Tensor, heads: int, weight: float
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_ref: torch.Tensor,
+    v_ref: torch.Tensor,
+    heads: int,
+    weight: float,
 ) -> torch.Tensor:
     """Reference formula (multi-head, [B, L, H*d] layout): softmax(q [k; k_ref]^T / sqrt(d) + [0; log w]) [v; v_ref]."""
     batch, length, inner = q.shape

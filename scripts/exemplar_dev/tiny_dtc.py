@@ -55,7 +55,11 @@ def sd15_inpaint_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def write_tiny_sd15_inpaint_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SD15_INPAINT_NAME) -> Path:
     path = Path(directory) / name
-    meta = {"exemplar.kind": "tiny_sd15_inpaint_checkpoint", "exemplar.seed": str(seed), "exemplar.builder": BUILDER_VERSION}
+    meta = {
+        "exemplar.kind": "tiny_sd15_inpaint_checkpoint",
+        "exemplar.seed": str(seed),
+        "exemplar.builder": BUILDER_VERSION,
+    }
     if is_current(path, meta):
         return path
     return atomic_save({k: v.half() for k, v in sd15_inpaint_state_dict(seed).items()}, path, meta)
@@ -92,7 +96,9 @@ def inpaint_conds(size: int = 8, batch: int = 1, tokens: int = 6, seed: int = 7)
     mask = torch.zeros(batch, 1, size * 8, size * 8)
     mask[:, :, size * 2 : size * 6, size * 2 : size * 6] = 1
     extra = {"concat_latent_image": masked, "concat_mask": mask}
-    return [[torch.randn(batch, tokens, 768, generator=g), dict(extra)]], [[torch.randn(batch, tokens, 768, generator=g), dict(extra)]]
+    return [[torch.randn(batch, tokens, 768, generator=g), dict(extra)]], [
+        [torch.randn(batch, tokens, 768, generator=g), dict(extra)]
+    ]
 
 
 def sample_inpaint(model, batch: int = 1, size: int = 8, cfg: float = 5.0, steps: int = 2) -> torch.Tensor:
@@ -102,4 +108,6 @@ def sample_inpaint(model, batch: int = 1, size: int = 8, cfg: float = 5.0, steps
     positive, negative = inpaint_conds(size, batch)
     latent = torch.zeros(batch, 4, size, size)
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
-    return comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", positive, negative, latent, disable_pbar=True, seed=0)
+    return comfy.sample.sample(
+        model, noise, steps, cfg, "euler", "normal", positive, negative, latent, disable_pbar=True, seed=0
+    )

@@ -116,7 +116,9 @@ def _meta(seed: int, kind: str) -> dict[str, str]:
 
 
 
-def write_tiny_pbe_checkpoint(directory: Path, seed: int = 0, name: str = TINY_PBE_NAME, fmt: str = "safetensors") -> Path:
+def write_tiny_pbe_checkpoint(
+    directory: Path, seed: int = 0, name: str = TINY_PBE_NAME, fmt: str = "safetensors"
+) -> Path:
     """Official layout; fmt "safetensors" (fp16, reused when up to date) or "ckpt" (a Lightning-style pickle)."""
     path = Path(directory) / name
     meta = _meta(seed, "tiny_pbe_checkpoint")

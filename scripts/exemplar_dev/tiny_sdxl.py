@@ -50,4 +50,9 @@ def tiny_sdxl_model(seed: int = 0):
 
 def tiny_sdxl_conditioning(seed: int, tokens: int = 5):
     g = torch.Generator().manual_seed(seed)
-    return [[torch.randn(1, tokens, TINY_SDXL_UNET["context_dim"], generator=g), {"pooled_output": torch.randn(1, POOLED_DIM, generator=g)}]]
+    return [
+        [
+            torch.randn(1, tokens, TINY_SDXL_UNET["context_dim"], generator=g),
+            {"pooled_output": torch.randn(1, POOLED_DIM, generator=g)},
+        ]
+    ]

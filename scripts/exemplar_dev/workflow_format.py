@@ -100,11 +100,17 @@ def ui_to_api(workflow: dict, input_defs: InputDefs) -> dict:
             feed = upstream(link_id)
             if feed is not None:
                 inputs[slot_input["name"]] = [feed[0], feed[1]]
-        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs, "_meta": {"title": node.get("title", node["type"])}}
+        prompt[str(node["id"])] = {
+            "class_type": node["type"],
+            "inputs": inputs,
+            "_meta": {"title": node.get("title", node["type"])},
+        }
     return prompt
 
 
-def build_ui_workflow(spec: list[dict], input_defs: InputDefs, output_defs: Callable[[str], list[tuple[str, str]]]) -> dict:
+def build_ui_workflow(
+    spec: list[dict], input_defs: InputDefs, output_defs: Callable[[str], list[tuple[str, str]]]
+) -> dict:
     """UI-format workflow from [{"id", "type", "widgets": {name: value}, "links": {input: (src_id, slot)}, "title"?}].
 
     Unlisted widgets take their default (a combo its first option); control widgets are "fixed".

@@ -56,7 +56,12 @@ def test_workflow_loads_converts_and_runs_in_the_frontend(server, page, path):
     prompt_id = browser.queue_and_wait(page)
     history = server.get(f"/history/{prompt_id}")[prompt_id]
     assert history["status"]["status_str"] == "success"
-    images = [image for output in history["outputs"].values() for image in output.get("images", []) if image["type"] == "output"]
+    images = [
+        image
+        for output in history["outputs"].values()
+        for image in output.get("images", [])
+        if image["type"] == "output"
+    ]
     assert images, f"{path.name} saved no image"
     for image in images:
         data = server.get(f"/view?filename={image['filename']}&subfolder={image['subfolder']}&type=output")

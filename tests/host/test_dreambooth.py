@@ -4,20 +4,19 @@ import pytest
 import torch
 
 from exemplar_dev.host import pack_submodule
-from exemplar_dev.paths import BASE_DIR
-from exemplar_dev.tiny_models import TINY_SD15_NAME
 
 RES = 64  # 8x8 latents on the tiny model
 
 
-@pytest.fixture(scope="module")
-def base(comfy):
-    model, clip, vae = comfy.nodes.CheckpointLoaderSimple().load_checkpoint(TINY_SD15_NAME)[:3]
-    return model, clip, vae
+@pytest.fixture
+def base(tiny_sd15):
+    return tiny_sd15
 
 
-def node(comfy, node_id):
-    return comfy.nodes.NODE_CLASS_MAPPINGS[node_id]
+@pytest.fixture
+def loras(model_folder):
+    """Every LoRA a test trains lands in its own temporary loras folder."""
+    return model_folder("loras")
 
 
 def subject_images(n=2, seed=0):
@@ -32,16 +31,34 @@ def subject_images(n=2, seed=0):
     return torch.stack(out)
 
 
-def train(comfy, base, name, **overrides):
+def train(node, base, name, **overrides):
     model, clip, vae = base
     inputs = dict(
-        model=model, clip=clip, vae=vae, instance_images=subject_images(), instance_prompt="a sks dog", class_prompt="a dog",
-        lora_name=name, steps=2, learning_rate=1e-3, rank=4, alpha=4.0, prior_loss_weight=1.0, batch_size=1,
-        grad_accumulation=1, train_text_encoder=False, resolution=RES, training_seed=0, training_dtype="fp32", checkpoint_every=0,
-        resume_from="none", gradient_checkpointing=False, class_images=subject_images(3, seed=5).flip(-1),
+        model=model,
+        clip=clip,
+        vae=vae,
+        instance_images=subject_images(),
+        instance_prompt="a sks dog",
+        class_prompt="a dog",
+        lora_name=name,
+        steps=2,
+        learning_rate=1e-3,
+        rank=4,
+        alpha=4.0,
+        prior_loss_weight=1.0,
+        batch_size=1,
+        grad_accumulation=1,
+        train_text_encoder=False,
+        resolution=RES,
+        training_seed=0,
+        training_dtype="fp32",
+        checkpoint_every=0,
+        resume_from="none",
+        gradient_checkpointing=False,
+        class_images=subject_images(3, seed=5).flip(-1),
     )
     inputs.update(overrides)
-    return node(comfy, "ExemplarDreamBoothTrain").execute(**inputs).result
+    return node("ExemplarDreamBoothTrain").execute(**inputs).result
 
 
 def losses(csv):
@@ -54,8 +71,8 @@ def eps_mse(model, clip, vae, images, prompt, draws=6):
     import comfy.model_management
 
     comfy.model_management.load_models_gpu([model])
-    glue = pack_submodule("nodes.dreambooth.trainer")
-    x0 = model.model.process_latent_in(glue.encode_images(vae, images, RES))
+    trainer = pack_submodule("nodes.dreambooth.trainer")
+    x0 = model.model.process_latent_in(trainer.encode_images(vae, images, RES))
     cond = clip.encode_from_tokens(clip.tokenize(prompt))
     g = torch.Generator().manual_seed(123)
     ms = model.model.model_sampling
@@ -79,9 +96,11 @@ def denoise(model, clip, prompt="a sks dog"):
     return model.model.apply_model(x, torch.tensor([3.0]), c_crossattn=cond)
 
 
-def test_identifier_node_reports_tokenisation_and_rare_candidates(comfy, base):
+def test_identifier_node_reports_tokenisation_and_rare_candidates(node, base):
     _, clip, _ = base
-    identifier, report, candidates = node(comfy, "ExemplarDreamBoothIdentifier").execute(clip=clip, identifier=" sks ", count=5, min_rank=40000).result
+    identifier, report, candidates = (
+        node("ExemplarDreamBoothIdentifier").execute(clip=clip, identifier=" sks ", count=5, min_rank=40000).result
+    )
     assert identifier == "sks"
     assert "48136" in report and "one token" in report
     hf = pack_submodule("nodes.dreambooth.nodes").clip_tokenizer(clip)
@@ -92,46 +111,52 @@ def test_identifier_node_reports_tokenisation_and_rare_candidates(comfy, base):
     assert ids == sorted(ids, reverse=True) and min(ids) >= 40000
     for n in names:
         assert hf(f"a {n}", add_special_tokens=False)["input_ids"][1:] == [vocab[n + "</w>"]]
-    multi = node(comfy, "ExemplarDreamBoothIdentifier").execute(clip=clip, identifier="zqxjkvb", count=1, min_rank=40000).result[1]
+    multi = (
+        node("ExemplarDreamBoothIdentifier").execute(clip=clip, identifier="zqxjkvb", count=1, min_rank=40000).result[1]
+    )
     assert "tokens: prefer a single-token identifier" in multi
 
 
-def test_instance_loss_decreases_and_base_model_is_untouched(comfy, base):
+@pytest.mark.slow
+def test_instance_loss_decreases_and_base_model_is_untouched(node, base, loras):
     model, clip, vae = base
     before_base = denoise(model, clip)
     before = eps_mse(model, clip, vae, subject_images(), "a sks dog")
-    out_model, out_clip, name, csv = train(comfy, base, "test_db/decrease", steps=25, learning_rate=2e-3, prior_loss_weight=0.0)
+    out_model, out_clip, name, csv = train(
+        node, base, "test_db/decrease", steps=25, learning_rate=2e-3, prior_loss_weight=0.0
+    )
     assert out_model is model and out_clip is clip and name == "test_db/decrease.safetensors"
     assert len(losses(csv)) == 25
-    lora_model, lora_clip = comfy.nodes.LoraLoader().load_lora(model, clip, name, 1.0, 1.0)
+    lora_model, lora_clip = node("LoraLoader")().load_lora(model, clip, name, 1.0, 1.0)
     after = eps_mse(lora_model, lora_clip, vae, subject_images(), "a sks dog")
     assert after < 0.9 * before, (before, after)
     torch.testing.assert_close(denoise(model, clip), before_base, rtol=0, atol=0)
 
 
-def test_prior_term_is_the_class_half_weighted_by_lambda(comfy, base):
+def test_prior_term_is_the_class_half_weighted_by_lambda(node, base, loras):
     first = {}
     for lam in (0.5, 2.0):
-        first[lam] = losses(train(comfy, base, f"test_db/lam{lam}", steps=1, prior_loss_weight=lam)[3])[0]
+        first[lam] = losses(train(node, base, f"test_db/lam{lam}", steps=1, prior_loss_weight=lam)[3])[0]
     for lam, row in first.items():
         assert row["loss"] == pytest.approx(row["instance"] + lam * row["prior"], rel=1e-5)
     assert first[0.5]["instance"] == pytest.approx(first[2.0]["instance"], rel=1e-6)
     assert first[0.5]["prior"] == pytest.approx(first[2.0]["prior"], rel=1e-6)
-    other_class = losses(train(comfy, base, "test_db/other", steps=1, class_images=subject_images(3, seed=9))[3])[0]
+    other_class = losses(train(node, base, "test_db/other", steps=1, class_images=subject_images(3, seed=9))[3])[0]
     assert other_class["instance"] == pytest.approx(first[0.5]["instance"], rel=1e-6)
     assert other_class["prior"] != pytest.approx(first[0.5]["prior"], rel=1e-5)
-    plain = losses(train(comfy, base, "test_db/plain", steps=1, prior_loss_weight=0.0)[3])[0]
+    plain = losses(train(node, base, "test_db/plain", steps=1, prior_loss_weight=0.0)[3])[0]
     assert plain["prior"] == 0.0 and plain["loss"] == plain["instance"]
 
 
-def test_lora_loads_in_stock_loader_on_model_and_clip(comfy, base, caplog):
+@pytest.mark.slow
+def test_lora_loads_in_stock_loader_on_model_and_clip(node, base, loras, caplog):
     from comfy import lora as comfy_lora
     from comfy import sd as comfy_sd
     from comfy import utils as comfy_utils
 
     model, clip, vae = base
-    name = train(comfy, base, "test_db/te", steps=3, train_text_encoder=True, learning_rate=5e-3)[2]
-    path = BASE_DIR / "models" / "loras" / name
+    name = train(node, base, "test_db/te", steps=3, train_text_encoder=True, learning_rate=5e-3)[2]
+    path = loras / name
     lora = comfy_utils.load_torch_file(str(path))
     assert any(k.startswith("lora_te_") for k in lora) and any(k.startswith("lora_unet_") for k in lora)
     key_map = comfy_lora.model_lora_keys_unet(model.model, {})
@@ -144,35 +169,39 @@ def test_lora_loads_in_stock_loader_on_model_and_clip(comfy, base, caplog):
     assert sum(1 for k in patches if k.startswith("clip_l.")) == 48  # 12 layers x 4 projections
 
     base_out = denoise(model, clip)
-    lora_model, lora_clip = comfy.nodes.LoraLoader().load_lora(model, clip, name, 1.0, 1.0)
+    lora_model, lora_clip = node("LoraLoader")().load_lora(model, clip, name, 1.0, 1.0)
     assert not torch.allclose(denoise(lora_model, lora_clip), base_out, atol=1e-4)
     # the CLIP half alone changes the conditioning
-    _, clip_only = comfy.nodes.LoraLoader().load_lora(model, clip, name, 0.0, 1.0)
-    assert not torch.allclose(clip_only.encode_from_tokens(clip_only.tokenize("a sks dog")), clip.encode_from_tokens(clip.tokenize("a sks dog")), atol=1e-5)
+    _, clip_only = node("LoraLoader")().load_lora(model, clip, name, 0.0, 1.0)
+    assert not torch.allclose(
+        clip_only.encode_from_tokens(clip_only.tokenize("a sks dog")),
+        clip.encode_from_tokens(clip.tokenize("a sks dog")),
+        atol=1e-5,
+    )
     # strength 0 through the stock patch path (no shortcut): exactly the base model
     zero_model, zero_clip = comfy_sd.load_lora_for_models(model, clip, lora, 0.0, 0.0)
     torch.testing.assert_close(denoise(zero_model, zero_clip), base_out, rtol=0, atol=0)
 
 
-def test_checkpoint_and_resume_continue_the_same_run(comfy, base):
-    straight = train(comfy, base, "test_db/straight", steps=4)[2]
-    train(comfy, base, "test_db/resumable", steps=4, checkpoint_every=2)
+def test_checkpoint_and_resume_continue_the_same_run(node, base, loras):
+    straight = train(node, base, "test_db/straight", steps=4)[2]
+    train(node, base, "test_db/resumable", steps=4, checkpoint_every=2)
     checkpoint = "test_db/resumable_step000002.safetensors"
-    assert (BASE_DIR / "models" / "loras" / checkpoint).is_file()
-    resumed = train(comfy, base, "test_db/resumed", steps=4, resume_from=checkpoint)
+    assert (loras / checkpoint).is_file()
+    resumed = train(node, base, "test_db/resumed", steps=4, resume_from=checkpoint)
     models_lora = pack_submodule("models.dreambooth.lora_file")
-    a, meta_a = models_lora.load_lora_file(BASE_DIR / "models" / "loras" / straight)
-    b, meta_b = models_lora.load_lora_file(BASE_DIR / "models" / "loras" / resumed[2])
+    a, meta_a = models_lora.load_lora_file(loras / straight)
+    b, meta_b = models_lora.load_lora_file(loras / resumed[2])
     assert meta_b["exemplar.step"] == "4" and len(losses(resumed[3])) == 2
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
-def test_class_images_node_generates_after_supplied_images(comfy, base):
+def test_class_images_node_generates_after_supplied_images(node, base):
     model, clip, vae = base
     supplied = subject_images(1)
-    run = node(comfy, "ExemplarDreamBoothClassImages").execute
+    run = node("ExemplarDreamBoothClassImages").execute
     kwargs = dict(model=model, clip=clip, vae=vae, class_noun="dog", width=64, height=64, steps=2, cfg=5.0,
                   sampler_name="euler", scheduler="normal", batch_size=2)
     images, prompt = run(count=3, seed=10, images=supplied, **kwargs).result
@@ -184,36 +213,39 @@ def test_class_images_node_generates_after_supplied_images(comfy, base):
     assert not torch.allclose(images[1], images[2])
 
 
-def test_class_images_from_an_input_subfolder(comfy, base):
+def test_class_images_from_an_input_subfolder(node, base, input_folder):
     from PIL import Image
 
     model, clip, vae = base
-    folder = BASE_DIR / "input" / "test_db_class"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = input_folder / "test_db_class"
+    folder.mkdir()
     pixels = (subject_images(2, seed=3).numpy() * 255).round().astype("uint8")
     for i, image in enumerate(pixels):
         Image.fromarray(image).resize((96, 80)).save(folder / f"{i}.png")
-    images, _ = node(comfy, "ExemplarDreamBoothClassImages").execute(
+    images, _ = node("ExemplarDreamBoothClassImages").execute(
         model=model, clip=clip, vae=vae, class_noun="dog", count=2, width=64, height=64, steps=1, cfg=1.0,
         sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="test_db_class").result
-    glue = pack_submodule("nodes.dreambooth.trainer")
-    torch.testing.assert_close(images, glue.load_image_folder(folder, 64, 64))
+    trainer = pack_submodule("nodes.dreambooth.trainer")
+    torch.testing.assert_close(images, trainer.load_image_folder(folder, 64, 64))
     assert images.shape == (2, 64, 64, 3)
     with pytest.raises(ValueError, match="folder: 'nope' is not a subfolder"):
-        node(comfy, "ExemplarDreamBoothClassImages").execute(
+        node("ExemplarDreamBoothClassImages").execute(
             model=model, clip=clip, vae=vae, class_noun="dog", count=2, width=64, height=64, steps=1, cfg=1.0,
             sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="nope")
 
 
-def test_bad_inputs_are_clear_errors(comfy, base):
+def test_bad_inputs_are_clear_errors(node, base, loras):
     with pytest.raises(ValueError, match="lora_name: expected a relative name"):
-        train(comfy, base, "../outside")
+        train(node, base, "../outside")
     with pytest.raises(ValueError, match="resolution must be a multiple of 8"):
-        train(comfy, base, "test_db/bad", resolution=60)
+        train(node, base, "test_db/bad", resolution=60)
+    two_steps = train(node, base, "test_db/two_steps", steps=2)[2]
     with pytest.raises(ValueError, match="resume_from is at step 2"):
-        train(comfy, base, "test_db/bad", steps=2, resume_from="test_db/resumable_step000002.safetensors")
+        train(node, base, "test_db/bad", steps=2, resume_from=two_steps)
+    written = sorted(p.name for p in (loras / "test_db").iterdir())
+    assert written == ["two_steps.safetensors", "two_steps.safetensors.optimizer-state"]  # the refusals wrote nothing
     model, clip, vae = base
     with pytest.raises(ValueError, match="class_noun: expected a noun"):
-        node(comfy, "ExemplarDreamBoothClassImages").execute(
+        node("ExemplarDreamBoothClassImages").execute(
             model=model, clip=clip, vae=vae, class_noun=" ", count=1, width=64, height=64, steps=1, cfg=1.0,
             sampler_name="euler", scheduler="normal", seed=0, batch_size=1)

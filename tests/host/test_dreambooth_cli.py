@@ -27,12 +27,35 @@ def run_cli(folders, out_name, nproc, extra=()):
     if nproc > 1:
         command += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
     command += [
-        str(PACK_ROOT / "scripts" / "dreambooth_train.py"), "--comfyui", str(comfyui_dir()), "--cpu",
-        "--checkpoint", str(BASE_DIR / "models" / "checkpoints" / TINY_SD15_NAME),
-        "--instance-dir", str(folders / "instance"), "--instance-prompt", "a sks dog",
-        "--class-dir", str(folders / "class"), "--class-prompt", "a dog", "--num-class-images", "3", "--class-steps", "2",
-        "--resolution", "64", "--steps", "3", "--learning-rate", "1e-3",
-        "--output", str(folders / out_name / "lora.safetensors"), "--rank-report-dir", str(folders / out_name / "ranks"), *extra,
+        str(PACK_ROOT / "scripts" / "dreambooth_train.py"),
+        "--comfyui",
+        str(comfyui_dir()),
+        "--cpu",
+        "--checkpoint",
+        str(BASE_DIR / "models" / "checkpoints" / TINY_SD15_NAME),
+        "--instance-dir",
+        str(folders / "instance"),
+        "--instance-prompt",
+        "a sks dog",
+        "--class-dir",
+        str(folders / "class"),
+        "--class-prompt",
+        "a dog",
+        "--num-class-images",
+        "3",
+        "--class-steps",
+        "2",
+        "--resolution",
+        "64",
+        "--steps",
+        "3",
+        "--learning-rate",
+        "1e-3",
+        "--output",
+        str(folders / out_name / "lora.safetensors"),
+        "--rank-report-dir",
+        str(folders / out_name / "ranks"),
+        *extra,
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
@@ -40,6 +63,7 @@ def run_cli(folders, out_name, nproc, extra=()):
     return [json.loads((folders / out_name / "ranks" / f"rank{r}.json").read_text()) for r in range(nproc)], done.stdout
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_agree_on_the_final_weights(folders):
     ranks, stdout = run_cli(folders, "ddp", nproc=2)
     assert "world size 2" in stdout

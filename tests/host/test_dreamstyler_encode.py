@@ -7,15 +7,12 @@ from exemplar_dev.host import pack_submodule
 from exemplar_dev.tiny_models import TINY_SD15_NAME
 
 
-@pytest.fixture(scope="module")
-def sd15(comfy):
-    from comfy.sd import load_checkpoint_guess_config
-
-    path = comfy.folder_paths.get_full_path_or_raise("checkpoints", TINY_SD15_NAME)
-    model, clip, vae, _ = load_checkpoint_guess_config(
-        path, output_vae=True, output_clip=True, embedding_directory=comfy.folder_paths.get_folder_paths("embeddings")
-    )
-    return model, clip
+@pytest.fixture
+def embeddings_clip(model_folder, node):
+    """(folder, CLIP): a temporary embeddings folder and the tiny CLIP loaded while it is registered (a CLIP looks
+    `embedding:name` up in the folders registered when it was loaded)."""
+    folder = model_folder("embeddings")
+    return folder, node("CheckpointLoaderSimple")().load_checkpoint(TINY_SD15_NAME)[1]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +21,7 @@ def se(comfy):
 
 
 @pytest.fixture(scope="module")
-def glue(comfy):
+def staged_encoding(comfy):
     return pack_submodule("nodes.dreamstyler.staged_encoding")
 
 
@@ -33,82 +30,76 @@ def embedding(se, stages=6, per_stage=1, dim=768, token="<sks1>", seed=0):
     return se.StagedEmbedding(token, torch.randn(stages, per_stage, dim, generator=g) * 0.05)
 
 
-def node(comfy, name):
-    return comfy.nodes.NODE_CLASS_MAPPINGS[name]
-
-
-def embeddings_dir(comfy):
-    from pathlib import Path
-
-    path = Path(comfy.folder_paths.get_folder_paths("embeddings")[0])
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def test_loader_reads_official_and_safetensors_files(comfy, se):
+def test_loader_reads_official_and_safetensors_files(node, se, model_folder):
     emb = embedding(se, stages=4, seed=1)
-    folder = embeddings_dir(comfy)
+    folder = model_folder("embeddings")
     se.save_official(emb, folder / "test_dreamstyler_official.bin")
     se.save_safetensors(emb, folder / "test_dreamstyler_ours.safetensors")
-    loader = node(comfy, "ExemplarLoadDreamStylerEmbedding")
+    loader = node("ExemplarLoadDreamStylerEmbedding")
     for name in ("test_dreamstyler_official.bin", "test_dreamstyler_ours.safetensors"):
         loaded, token, stages = loader.execute(embedding_name=name).result
         assert token == "<sks1>" and stages == 4
         assert torch.equal(loaded.vectors, emb.vectors)
 
 
-def test_stage_entry_equals_comfyui_own_embedding_path(comfy, sd15, se, glue):
+def test_stage_entry_equals_comfyui_own_embedding_path(node, embeddings_clip, se, staged_encoding):
     """Entry k is exactly what CLIPTextEncode gives with stage k's vector saved as a plain embedding file."""
-    _, clip = sd15
+    folder, clip = embeddings_clip
     emb = embedding(se, stages=3, seed=2)
-    folder = embeddings_dir(comfy)
-    staged = node(comfy, "ExemplarDreamStylerTextEncode").execute(
+    staged = node("ExemplarDreamStylerTextEncode").execute(
         clip=clip, staged_embedding=emb, text="A painting of a dog in the style of <sks1>, oil"
     ).result[0]
     assert len(staged) == 3
     for k in range(3):
         torch.save({"emb_params": emb.vectors[k]}, folder / f"test_dreamstyler_stage{k}.pt")
-        reference = comfy.nodes.CLIPTextEncode().encode(clip, f"A painting of a dog in the style of embedding:test_dreamstyler_stage{k}, oil")[0]
+        reference = node("CLIPTextEncode")().encode(
+            clip, f"A painting of a dog in the style of embedding:test_dreamstyler_stage{k}, oil"
+        )[0]
         torch.testing.assert_close(staged[k][0], reference[0][0], rtol=0, atol=0)
         torch.testing.assert_close(staged[k][1]["pooled_output"], reference[0][1]["pooled_output"], rtol=0, atol=0)
-        assert staged[k][1][glue.STAGE_KEY] == (k, 3)
+        assert staged[k][1][staged_encoding.STAGE_KEY] == (k, 3)
     assert not torch.equal(staged[0][0], staged[1][0])
 
 
-def test_several_vectors_per_stage_and_weights(comfy, sd15, se):
-    _, clip = sd15
+def test_several_vectors_per_stage_and_weights(node, embeddings_clip, se):
+    folder, clip = embeddings_clip
     emb = embedding(se, stages=2, per_stage=3, seed=3)
-    folder = embeddings_dir(comfy)
-    staged = node(comfy, "ExemplarDreamStylerTextEncode").execute(clip=clip, staged_embedding=emb, text="(<sks1>:1.3) castle").result[0]
+    staged = (
+        node("ExemplarDreamStylerTextEncode")
+        .execute(clip=clip, staged_embedding=emb, text="(<sks1>:1.3) castle")
+        .result[0]
+    )
     for k in range(2):
         torch.save({"emb_params": emb.vectors[k]}, folder / f"test_dreamstyler_multi{k}.pt")
-        reference = comfy.nodes.CLIPTextEncode().encode(clip, f"(embedding:test_dreamstyler_multi{k}:1.3) castle")[0]
+        reference = node("CLIPTextEncode")().encode(clip, f"(embedding:test_dreamstyler_multi{k}:1.3) castle")[0]
         torch.testing.assert_close(staged[k][0], reference[0][0], rtol=0, atol=0)
 
 
-def test_tokens_hold_the_vectors_where_the_token_stands(sd15, se, glue):
-    _, clip = sd15
+def test_tokens_hold_the_vectors_where_the_token_stands(tiny_sd15, se, staged_encoding):
+    clip = tiny_sd15[1]
     emb = embedding(se, stages=2, per_stage=2, seed=4)
-    tokens = glue.tokenize_with_vectors(clip, "style of <sks1>, blue", "<sks1>", emb.vectors[1])["l"][0]
+    tokens = staged_encoding.tokenize_with_vectors(clip, "style of <sks1>, blue", "<sks1>", emb.vectors[1])["l"][0]
     plain = clip.tokenize("style of , blue")["l"][0]
     tensors = [i for i, (t, _) in enumerate(tokens) if torch.is_tensor(t)]
     assert tensors == [3, 4]
     assert torch.equal(tokens[3][0], emb.vectors[1][0]) and torch.equal(tokens[4][0], emb.vectors[1][1])
     assert [t for t, _ in tokens[:3] + tokens[5:]] == [t for t, _ in plain[:-2]]
-    assert glue.contains_placeholder("in the style of sks.", "sks") and not glue.contains_placeholder("asks", "sks")
+    assert staged_encoding.contains_placeholder(
+        "in the style of sks.", "sks"
+    ) and not staged_encoding.contains_placeholder("asks", "sks")
 
 
-def test_clear_errors(comfy, sd15, se):
-    _, clip = sd15
-    encode = node(comfy, "ExemplarDreamStylerTextEncode")
+def test_clear_errors(node, tiny_sd15, se):
+    clip = tiny_sd15[1]
+    encode = node("ExemplarDreamStylerTextEncode")
     with pytest.raises(ValueError, match="staged_embedding has 1024-dim vectors .* takes 768-dim \\(clip_l\\)"):
         encode.execute(clip=clip, staged_embedding=embedding(se, dim=1024), text="<sks1>")
     with pytest.raises(ValueError, match="does not contain the staged embedding's token '<sks1>'"):
         encode.execute(clip=clip, staged_embedding=embedding(se), text="a dog in the style of <sks2>")
 
 
-def test_context_aware_prompts(comfy, se):
-    prompts = node(comfy, "ExemplarDreamStylerPrompts")
+def test_context_aware_prompts(node, se):
+    prompts = node("ExemplarDreamStylerPrompts")
     full, context, style = prompts.execute(
         caption=" a dog on a sofa ",
         template="A painting of {caption} in the style of {token}",
@@ -121,15 +112,19 @@ def test_context_aware_prompts(comfy, se):
     assert context == "A painting of a dog on a sofa"
     assert style == "A painting in the style of <sks9>"
     with pytest.raises(ValueError, match="context_template must not contain the style token"):
-        prompts.execute(caption="a", template="{token}", context_template="{caption} {token}", style_template="{token}", token="<x>")
+        prompts.execute(
+            caption="a", template="{token}", context_template="{caption} {token}", style_template="{token}", token="<x>"
+        )
     with pytest.raises(ValueError, match="template must contain \\{token\\}"):
-        prompts.execute(caption="a", template="{caption}", context_template="{caption}", style_template="{token}", token="<x>")
+        prompts.execute(
+            caption="a", template="{caption}", context_template="{caption}", style_template="{token}", token="<x>"
+        )
 
 
-def test_style_context_encode_gives_three_conditionings(comfy, sd15, se):
-    _, clip = sd15
+def test_style_context_encode_gives_three_conditionings(node, tiny_sd15, se):
+    clip = tiny_sd15[1]
     emb = embedding(se, stages=2, seed=5)
-    full, context, style, negative = node(comfy, "ExemplarDreamStylerStyleContextEncode").execute(
+    full, context, style, negative = node("ExemplarDreamStylerStyleContextEncode").execute(
         clip=clip,
         staged_embedding=emb,
         caption="a dog",
@@ -138,11 +133,13 @@ def test_style_context_encode_gives_three_conditionings(comfy, sd15, se):
         style_template="A painting in the style of {token}",
         negative="blurry",
     ).result
-    encode = node(comfy, "ExemplarDreamStylerTextEncode")
-    expected_full = encode.execute(clip=clip, staged_embedding=emb, text="A painting of a dog in the style of <sks1>").result[0]
+    encode = node("ExemplarDreamStylerTextEncode")
+    expected_full = encode.execute(
+        clip=clip, staged_embedding=emb, text="A painting of a dog in the style of <sks1>"
+    ).result[0]
     expected_style = encode.execute(clip=clip, staged_embedding=emb, text="A painting in the style of <sks1>").result[0]
-    plain = comfy.nodes.CLIPTextEncode().encode(clip, "A painting of a dog")[0]
-    plain_negative = comfy.nodes.CLIPTextEncode().encode(clip, "blurry")[0]
+    plain = node("CLIPTextEncode")().encode(clip, "A painting of a dog")[0]
+    plain_negative = node("CLIPTextEncode")().encode(clip, "blurry")[0]
     assert len(full) == len(style) == 2 and len(context) == len(negative) == 1
     for got, want in ((full, expected_full), (style, expected_style), (context, plain), (negative, plain_negative)):
         for (a, _), (b, _) in zip(got, want):

@@ -9,23 +9,34 @@ import pytest
 import torch
 
 from exemplar_dev.host import pack_submodule
-from exemplar_dev.tiny_models import TINY_SD15_NAME
 
-SAMPLERS = ["euler", "euler_ancestral", "heun", "dpm_2", "lms", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m", "dpmpp_3m_sde", "ddpm", "lcm", "deis", "uni_pc", "ddim"]
+SAMPLERS = [
+    "euler",
+    "euler_ancestral",
+    "heun",
+    "dpm_2",
+    "lms",
+    "dpmpp_2s_ancestral",
+    "dpmpp_sde",
+    "dpmpp_2m",
+    "dpmpp_3m_sde",
+    "ddpm",
+    "lcm",
+    "deis",
+    "uni_pc",
+    "ddim",
+]
 STAGES = 6
 
 
 @pytest.fixture(scope="module")
-def setup(comfy):
-    from comfy.sd import load_checkpoint_guess_config
-
-    path = comfy.folder_paths.get_full_path_or_raise("checkpoints", TINY_SD15_NAME)
-    model, clip, _, _ = load_checkpoint_guess_config(path, output_vae=False, output_clip=True)
+def setup(node, tiny_sd15):
+    model, clip, _ = tiny_sd15
     se = pack_submodule("models.dreamstyler.staged_embedding")
     emb = se.StagedEmbedding("<sks1>", torch.randn(STAGES, 1, 768, generator=torch.Generator().manual_seed(0)) * 0.05)
-    encode = comfy.nodes.NODE_CLASS_MAPPINGS["ExemplarDreamStylerTextEncode"]
+    encode = node("ExemplarDreamStylerTextEncode")
     positive = encode.execute(clip=clip, staged_embedding=emb, text="a dog in the style of <sks1>").result[0]
-    negative = comfy.nodes.CLIPTextEncode().encode(clip, "blurry")[0]
+    negative = node("CLIPTextEncode")().encode(clip, "blurry")[0]
     return model, clip, emb, positive, negative, se
 
 
@@ -70,7 +81,20 @@ def run(comfy, model, positive, negative, sampler, scheduler, steps, denoise=1.0
 
     latent = torch.zeros(1, 4, 8, 8)
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
-    comfy.sample.sample(model, noise, steps, cfg, sampler, scheduler, positive, negative, latent, denoise=denoise, disable_pbar=True, seed=0)
+    comfy.sample.sample(
+        model,
+        noise,
+        steps,
+        cfg,
+        sampler,
+        scheduler,
+        positive,
+        negative,
+        latent,
+        denoise=denoise,
+        disable_pbar=True,
+        seed=0,
+    )
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -95,10 +119,10 @@ def test_every_scheduler_and_step_count(comfy, setup, sampler):
 def test_img2img_denoise_and_a_boundary_that_a_schedule_hits_exactly(comfy, setup):
     model, _, _, positive, negative, se = setup
     patched, recorder = recording_model(comfy, model, positive, negative)
-    # normal scheduler with 2 steps evaluates t = 499.5 exactly: the log-midpoint between stages 2 and 3
-    run(comfy, patched, positive, negative, "euler", "normal", 2)
+    # the normal scheduler with 3 steps evaluates t = 500 exactly: the boundary between stages 2 and 3 of 6
+    run(comfy, patched, positive, negative, "euler", "normal", 3)
     assert_stages_follow_the_rule(recorder, se)
-    assert len(recorder.calls) == 2
+    assert [t for t, _ in recorder.calls] == [999.0, 500.0, 0.0]
     for denoise in (0.3, 0.55, 0.8):
         recorder.calls.clear()
         run(comfy, patched, positive, negative, "dpmpp_2m", "karras", 9, denoise=denoise)
@@ -110,9 +134,9 @@ def test_custom_sigmas_on_and_next_to_every_boundary(comfy, setup):
     import comfy.samplers
 
     model, _, _, positive, negative, se = setup
-    glue = pack_submodule("nodes.dreamstyler.staged_encoding")
+    staged_encoding = pack_submodule("nodes.dreamstyler.staged_encoding")
     patched, recorder = recording_model(comfy, model, positive, negative)
-    bounds = glue.stage_bounds(model.get_model_object("model_sampling"), STAGES)
+    bounds = staged_encoding.stage_bounds(model.get_model_object("model_sampling"), STAGES)
     probes = []
     for low, _ in bounds[1:]:
         bits = torch.tensor([low], dtype=torch.float32).view(torch.int32)
@@ -122,28 +146,37 @@ def test_custom_sigmas_on_and_next_to_every_boundary(comfy, setup):
     sigmas = torch.tensor(sorted(set(probes), reverse=True) + [0.0], dtype=torch.float32)
     latent = torch.zeros(1, 4, 8, 8)
     sampler = comfy.samplers.sampler_object("euler")
-    comfy.sample.sample_custom(patched, torch.zeros_like(latent), 3.0, sampler, sigmas, positive, negative, latent, disable_pbar=True, seed=0)
+    comfy.sample.sample_custom(
+        patched, torch.zeros_like(latent), 3.0, sampler, sigmas, positive, negative, latent, disable_pbar=True, seed=0
+    )
     assert len(recorder.calls) == len(sigmas) - 1
     assert_stages_follow_the_rule(recorder, se)
     assert {m[0] for _, m in recorder.calls} == set(range(STAGES))
 
 
 @pytest.mark.parametrize("sampling, zsnr", [("eps", True), ("lcm", False), ("v_prediction", False)])
-def test_a_model_with_its_own_schedule(comfy, setup, sampling, zsnr):
+def test_a_model_with_its_own_schedule(comfy, node, setup, sampling, zsnr):
     """Zero-terminal-SNR or an LCM-distilled table change the sigmas: connecting the model keeps the rule exact."""
     model, clip, emb, _, negative, se = setup
-    patch = comfy.nodes.NODE_CLASS_MAPPINGS["ModelSamplingDiscrete"]()
+    patch = node("ModelSamplingDiscrete")()
     own_model = patch.patch(model, sampling, zsnr)[0]
-    encode = comfy.nodes.NODE_CLASS_MAPPINGS["ExemplarDreamStylerTextEncode"]
-    positive = encode.execute(clip=clip, staged_embedding=emb, text="a dog in the style of <sks1>", model=own_model).result[0]
+    encode = node("ExemplarDreamStylerTextEncode")
+    positive = encode.execute(
+        clip=clip, staged_embedding=emb, text="a dog in the style of <sks1>", model=own_model
+    ).result[0]
     patched, recorder = recording_model(comfy, own_model, positive, negative)
-    for sampler, scheduler in (("euler", "normal"), ("euler", "karras"), ("lcm", "simple"), ("dpmpp_2m", "sgm_uniform")):
+    for sampler, scheduler in (
+        ("euler", "normal"),
+        ("euler", "karras"),
+        ("lcm", "simple"),
+        ("dpmpp_2m", "sgm_uniform"),
+    ):
         for steps in (4, 25):
             run(comfy, patched, positive, negative, sampler, scheduler, steps)
     assert_stages_follow_the_rule(recorder, se)
 
 
-def test_the_controlnet_sees_each_stages_prompt(comfy, setup):
+def test_the_controlnet_sees_each_stages_prompt(comfy, node, setup):
     """Through Apply ControlNet (Advanced) the entries keep their gating, and the ControlNet's own
     cross-attention context at every evaluation is the stage the rule picks."""
     from comfy.controlnet import load_controlnet
@@ -151,16 +184,18 @@ def test_the_controlnet_sees_each_stages_prompt(comfy, setup):
     from exemplar_dev.tiny_dreamstyler import TINY_CONTROLNET_NAME
 
     model, _, _, positive, negative, se = setup
-    glue = pack_submodule("nodes.dreamstyler.staged_encoding")
+    staged_encoding = pack_submodule("nodes.dreamstyler.staged_encoding")
     control_net = load_controlnet(comfy.folder_paths.get_full_path_or_raise("controlnet", TINY_CONTROLNET_NAME))
     hint = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
-    apply = comfy.nodes.NODE_CLASS_MAPPINGS["ControlNetApplyAdvanced"]()
+    apply = node("ControlNetApplyAdvanced")()
     controlled, controlled_negative = apply.apply_controlnet(positive, negative, control_net, hint, 0.8, 0.0, 1.0)
     assert len(controlled) == STAGES
     control = controlled[0][1]["control"]
     for (cond, options), (original_cond, original) in zip(controlled, positive):
         assert cond is original_cond and options["control"] is control
-        assert all(options.get(k) == original.get(k) for k in ("timestep_start", "timestep_end", glue.STAGE_KEY))
+        assert all(
+            options.get(k) == original.get(k) for k in ("timestep_start", "timestep_end", staged_encoding.STAGE_KEY)
+        )
 
     sampling = model.get_model_object("model_sampling")
     references = torch.cat([c for c, _ in positive]).float().flatten(1)

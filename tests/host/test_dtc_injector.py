@@ -1,27 +1,23 @@
-"""Diffuse to Choose injector (glue/dtc.py) on the tiny 9-channel SD1 model, sampled through ComfyUI."""
+"""Diffuse to Choose injector (nodes/diffuse_to_choose/adapter_patch.py) on the tiny 9-channel SD1 model, sampled
+through ComfyUI."""
 
 import pytest
 import torch
 
 from exemplar_dev.host import pack_submodule
-from exemplar_dev.tiny_dtc import load_tiny_inpaint_model, sample_inpaint
+from exemplar_dev.tiny_dtc import sample_inpaint
 
 STEPS = 2
 
 
 @pytest.fixture(scope="module")
-def glue(comfy):
+def adapter_patch(comfy):
     return pack_submodule("nodes.diffuse_to_choose.adapter_patch")
 
 
 @pytest.fixture(scope="module")
-def inpaint(comfy, tmp_path_factory):
-    return load_tiny_inpaint_model(tmp_path_factory.mktemp("dtc_models"))
-
-
-@pytest.fixture(scope="module")
-def adapter(glue, inpaint):
-    return glue.create_adapter(inpaint[0], image_dim=32, seed=0)
+def adapter(adapter_patch, tiny_inpaint):
+    return adapter_patch.create_adapter(tiny_inpaint[0], image_dim=32, seed=0)
 
 
 def sample(model, batch=1, size=8, cfg=5.0, steps=STEPS):
@@ -39,20 +35,23 @@ def count_encoder_calls(adapter):
     return calls, handle.remove
 
 
-def test_created_encoder_copies_the_base_weights(inpaint, adapter):
-    base = inpaint[0].model.diffusion_model.state_dict()
+def test_created_encoder_copies_the_base_weights(tiny_inpaint, adapter):
+    base = tiny_inpaint[0].model.diffusion_model.state_dict()
     ours = adapter.hint_encoder.state_dict()
-    assert len(adapter.film) == len(inpaint[0].model.diffusion_model.input_blocks) + 1 == 5
+    assert len(adapter.film) == len(tiny_inpaint[0].model.diffusion_model.input_blocks) + 1 == 5
     for key, value in ours.items():
         assert torch.equal(value, base[key].float()), key
     assert adapter.config["base_arch"] == "SD15" and adapter.config["unet_config"]["in_channels"] == 9
 
 
-def test_untrained_adapter_leaves_sampling_exactly_unchanged(glue, inpaint, adapter):
-    model = inpaint[0]
+def test_untrained_adapter_leaves_sampling_exactly_unchanged(adapter_patch, tiny_inpaint, adapter):
+    model = tiny_inpaint[0]
     before = (dict(model.model_options["transformer_options"]), dict(model.additional_models))
-    patched, _ = glue.apply_adapter(model, adapter, hint_image(), None, 1.0)
-    assert (dict(model.model_options["transformer_options"]), dict(model.additional_models)) == before  # source untouched
+    patched, _ = adapter_patch.apply_adapter(model, adapter, hint_image(), None, 1.0)
+    assert (
+        dict(model.model_options["transformer_options"]),
+        dict(model.additional_models),
+    ) == before  # source untouched
     plain = sample(model)
     calls, stop_counting = count_encoder_calls(adapter)
     try:
@@ -63,8 +62,8 @@ def test_untrained_adapter_leaves_sampling_exactly_unchanged(glue, inpaint, adap
     assert torch.equal(plain, ours)
 
 
-def test_hint_features_equal_the_unet_encoder_when_the_hint_is_zero(glue, inpaint, adapter):
-    patched, injection = glue.apply_adapter(inpaint[0], adapter, hint_image(), None, 1.0)
+def test_hint_features_equal_the_unet_encoder_when_the_hint_is_zero(adapter_patch, tiny_inpaint, adapter):
+    patched, injection = adapter_patch.apply_adapter(tiny_inpaint[0], adapter, hint_image(), None, 1.0)
     main = {}
 
     def record_skip(h, opts):
@@ -92,22 +91,22 @@ def test_hint_features_equal_the_unet_encoder_when_the_hint_is_zero(glue, inpain
     assert torch.equal(features[4], main["middle"])
 
 
-def test_trained_film_changes_the_sample(glue, inpaint, adapter):
+def test_trained_film_changes_the_sample(adapter_patch, tiny_inpaint, adapter):
     import copy
 
     trained = copy.deepcopy(adapter)
     torch.manual_seed(0)
     for film in trained.film:
         torch.nn.init.normal_(film.proj.weight, std=0.05)
-    patched, _ = glue.apply_adapter(inpaint[0], trained, hint_image(), None, 1.0)
-    weak, _ = glue.apply_adapter(inpaint[0], trained, hint_image(), None, 0.0)
-    plain = sample(inpaint[0])
+    patched, _ = adapter_patch.apply_adapter(tiny_inpaint[0], trained, hint_image(), None, 1.0)
+    weak, _ = adapter_patch.apply_adapter(tiny_inpaint[0], trained, hint_image(), None, 0.0)
+    plain = sample(tiny_inpaint[0])
     assert not torch.allclose(sample(patched), plain, atol=1e-3)
     assert torch.equal(sample(weak), plain)  # strength 0 is the unpatched model
 
 
-def test_one_hint_encoder_call_per_step_for_the_cond_uncond_batch(glue, inpaint, adapter):
-    patched, _ = glue.apply_adapter(inpaint[0], adapter, hint_image(batch=2), None, 1.0)
+def test_one_hint_encoder_call_per_step_for_the_cond_uncond_batch(adapter_patch, tiny_inpaint, adapter):
+    patched, _ = adapter_patch.apply_adapter(tiny_inpaint[0], adapter, hint_image(batch=2), None, 1.0)
     calls, restore = count_encoder_calls(adapter)
     try:
         sample(patched, batch=2, cfg=5.0, steps=3)
@@ -116,11 +115,11 @@ def test_one_hint_encoder_call_per_step_for_the_cond_uncond_batch(glue, inpaint,
     assert calls == [4, 4, 4]  # 3 steps, each one call on cond (2) + uncond (2)
 
 
-def test_adapter_is_loaded_with_the_model_by_model_management(glue, inpaint, adapter):
+def test_adapter_is_loaded_with_the_model_by_model_management(adapter_patch, tiny_inpaint, adapter):
     import comfy.model_management
 
-    patched, injection = glue.apply_adapter(inpaint[0], adapter, hint_image(), None, 1.0)
-    (adapter_patcher,) = patched.get_additional_models_with_key(glue.ADDITIONAL_MODELS_KEY)
+    patched, injection = adapter_patch.apply_adapter(tiny_inpaint[0], adapter, hint_image(), None, 1.0)
+    (adapter_patcher,) = patched.get_additional_models_with_key(adapter_patch.ADDITIONAL_MODELS_KEY)
     assert adapter_patcher.model is adapter
     loaded = []
     wrapper = injection.diffusion_model_wrapper
@@ -130,25 +129,22 @@ def test_adapter_is_loaded_with_the_model_by_model_management(glue, inpaint, ada
         return wrapper(*args, **kwargs)
 
     injection.diffusion_model_wrapper = spy
-    patched.remove_wrappers_with_key("diffusion_model", glue.WRAPPER_KEY)
-    patched.add_wrapper_with_key("diffusion_model", glue.WRAPPER_KEY, spy)
+    patched.remove_wrappers_with_key("diffusion_model", adapter_patch.WRAPPER_KEY)
+    patched.add_wrapper_with_key("diffusion_model", adapter_patch.WRAPPER_KEY, spy)
     sample(patched, steps=1)
     assert loaded == [True]
 
 
-def test_wrong_architecture_is_a_clear_error(comfy, glue, adapter, tmp_path_factory):
-    from exemplar_dev.tiny_models import write_tiny_sd15_checkpoint
-
-    from comfy.sd import load_checkpoint_guess_config
-
-    path = write_tiny_sd15_checkpoint(tmp_path_factory.mktemp("plain"))
-    plain, _, _, _ = load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
-    with pytest.raises(ValueError, match=r"made for a SD15 UNet and does not fit this SD15 MODEL \(in_channels: adapter 9 vs model 4\)"):
-        glue.apply_adapter(plain, adapter, hint_image(), None, 1.0)
-    own = glue.create_adapter(plain, image_dim=32)
+def test_wrong_architecture_is_a_clear_error(adapter_patch, adapter, tiny_sd15):
+    plain = tiny_sd15[0]
+    with pytest.raises(
+        ValueError, match=r"made for a SD15 UNet and does not fit this SD15 MODEL \(in_channels: adapter 9 vs model 4\)"
+    ):
+        adapter_patch.apply_adapter(plain, adapter, hint_image(), None, 1.0)
+    own = adapter_patch.create_adapter(plain, image_dim=32)
     with pytest.raises(ValueError, match="connect the VAE"):
-        glue.apply_adapter(plain, own, hint_image(), None, 1.0)
-    patched, injection = glue.apply_adapter(plain, own, hint_image(), torch.randn(1, 4, 8, 8), 1.0)
+        adapter_patch.apply_adapter(plain, own, hint_image(), None, 1.0)
+    patched, injection = adapter_patch.apply_adapter(plain, own, hint_image(), torch.randn(1, 4, 8, 8), 1.0)
     assert injection.offset == 0
     assert torch.equal(sample(patched), sample(plain))
 
@@ -173,20 +169,24 @@ SMALL_SDXL_SHAPED = {
 }
 
 
-def test_small_sdxl_shaped_unet_gets_10_films_and_exact_identity(glue):
+def test_small_sdxl_shaped_unet_gets_10_films_and_exact_identity(adapter_patch):
     from exemplar_dev.tiny_models import random_state_dict, tiny_unet
 
     unet = tiny_unet(SMALL_SDXL_SHAPED, device="cpu")
     unet.load_state_dict(random_state_dict(unet, "", seed=5))
-    adapter = glue._empty_adapter("SDXL", dict(SMALL_SDXL_SHAPED), 4, 16)
-    encoder_state = {k: v for k, v in unet.state_dict().items() if k.split(".")[0] in ("time_embed", "input_blocks", "middle_block", "label_emb")}
+    adapter = adapter_patch._empty_adapter("SDXL", dict(SMALL_SDXL_SHAPED), 4, 16)
+    encoder_state = {
+        k: v
+        for k, v in unet.state_dict().items()
+        if k.split(".")[0] in ("time_embed", "input_blocks", "middle_block", "label_emb")
+    }
     adapter.hint_encoder.load_state_dict(encoder_state)
     adapter.reset_parameters(0)
     assert len(adapter.film) == 10 and adapter.skip_channels == [32] * 4 + [64] * 3 + [128] * 3
     g = torch.Generator().manual_seed(0)
     x, t = torch.randn(2, 4, 16, 16, generator=g), torch.tensor([900.0, 100.0])
     context, y = torch.randn(2, 7, 64, generator=g), torch.randn(2, 48, generator=g)
-    injection = glue.DtCInjection(adapter, hint_image(size=128), 0, None, 1.0)
+    injection = adapter_patch.DtCInjection(adapter, hint_image(size=128), 0, None, 1.0)
     skips = {}
 
     def record(h, opts):
@@ -208,11 +208,15 @@ def test_small_sdxl_shaped_unet_gets_10_films_and_exact_identity(glue):
     assert not torch.allclose(changed, plain)
 
 
-def test_low_vram_partial_load_keeps_the_adapter_working(glue, inpaint, adapter):
+def test_low_vram_partial_load_keeps_the_adapter_working(adapter_patch, tiny_inpaint, adapter):
     """In low-VRAM mode ComfyUI loads only part of the adapter and casts the rest per layer on the fly."""
-    patcher = glue.adapter_model_patcher(adapter, inpaint[0])
+    patcher = adapter_patch.adapter_model_patcher(adapter, tiny_inpaint[0])
     g = torch.Generator().manual_seed(0)
-    x, t, context = torch.randn(2, 9, 8, 8, generator=g), torch.tensor([500.0, 500.0]), torch.randn(2, 6, 768, generator=g)
+    x, t, context = (
+        torch.randn(2, 9, 8, 8, generator=g),
+        torch.tensor([500.0, 500.0]),
+        torch.randn(2, 6, 768, generator=g),
+    )
     hint = torch.randn(1, 4, 8, 8, generator=g)
     with torch.no_grad():
         full = adapter.hint_features(x, hint, 5, t, context)

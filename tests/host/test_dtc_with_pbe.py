@@ -1,20 +1,9 @@
 """Diffuse to Choose on the Paint-by-Example loader's 9-channel MODEL: DINOv2 image conditioning
 into PbE inpaint conditioning, the hint path patched onto the PbE UNet."""
 
-import pytest
 import torch
 
 from exemplar_dev.tiny_dtc import tiny_dinov2
-from exemplar_dev.tiny_pbe import TINY_PBE_NAME
-
-
-def node(comfy, name):
-    return comfy.nodes.NODE_CLASS_MAPPINGS[name]
-
-
-@pytest.fixture(scope="module")
-def pbe(comfy):
-    return node(comfy, "ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_PBE_NAME).result
 
 
 def sample(model, positive, negative, latent):
@@ -28,25 +17,27 @@ def sample(model, positive, negative, latent):
     )
 
 
-def test_dtc_on_the_pbe_model_is_identity_untrained_and_live_when_trained(comfy, pbe, tmp_path):
-    model, vae, _ = pbe
+def test_dtc_on_the_pbe_model_is_identity_untrained_and_live_when_trained(node, tiny_pbe, tmp_path):
+    model, vae, _ = tiny_pbe
     g = torch.Generator().manual_seed(7)
     person = torch.rand(1, 64, 64, 3, generator=g)
     garment = torch.rand(1, 48, 40, 3, generator=g)
     mask = torch.zeros(1, 64, 64)
     mask[:, 16:56, 12:52] = 1
 
-    adapter = node(comfy, "ExemplarDtCAdapterCreate").execute(model=model, image_dim=32, seed=3).result[0]
-    positive, negative = node(comfy, "ExemplarDtCImageConditioning").execute(
+    adapter = node("ExemplarDtCAdapterCreate").execute(model=model, image_dim=32, seed=3).result[0]
+    positive, negative = node("ExemplarDtCImageConditioning").execute(
         clip_vision=tiny_dinov2(tmp_path), reference=garment, adapter=adapter, resolution=224, crop="center",
     ).result
-    positive, negative, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+    positive, negative, latent = node("ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=negative, vae=vae, pixels=person, mask=mask,
     ).result
-    hint = node(comfy, "ExemplarDtCHint").execute(image=person, mask=mask, reference=garment, fit="stretch", min_side=8).result[0]
+    hint = (
+        node("ExemplarDtCHint").execute(image=person, mask=mask, reference=garment, fit="stretch", min_side=8).result[0]
+    )
 
     plain = sample(model, positive, negative, latent)
-    patched = node(comfy, "ExemplarDtCApply").execute(model=model, adapter=adapter, hint=hint, strength=1.0).result[0]
+    patched = node("ExemplarDtCApply").execute(model=model, adapter=adapter, hint=hint, strength=1.0).result[0]
     assert patched is not model
     assert torch.equal(sample(patched, positive, negative, latent), plain)
 

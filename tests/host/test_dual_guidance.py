@@ -5,14 +5,13 @@ import pytest
 import torch
 
 from exemplar_dev.host import pack_submodule
-from exemplar_dev.tiny_models import TINY_SD15_NAME
 
 STEPS = 3
 
 
-@pytest.fixture(scope="module")
-def model(comfy):
-    return comfy.nodes.NODE_CLASS_MAPPINGS["CheckpointLoaderSimple"]().load_checkpoint(TINY_SD15_NAME)[0]
+@pytest.fixture
+def model(tiny_sd15):
+    return tiny_sd15[0]
 
 
 def conditioning(seed):
@@ -26,40 +25,82 @@ def latent(batch=1):
     return {"samples": torch.zeros(batch, 4, 4, 4)}
 
 
-def node(comfy, name):
-    return comfy.nodes.NODE_CLASS_MAPPINGS[name]
-
-
-def stock_ksampler(comfy, model, positive, negative, cfg, seed=7, sampler="euler", denoise=1.0, lat=None):
-    return node(comfy, "KSampler")().sample(
+def stock_ksampler(node, model, positive, negative, cfg, seed=7, sampler="euler", denoise=1.0, lat=None):
+    return node("KSampler")().sample(
         model, seed, STEPS, cfg, sampler, "normal", positive, negative, lat or latent(), denoise=denoise
     )[0]["samples"]
 
 
-def dual_ksampler(comfy, model, guidance, s1, s2, seed=7, sampler="euler", denoise=1.0, lat=None, positive=P, middle=M, negative=N):
-    return node(comfy, "ExemplarDualGuidanceKSampler").execute(
-        model=model, seed=seed, steps=STEPS, text_scale=s1, middle_scale=s2, sampler_name=sampler, scheduler="normal",
-        positive=positive, middle=middle, negative=negative, latent_image=lat or latent(), denoise=denoise, guidance=guidance,
-    ).result[0]["samples"]
+def dual_ksampler(
+    node, model, guidance, s1, s2, seed=7, sampler="euler", denoise=1.0, lat=None, positive=P, middle=M, negative=N
+):
+    return (
+        node("ExemplarDualGuidanceKSampler")
+        .execute(
+            model=model,
+            seed=seed,
+            steps=STEPS,
+            text_scale=s1,
+            middle_scale=s2,
+            sampler_name=sampler,
+            scheduler="normal",
+            positive=positive,
+            middle=middle,
+            negative=negative,
+            latent_image=lat or latent(),
+            denoise=denoise,
+            guidance=guidance,
+        )
+        .result[0]["samples"]
+    )
 
 
-def style_ksampler(comfy, model, neg, sty, con, form, seed=7, lat=None):
-    return node(comfy, "ExemplarStyleContextKSampler").execute(
-        model=model, seed=seed, steps=STEPS, sampler_name="euler", scheduler="normal", positive=P, context=M, style=S,
-        negative=N, latent_image=lat or latent(), denoise=1.0, neg_scale=neg, style_scale=sty, context_scale=con, form=form,
-    ).result[0]["samples"]
+def style_ksampler(node, model, neg, sty, con, form, seed=7, lat=None):
+    return (
+        node("ExemplarStyleContextKSampler")
+        .execute(
+            model=model,
+            seed=seed,
+            steps=STEPS,
+            sampler_name="euler",
+            scheduler="normal",
+            positive=P,
+            context=M,
+            style=S,
+            negative=N,
+            latent_image=lat or latent(),
+            denoise=1.0,
+            neg_scale=neg,
+            style_scale=sty,
+            context_scale=con,
+            form=form,
+        )
+        .result[0]["samples"]
+    )
 
 
-def custom_sample(comfy, model, guider, seed=7):
-    sampler = node(comfy, "KSamplerSelect").execute(sampler_name="euler").result[0]
-    sigmas = node(comfy, "BasicScheduler").execute(model=model, scheduler="normal", steps=STEPS, denoise=1.0).result[0]
-    noise = node(comfy, "RandomNoise").execute(noise_seed=seed).result[0]
-    return node(comfy, "SamplerCustomAdvanced").execute(noise, guider, sampler, sigmas, latent()).result[0]["samples"]
+def style_guider(node, model, neg, sty, con, form):
+    conds = dict(positive=P, context=M, style=S, negative=N)
+    scales = dict(neg_scale=neg, style_scale=sty, context_scale=con)
+    return node("ExemplarStyleContextGuider").execute(model=model, **conds, **scales, form=form).result[0]
 
 
-def close(a, b, atol=1e-5, rtol=0.0):
-    """The tiny random model's latents reach ~1e2: differently ordered float sums get a relative tolerance."""
-    torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+def custom_sample(node, model, guider, seed=7):
+    sampler = node("KSamplerSelect").execute(sampler_name="euler").result[0]
+    sigmas = node("BasicScheduler").execute(model=model, scheduler="normal", steps=STEPS, denoise=1.0).result[0]
+    noise = node("RandomNoise").execute(noise_seed=seed).result[0]
+    return node("SamplerCustomAdvanced").execute(noise, guider, sampler, sigmas, latent()).result[0]["samples"]
+
+
+@pytest.fixture
+def same_value(equal_up_to_rounding):
+    """Samples of two guiders whose combinations are equal in exact arithmetic: rounding per step, in units of
+    the combination's scales (the written form's coefficients) times the predictions' magnitude (~1e2 here)."""
+
+    def check(ours, theirs, *scales):
+        equal_up_to_rounding(ours, theirs, coefficients=(1.0, *scales), roundings=STEPS)
+
+    return check
 
 
 # --- reductions to plain CFG equal the stock KSampler (same seed) ---------------------------------
@@ -76,56 +117,58 @@ def close(a, b, atol=1e-5, rtol=0.0):
         ("regular", 1.0, 1.0, P, N, 1.0),  # scale 1: positive only
     ],
 )
-def test_dual_ksampler_reduces_to_stock_ksampler(comfy, model, guidance, s1, s2, positive, negative, cfg):
-    ours = dual_ksampler(comfy, model, guidance, s1, s2)
-    close(ours, stock_ksampler(comfy, model, positive, negative, cfg), atol=1e-5)
+def test_dual_ksampler_reduces_to_stock_ksampler(node, model, guidance, s1, s2, positive, negative, cfg):
+    ours = dual_ksampler(node, model, guidance, s1, s2)
+    assert torch.equal(ours, stock_ksampler(node, model, positive, negative, cfg))  # the stock CFG path itself
 
 
-def test_reduction_with_ancestral_sampler_denoise_and_batch(comfy, model):
+def test_reduction_with_ancestral_sampler_denoise_and_batch(node, model):
     lat = {"samples": torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(5))}
-    ours = dual_ksampler(comfy, model, "regular", 3.0, 3.0, seed=11, sampler="euler_ancestral", denoise=0.6, lat=lat)
-    stock = stock_ksampler(comfy, model, P, N, 3.0, seed=11, sampler="euler_ancestral", denoise=0.6, lat=lat)
+    ours = dual_ksampler(node, model, "regular", 3.0, 3.0, seed=11, sampler="euler_ancestral", denoise=0.6, lat=lat)
+    stock = stock_ksampler(node, model, P, N, 3.0, seed=11, sampler="euler_ancestral", denoise=0.6, lat=lat)
     assert ours.shape == (2, 4, 4, 4)
-    close(ours, stock, atol=1e-5)
+    assert torch.equal(ours, stock)
 
 
 @pytest.mark.parametrize("form", ["official", "paper"])
-def test_style_context_reduces_to_stock_ksampler(comfy, model, form):
-    close(style_ksampler(comfy, model, 5.0, 0.0, 0.0, form), stock_ksampler(comfy, model, P, N, 5.0))
+def test_style_context_reduces_to_stock_ksampler(node, model, form):
+    assert torch.equal(style_ksampler(node, model, 5.0, 0.0, 0.0, form), stock_ksampler(node, model, P, N, 5.0))
     # λs = λc: the style/context terms cancel into CFG at λn + w(λs + λc)
     w = 0.5 if form == "official" else 1.0
-    close(style_ksampler(comfy, model, 4.0, 1.0, 1.0, form), stock_ksampler(comfy, model, P, N, 4.0 + 2 * w))
+    assert torch.equal(style_ksampler(node, model, 4.0, 1.0, 1.0, form), stock_ksampler(node, model, P, N, 4.0 + 2 * w))
 
 
 # --- equal to core DualCFGGuider -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("style,s1,s2", [("regular", 3.0, 1.5), ("nested", 3.0, 1.5), ("regular", 2.0, 1.0), ("nested", 0.5, 4.0)])
-def test_dual_equals_core_dual_cfg_guider(comfy, model, style, s1, s2):
+@pytest.mark.parametrize(
+    "style,s1,s2", [("regular", 3.0, 1.5), ("nested", 3.0, 1.5), ("regular", 2.0, 1.0), ("nested", 0.5, 4.0)]
+)
+def test_dual_equals_core_dual_cfg_guider(node, model, same_value, style, s1, s2):
     inputs = dict(model=model, cond1=P, cond2=M, negative=N, cfg_conds=s1, cfg_cond2_negative=s2, style=style)
-    ours = custom_sample(comfy, model, node(comfy, "ExemplarDualCFGGuider").execute(**inputs).result[0])
-    core = custom_sample(comfy, model, node(comfy, "DualCFGGuider").execute(**inputs).result[0])
-    close(ours, core, atol=1e-5)
-    assert not torch.allclose(ours, stock_ksampler(comfy, model, P, N, s1), atol=1e-3)
+    ours = custom_sample(node, model, node("ExemplarDualCFGGuider").execute(**inputs).result[0])
+    core = custom_sample(node, model, node("DualCFGGuider").execute(**inputs).result[0])
+    same_value(ours, core, s1, s2, s1 * s2)
+    assert not torch.allclose(ours, stock_ksampler(node, model, P, N, s1), atol=1e-3)
 
 
-def test_dual_ksampler_regular_equals_core_dual_cfg_guider(comfy, model):
-    core_guider = node(comfy, "DualCFGGuider").execute(model, P, M, N, 3.0, 1.5, "regular").result[0]
-    close(dual_ksampler(comfy, model, "regular", 3.0, 1.5), custom_sample(comfy, model, core_guider))
+def test_dual_ksampler_regular_equals_core_dual_cfg_guider(node, model, same_value):
+    core_guider = node("DualCFGGuider").execute(model, P, M, N, 3.0, 1.5, "regular").result[0]
+    same_value(dual_ksampler(node, model, "regular", 3.0, 1.5), custom_sample(node, model, core_guider), 3.0, 1.5)
 
 
-def test_dreaminpainter_equals_core_regular_with_one_plus_reference_scale(comfy, model):
-    ours = node(comfy, "ExemplarDreamInpainterGuider").execute(
+def test_dreaminpainter_equals_core_regular_with_one_plus_reference_scale(node, model, same_value):
+    ours = node("ExemplarDreamInpainterGuider").execute(
         model=model, reference_text=P, reference=M, negative=N, text_scale=4.0, reference_scale=0.5
     ).result[0]
-    core = node(comfy, "DualCFGGuider").execute(model, P, M, N, 4.0, 1.5, "regular").result[0]
-    close(custom_sample(comfy, model, ours), custom_sample(comfy, model, core), rtol=1e-5)
+    core = node("DualCFGGuider").execute(model, P, M, N, 4.0, 1.5, "regular").result[0]
+    same_value(custom_sample(node, model, ours), custom_sample(node, model, core), 4.0, 0.5, 1.5)
 
 
 # --- DreamStyler: batched guider equals an unbatched reference of the formula -----------------------
 
 
-def reference_style_context_guider(comfy, model, neg, sty, con, w):
+def reference_style_context_guider(node, model, neg, sty, con, w):
     import comfy.samplers as samplers
 
     class Reference(samplers.CFGGuider):
@@ -134,7 +177,9 @@ def reference_style_context_guider(comfy, model, neg, sty, con, w):
 
         def predict_noise(self, x, timestep, model_options={}, seed=None):
             keys = ["positive", "context", "style", "negative"]
-            v, vc, vs, n = samplers.calc_cond_batch(self.inner_model, [self.conds[k] for k in keys], x, timestep, model_options)
+            v, vc, vs, n = samplers.calc_cond_batch(
+                self.inner_model, [self.conds[k] for k in keys], x, timestep, model_options
+            )
             return n + neg * (v - n) + w * (con * (vc - n) + sty * (v - vc) + sty * (vs - n) + con * (v - vs))
 
     guider = Reference(model)
@@ -143,21 +188,17 @@ def reference_style_context_guider(comfy, model, neg, sty, con, w):
 
 
 @pytest.mark.parametrize("form,w", [("official", 0.5), ("paper", 1.0)])
-def test_style_context_equals_hand_formula(comfy, model, form, w):
-    ours = node(comfy, "ExemplarStyleContextGuider").execute(
-        model=model, positive=P, context=M, style=S, negative=N, neg_scale=5.0, style_scale=0.5, context_scale=3.0, form=form
-    ).result[0]
-    reference = reference_style_context_guider(comfy, model, 5.0, 0.5, 3.0, w)
-    ours_out = custom_sample(comfy, model, ours)
-    close(ours_out, custom_sample(comfy, model, reference), atol=1e-4, rtol=1e-5)  # summation order differs
-    assert not torch.allclose(ours_out, stock_ksampler(comfy, model, P, N, 5.0), atol=1e-3)
+def test_style_context_equals_hand_formula(node, model, same_value, form, w):
+    ours = style_guider(node, model, 5.0, 0.5, 3.0, form)
+    reference = reference_style_context_guider(node, model, 5.0, 0.5, 3.0, w)
+    ours_out = custom_sample(node, model, ours)
+    same_value(ours_out, custom_sample(node, model, reference), 5.0, w * 3.0, w * 0.5, w * 0.5, w * 3.0)
+    assert not torch.allclose(ours_out, stock_ksampler(node, model, P, N, 5.0), atol=1e-3)
 
 
-def test_style_context_ksampler_equals_guider_through_sampler_custom(comfy, model):
-    guider = node(comfy, "ExemplarStyleContextGuider").execute(
-        model=model, positive=P, context=M, style=S, negative=N, neg_scale=5.0, style_scale=2.0, context_scale=1.0, form="paper"
-    ).result[0]
-    close(style_ksampler(comfy, model, 5.0, 2.0, 1.0, "paper"), custom_sample(comfy, model, guider), atol=0)
+def test_style_context_ksampler_equals_guider_through_sampler_custom(node, model):
+    guider = style_guider(node, model, 5.0, 2.0, 1.0, "paper")
+    assert torch.equal(style_ksampler(node, model, 5.0, 2.0, 1.0, "paper"), custom_sample(node, model, guider))
 
 
 # --- one batched UNet call per step ------------------------------------------------------------------
@@ -180,26 +221,26 @@ def counting(model):
     [("regular", 3.0, 1.5, [0, 1, 2]), ("nested", 3.0, 1.5, [0, 1, 2]), ("dreaminpainter", 5.0, 1.0, [0, 1, 2]),
      ("dreaminpainter", 5.0, 0.0, [0, 1]), ("regular", 2.0, 2.0, [0, 1]), ("regular", 1.0, 1.0, [0])],
 )
-def test_one_batched_unet_call_per_step_dual(comfy, model, guidance, s1, s2, batch):
+def test_one_batched_unet_call_per_step_dual(node, model, guidance, s1, s2, batch):
     counted, calls = counting(model)
-    dual_ksampler(comfy, counted, guidance, s1, s2)
+    dual_ksampler(node, counted, guidance, s1, s2)
     assert calls == [batch] * STEPS
     assert "model_function_wrapper" not in model.model_options  # the input MODEL is untouched
 
 
-def test_one_batched_unet_call_per_step_style_context(comfy, model):
+def test_one_batched_unet_call_per_step_style_context(node, model):
     counted, calls = counting(model)
-    style_ksampler(comfy, counted, 5.0, 0.5, 3.0, "official")
+    style_ksampler(node, counted, 5.0, 0.5, 3.0, "official")
     assert calls == [[0, 1, 2, 3]] * STEPS
     counted, calls = counting(model)
-    style_ksampler(comfy, counted, 5.0, 0.0, 0.0, "official")
+    style_ksampler(node, counted, 5.0, 0.0, 0.0, "official")
     assert calls == [[0, 1]] * STEPS
 
 
 # --- the model's pre- and post-CFG hooks run ------------------------------------------------------------
 
 
-def test_pre_cfg_hook_runs_on_every_prediction(comfy, model):
+def test_pre_cfg_hook_runs_on_every_prediction(node, model, same_value):
     seen = []
     hooked = model.clone()
 
@@ -208,40 +249,49 @@ def test_pre_cfg_hook_runs_on_every_prediction(comfy, model):
         return [args["conds_out"][0]] * len(args["conds_out"])
 
     hooked.set_model_sampler_pre_cfg_function(all_positive)
-    out = style_ksampler(comfy, hooked, 5.0, 0.5, 3.0, "official")
+    out = style_ksampler(node, hooked, 5.0, 0.5, 3.0, "official")
     assert seen == [4] * STEPS
-    # batch 4 (or 3) vs batch 1 differ by float rounding (~1e-4 here); without the hook the gap is ~1e1
-    close(out, stock_ksampler(comfy, model, P, N, 1.0), atol=1e-2)
+    # the UNet batched 4 (or 3) rows vs 1 row: its own rounding differs; without the hook the gap is ~1e1
+    same_value(out, stock_ksampler(node, model, P, N, 1.0))
 
 
-def test_post_cfg_hook_gets_the_combined_result(comfy, model):
+def test_post_cfg_hook_gets_the_combined_result(node, model, same_value):
     seen = []
     hooked = model.clone()
 
     def keep_positive(args):
         seen.append((args["guidance_form"], sorted(args["guidance_denoised"])))
-        torch.testing.assert_close(args["cond_denoised"], args["guidance_denoised"]["cond1"])
+        assert torch.equal(args["cond_denoised"], args["guidance_denoised"]["cond1"])
         return args["cond_denoised"]
 
     hooked.set_model_sampler_post_cfg_function(keep_positive)
-    out = dual_ksampler(comfy, hooked, "regular", 3.0, 1.5)
+    out = dual_ksampler(node, hooked, "regular", 3.0, 1.5)
     assert seen == [("dual_regular", ["cond1", "cond2", "negative"])] * STEPS
-    # batch 4 (or 3) vs batch 1 differ by float rounding (~1e-4 here); without the hook the gap is ~1e1
-    close(out, stock_ksampler(comfy, model, P, N, 1.0), atol=1e-2)
+    # the UNet batched 4 (or 3) rows vs 1 row: its own rounding differs; without the hook the gap is ~1e1
+    same_value(out, stock_ksampler(node, model, P, N, 1.0))
 
 
 # --- errors -----------------------------------------------------------------------------------------------
 
 
-def test_bad_inputs_are_clear_errors(comfy, model):
-    glue = pack_submodule("nodes.guidance.guiders")
+def test_bad_inputs_are_clear_errors(node, model):
+    guiders = pack_submodule("nodes.guidance.guiders")
     with pytest.raises(ValueError, match="conditioning 'reference' is missing"):
-        glue.make_guider(model, "dreaminpainter", {"reference_text": P, "reference": None, "negative": N}, {"text_scale": 1.0, "reference_scale": 1.0})
+        guiders.make_guider(
+            model,
+            "dreaminpainter",
+            {"reference_text": P, "reference": None, "negative": N},
+            {"text_scale": 1.0, "reference_scale": 1.0},
+        )
     with pytest.raises(ValueError, match="takes conditionings"):
-        glue.make_guider(model, "dual_regular", {"cond1": P, "negative": N}, {"cfg_conds": 1.0, "cfg_cond2_negative": 1.0})
+        guiders.make_guider(
+            model, "dual_regular", {"cond1": P, "negative": N}, {"cfg_conds": 1.0, "cfg_cond2_negative": 1.0}
+        )
     with pytest.raises(ValueError, match="unknown guidance form 'dual_zigzag'"):
-        glue.make_guider(model, "dual_zigzag", {}, {})
-    guider = glue.make_guider(model, "dual_nested", {"cond1": P, "cond2": M, "negative": N}, {"cfg_conds": 2.0, "cfg_cond2_negative": 3.0})
+        guiders.make_guider(model, "dual_zigzag", {}, {})
+    guider = guiders.make_guider(
+        model, "dual_nested", {"cond1": P, "cond2": M, "negative": N}, {"cfg_conds": 2.0, "cfg_cond2_negative": 3.0}
+    )
     assert guider.cfg == 6.0  # weight of cond1: s1 * s2
     with pytest.raises(TypeError, match="use set_scales"):
         guider.set_cfg(5.0)

@@ -28,4 +28,6 @@ def test_readme_node_table_is_current(comfy):
     from exemplar_dev.node_reference import README, node_table, readme_with_table
 
     text = README.read_text()
-    assert readme_with_table(text, node_table(comfy.pack)) == text, "the README's node table is stale: run `make readme`"
+    assert readme_with_table(text, node_table(comfy.pack)) == text, (
+        "the README's node table is stale: run `make readme`"
+    )

@@ -16,18 +16,9 @@ CHECKPOINTS = BASE_DIR / "models" / "checkpoints"
 DIFFUSERS = BASE_DIR / "models" / "diffusers"
 
 
-def node(comfy, name):
-    return comfy.nodes.NODE_CLASS_MAPPINGS[name]
-
-
 @pytest.fixture(scope="module")
-def loaded(comfy):
-    return node(comfy, "ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_PBE_NAME).result
-
-
-@pytest.fixture(scope="module")
-def loaded_diffusers(comfy):
-    return node(comfy, "ExemplarPbEDiffusersLoader").execute(folder=TINY_PBE_DIFFUSERS).result
+def loaded_diffusers(node):
+    return node("ExemplarPbEDiffusersLoader").execute(folder=TINY_PBE_DIFFUSERS).result
 
 
 def scene(batch=1, size=64, seed=0):
@@ -38,8 +29,8 @@ def scene(batch=1, size=64, seed=0):
     return pixels, mask
 
 
-def test_loader_gives_native_sd1_model_with_pbe_concat_order(comfy, loaded):
-    model, vae, encoder = loaded
+def test_loader_gives_native_sd1_model_with_pbe_concat_order(tiny_pbe):
+    model, vae, encoder = tiny_pbe
     from comfy import supported_models
 
     assert isinstance(model.model.model_config, supported_models.SD15)
@@ -50,9 +41,9 @@ def test_loader_gives_native_sd1_model_with_pbe_concat_order(comfy, loaded):
     assert vae.latent_channels == 4
 
 
-def test_both_layouts_load_identical_weights(loaded, loaded_diffusers):
+def test_both_layouts_load_identical_weights(tiny_pbe, loaded_diffusers):
     for a, b in zip(
-        (loaded[0].model.diffusion_model, loaded[2].model, loaded[1].first_stage_model),
+        (tiny_pbe[0].model.diffusion_model, tiny_pbe[2].model, tiny_pbe[1].first_stage_model),
         (loaded_diffusers[0].model.diffusion_model, loaded_diffusers[2].model, loaded_diffusers[1].first_stage_model),
     ):
         sa, sb = a.state_dict(), b.state_dict()
@@ -61,19 +52,23 @@ def test_both_layouts_load_identical_weights(loaded, loaded_diffusers):
             assert torch.equal(sa[key], sb[key]), key
 
 
-def test_ckpt_pickle_loads_with_weights_only_and_equals_safetensors(comfy, loaded, tmp_path):
-    glue = pack_submodule("nodes.paint_by_example.loader")
+def test_ckpt_pickle_loads_with_weights_only_and_equals_safetensors(tiny_pbe, tmp_path):
+    loader = pack_submodule("nodes.paint_by_example.loader")
     path = write_tiny_pbe_checkpoint(tmp_path, name="tiny.ckpt", fmt="ckpt")
-    model, _, encoder = glue.load_checkpoint(path)
-    reference = loaded[2].model.state_dict()
+    model, _, encoder = loader.load_checkpoint(path)
+    reference = tiny_pbe[2].model.state_dict()
     for key, value in encoder.model.state_dict().items():  # the .ckpt is fp32, the shipped file fp16
-        torch.testing.assert_close(value, reference[key], rtol=0, atol=2e-3 * max(1.0, reference[key].abs().max().item()))
+        torch.testing.assert_close(
+            value, reference[key], rtol=0, atol=2e-3 * max(1.0, reference[key].abs().max().item())
+        )
 
 
-def test_encode_node_outputs_reference_token_and_learned_vector(comfy, loaded):
-    encoder = loaded[2]
+def test_encode_node_outputs_reference_token_and_learned_vector(node, tiny_pbe):
+    encoder = tiny_pbe[2]
     images = torch.rand(3, 70, 90, 3, generator=torch.Generator().manual_seed(3))
-    positive, negative = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="squash").result
+    positive, negative = (
+        node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="squash").result
+    )
     assert positive[0][0].shape == (3, 1, 768) and negative[0][0].shape == (3, 1, 768)
     inputs = pack_submodule("models.paint_by_example.inputs")
     expected = encoder.model(inputs.reference_pixels(images, 56, "squash"))
@@ -81,33 +76,39 @@ def test_encode_node_outputs_reference_token_and_learned_vector(comfy, loaded):
     for row in negative[0][0]:
         torch.testing.assert_close(row[None], encoder.model.learnable_vector.float(), rtol=0, atol=0)
     # one conditioning per reference: the second image alone gives the second row
-    single = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images[1:2], crop="squash").result[0]
+    single = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images[1:2], crop="squash").result[0]
     torch.testing.assert_close(single[0][0][0], positive[0][0][1], rtol=0, atol=1e-5)
-    centred = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="center").result[0]
+    centred = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="center").result[0]
     assert not torch.allclose(centred[0][0], positive[0][0])
 
 
-def test_reference_mask_blanks_the_background(comfy, loaded):
-    encoder = loaded[2]
+def test_reference_mask_blanks_the_background(node, tiny_pbe):
+    encoder = tiny_pbe[2]
     image = torch.rand(1, 56, 56, 3, generator=torch.Generator().manual_seed(4))
     mask = torch.zeros(1, 56, 56)
     mask[:, 10:40, 12:44] = 1
-    masked = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask).result[0]
+    masked = (
+        node("ExemplarPbEEncode")
+        .execute(exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask)
+        .result[0]
+    )
     white = torch.where(mask[..., None] > 0, image, torch.ones_like(image))
-    plain = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=white, crop="squash").result[0]
+    plain = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=white, crop="squash").result[0]
     torch.testing.assert_close(masked[0][0], plain[0][0], rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="reference_mask has batch 2; expected 1 or the reference batch 1"):
-        node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask.repeat(2, 1, 1))
+        node("ExemplarPbEEncode").execute(
+            exemplar_encoder=encoder, reference=image, crop="squash", reference_mask=mask.repeat(2, 1, 1)
+        )
 
 
-def test_inpaint_conditioning_values_and_soft_mask_threshold(comfy, loaded):
-    vae = loaded[1]
+def test_inpaint_conditioning_values_and_soft_mask_threshold(node, tiny_pbe):
+    vae = tiny_pbe[1]
     pixels, _ = scene(size=64)
     mask = torch.zeros(1, 32, 32)  # half resolution: resized to the image bilinearly
     mask[:, 8:24, 8:24] = 0.6  # soft, above the hole threshold -> hole
     mask[:, 0:4, 0:4] = 0.4  # soft, below -> kept
     positive = [[torch.zeros(1, 1, 768), {}]]
-    out_pos, out_neg, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+    out_pos, out_neg, latent = node("ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=positive, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
     ).result
     full = pack_submodule("models.common.masks").resize_mask(mask, (64, 64))
@@ -125,31 +126,34 @@ def test_inpaint_conditioning_values_and_soft_mask_threshold(comfy, loaded):
     assert "concat_mask" not in positive[0][1]  # inputs untouched
 
 
-def test_model_input_is_xt_masked_latent_keep_mask(comfy, loaded):
-    model = loaded[0].model
-    noise = torch.randn(2, 4, 8, 8)
-    z = torch.randn(2, 4, 8, 8)
-    hole = torch.zeros(2, 1, 8, 8)
-    hole[:, :, 2:6, 2:6] = 1
-    concat = model.concat_cond(noise=noise, concat_latent_image=z, concat_mask=hole, device=torch.device("cpu"))
-    torch.testing.assert_close(concat, torch.cat([z * 0.18215, 1 - hole], dim=1), rtol=0, atol=1e-6)
-
-
-def test_stock_ksampler_keeps_background_and_source_model_untouched(comfy, loaded):
+def test_stock_ksampler_keeps_background_and_source_model_untouched(node, tiny_pbe):
     from comfy import sample as comfy_sample
     from comfy import sampler_helpers
 
-    model, vae, encoder = loaded
+    model, vae, encoder = tiny_pbe
     pixels, mask = scene(size=64)
-    positive, negative = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
-    positive, negative, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+    positive, negative = (
+        node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
+    )
+    positive, negative, latent = node("ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=negative, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
     ).result
     before = {k: v.clone() for k, v in model.model.diffusion_model.state_dict().items() if "input_blocks.0" in k}
     noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(0))
     for sampler in ("euler", "dpmpp_2m"):
         out = comfy_sample.sample(
-            model, noise, 2, 5.0, sampler, "karras", positive, negative, latent["samples"], noise_mask=latent["noise_mask"], disable_pbar=True, seed=0
+            model,
+            noise,
+            2,
+            5.0,
+            sampler,
+            "karras",
+            positive,
+            negative,
+            latent["samples"],
+            noise_mask=latent["noise_mask"],
+            disable_pbar=True,
+            seed=0,
         )
         assert out.shape == latent["samples"].shape and torch.isfinite(out).all()
         latent_mask = sampler_helpers.prepare_mask(latent["noise_mask"], noise.shape, "cpu")
@@ -160,28 +164,22 @@ def test_stock_ksampler_keeps_background_and_source_model_untouched(comfy, loade
         assert torch.equal(model.model.diffusion_model.state_dict()[key], value)
 
 
-def test_lora_applies_to_the_pbe_unet(comfy, loaded):
-    from comfy import sd as comfy_sd
+def test_lora_keys_are_those_of_a_stock_sd15_inpainting_checkpoint(tiny_pbe, tiny_inpaint):
+    """The loader builds the same native UNet that ComfyUI's checkpoint loader builds for an SD1.5 inpainting file
+    (the tiny PbE and inpainting UNets share one config): every LoRA key maps alike, so SD1.5-inpaint LoRAs apply."""
+    from comfy import lora as comfy_lora
 
-    model = loaded[0]
-    key = "lora_unet_input_blocks_1_1_proj_in"
-    weight = model.model.diffusion_model.input_blocks[1][1].proj_in.weight
-    out_ch, in_ch = weight.shape[:2]
-    lora = {
-        f"{key}.lora_up.weight": torch.ones(out_ch, 1, 1, 1),
-        f"{key}.lora_down.weight": torch.ones(1, in_ch, 1, 1),
-        f"{key}.alpha": torch.tensor(1.0),
-    }
-    patched, _ = comfy_sd.load_lora_for_models(model, None, lora, 0.5, 0)
-    assert patched is not model and len(patched.patches) == 1
-    assert len(model.patches) == 0
+    pbe_keys = comfy_lora.model_lora_keys_unet(tiny_pbe[0].model, {})
+    stock_keys = comfy_lora.model_lora_keys_unet(tiny_inpaint[0].model, {})
+    assert "lora_unet_input_blocks_1_1_proj_in" in pbe_keys
+    assert pbe_keys == stock_keys
 
 
-def test_parity_with_diffusers_encoder_and_unet(comfy, loaded):
+def test_parity_with_diffusers_encoder_and_unet(node, tiny_pbe, equal_up_to_rounding):
     diffusers = pytest.importorskip("diffusers")
     from diffusers.pipelines.deprecated.paint_by_example import PaintByExampleImageEncoder
 
-    model, vae, encoder = loaded
+    model, vae, encoder = tiny_pbe
     folder = DIFFUSERS / TINY_PBE_DIFFUSERS
     from safetensors.torch import load_file
     from transformers import CLIPVisionConfig
@@ -198,15 +196,15 @@ def test_parity_with_diffusers_encoder_and_unet(comfy, loaded):
 
     images = torch.rand(2, 80, 64, 3, generator=torch.Generator().manual_seed(5))
     pixels = pack_submodule("models.paint_by_example.inputs").reference_pixels(images, 56, "center")
-    ours = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="center").result
+    ours = node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=images, crop="center").result
     with torch.no_grad():
         theirs, uncond = reference_encoder(pixels, return_uncond_vector=True)
-    encoder_error = (ours[0][0][0] - theirs).abs().max().item()
-    assert encoder_error <= 1e-4, encoder_error
-    torch.testing.assert_close(ours[1][0][0][:1], uncond, rtol=0, atol=0)
+    # two implementations of one network: rounding in units of the output's magnitude, per layer
+    encoder_units = equal_up_to_rounding(ours[0][0][0], theirs, roundings=reference_encoder)
+    assert torch.equal(ours[1][0][0][:1], uncond)  # the learned vector itself, copied
 
     source, mask = scene(batch=2, size=64, seed=6)
-    positive, _, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+    positive, _, latent = node("ExemplarPbEInpaintConditioning").execute(
         positive=ours[0], negative=ours[1], vae=vae, pixels=source, mask=mask, mask_threshold=0.5, noise_mask=True
     ).result
     ms = model.model.model_sampling
@@ -216,84 +214,87 @@ def test_parity_with_diffusers_encoder_and_unet(comfy, loaded):
     x = x_t * (sigma[:, None, None, None] ** 2 + 1) ** 0.5  # ComfyUI's sigma-scaled input
     conds = model.model.extra_conds(**positive[0][1], noise=x, device=torch.device("cpu"), cross_attn=positive[0][0])
     with torch.no_grad():
-        denoised = model.model.apply_model(x, sigma, c_concat=conds["c_concat"].cond, c_crossattn=conds["c_crossattn"].cond)
+        denoised = model.model.apply_model(
+            x, sigma, c_concat=conds["c_concat"].cond, c_crossattn=conds["c_crossattn"].cond
+        )
         ours_eps = (x - denoised) / sigma[:, None, None, None]
         keep = 1 - positive[0][1]["concat_mask"]
         unet_in = torch.cat([x_t, positive[0][1]["concat_latent_image"] * 0.18215, keep], dim=1)
         theirs_eps = unet(unet_in, t, encoder_hidden_states=ours[0][0][0]).sample
-    relative = ((ours_eps - theirs_eps).abs().max() / theirs_eps.abs().max()).item()
-    assert relative <= 1e-4, relative
-    print(f"\nparity: encoder max abs {encoder_error:.2e}, UNet eps max rel {relative:.2e}")
+    unet_units = equal_up_to_rounding(ours_eps, theirs_eps, roundings=unet)
+    print(f"\nparity in units of eps*max|output|: encoder {encoder_units:.1f}, UNet eps {unet_units:.1f}")
 
 
-def test_plain_sd15_checkpoint_is_refused_with_what_was_found(comfy):
+def test_plain_sd15_checkpoint_is_refused_with_what_was_found(node):
     error = pack_submodule("models.paint_by_example.checkpoint").PbECheckpointError
     with pytest.raises(error, match=r"(?s)4 input channels, not 9.*no exemplar encoder.*CLIP text encoder"):
-        node(comfy, "ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_SD15_NAME)
+        node("ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_SD15_NAME)
 
 
 def test_truncated_and_unsafe_files_are_refused(comfy, tmp_path):
-    glue = pack_submodule("nodes.paint_by_example.loader")
+    loader = pack_submodule("nodes.paint_by_example.loader")
     error = pack_submodule("models.paint_by_example.checkpoint").PbECheckpointError
     data = (CHECKPOINTS / TINY_PBE_NAME).read_bytes()
     truncated = tmp_path / "cut.safetensors"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(error, match="cut.safetensors: not a readable safetensors file"):
-        glue.load_checkpoint(truncated)
+        loader.load_checkpoint(truncated)
     unsafe = tmp_path / "unsafe.ckpt"
     torch.save({"state_dict": {}, "callback": pickle.PicklingError("x")}, unsafe)  # any non-allow-listed object
     with pytest.raises(error, match="needs arbitrary unpickling"):
-        glue.load_checkpoint(unsafe)
+        loader.load_checkpoint(unsafe)
     cut_ckpt = tmp_path / "cut.ckpt"
     write_tiny_pbe_checkpoint(tmp_path, name="full.ckpt", fmt="ckpt")
     cut_ckpt.write_bytes((tmp_path / "full.ckpt").read_bytes()[:5000])
     with pytest.raises(error, match="cut.ckpt: not a readable PyTorch checkpoint"):
-        glue.load_checkpoint(cut_ckpt)
+        loader.load_checkpoint(cut_ckpt)
 
 
-def test_convert_node_writes_equivalent_safetensors(comfy, loaded):
+def test_convert_node_writes_equivalent_safetensors(node, model_folder):
     from safetensors.torch import load_file
 
+    checkpoints = model_folder("checkpoints")
     name = "exemplar_tiny_pbe_conv.ckpt"
-    write_tiny_pbe_checkpoint(CHECKPOINTS, name=name, fmt="ckpt")
-    target = CHECKPOINTS / "exemplar_tiny_pbe_conv.safetensors"
-    target.unlink(missing_ok=True)
-    try:
-        convert = node(comfy, "ExemplarPbEConvertCheckpoint")
-        assert convert.execute(ckpt_name=name, overwrite=False).result[0] == target.name
-        original = torch.load(CHECKPOINTS / name, weights_only=True)["state_dict"]
-        converted = load_file(str(target))
-        assert original.keys() == converted.keys()
-        assert all(torch.equal(original[k], converted[k]) for k in original)
-        with pytest.raises(ValueError, match="exists"):
-            convert.execute(ckpt_name=name, overwrite=False)
-    finally:
-        (CHECKPOINTS / name).unlink(missing_ok=True)
-        target.unlink(missing_ok=True)
+    write_tiny_pbe_checkpoint(checkpoints, name=name, fmt="ckpt")
+    target = checkpoints / "exemplar_tiny_pbe_conv.safetensors"
+    convert = node("ExemplarPbEConvertCheckpoint")
+    assert convert.execute(ckpt_name=name, overwrite=False).result[0] == target.name
+    original = torch.load(checkpoints / name, weights_only=True)["state_dict"]
+    converted = load_file(str(target))
+    assert original.keys() == converted.keys()
+    assert all(torch.equal(original[k], converted[k]) for k in original)
+    with pytest.raises(ValueError, match="exists"):
+        convert.execute(ckpt_name=name, overwrite=False)
 
 
-def test_controlnet_combines_with_the_pbe_model(comfy, loaded):
+def test_controlnet_combines_with_the_pbe_model(node, tiny_pbe):
     from comfy import cldm, controlnet, ops
     from comfy import sample as comfy_sample
 
     from exemplar_dev.tiny_models import TINY_SD15_UNET, random_state_dict
 
-    model, vae, encoder = loaded
+    model, vae, encoder = tiny_pbe
     config = {k: v for k, v in TINY_SD15_UNET.items() if k not in ("out_channels", "transformer_depth_output")}
     with torch.device("meta"):
         net = cldm.cldm.ControlNet(hint_channels=3, device="meta", operations=ops.disable_weight_init, **config)
     weights = random_state_dict(net, "", 0)
-    zeroed = {k: (torch.zeros_like(v) if k.startswith(("zero_convs", "middle_block_out")) else v) for k, v in weights.items()}
+    zeroed = {
+        k: (torch.zeros_like(v) if k.startswith(("zero_convs", "middle_block_out")) else v) for k, v in weights.items()
+    }
     pixels, mask = scene(size=64)
-    positive, negative = node(comfy, "ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
-    positive, negative, latent = node(comfy, "ExemplarPbEInpaintConditioning").execute(
+    positive, negative = (
+        node("ExemplarPbEEncode").execute(exemplar_encoder=encoder, reference=pixels, crop="squash").result
+    )
+    positive, negative, latent = node("ExemplarPbEInpaintConditioning").execute(
         positive=positive, negative=negative, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=False
     ).result
-    apply = comfy.nodes.NODE_CLASS_MAPPINGS["ControlNetApplyAdvanced"]()
+    apply = node("ControlNetApplyAdvanced")()
     noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(1))
 
     def run(pos, neg):
-        return comfy_sample.sample(model, noise, 1, 5.0, "euler", "normal", pos, neg, latent["samples"], disable_pbar=True, seed=0)
+        return comfy_sample.sample(
+            model, noise, 1, 5.0, "euler", "normal", pos, neg, latent["samples"], disable_pbar=True, seed=0
+        )
 
     plain = run(positive, negative)
     outputs = []
@@ -312,10 +313,21 @@ def _graph(sampler_nodes: dict) -> dict:
         "1": {"class_type": "ExemplarPbECheckpointLoader", "inputs": {"ckpt_name": TINY_PBE_NAME}},
         "2": {"class_type": "LoadImage", "inputs": {"image": SOURCE_IMAGE}},
         "3": {"class_type": "LoadImage", "inputs": {"image": REFERENCE_IMAGE}},
-        "4": {"class_type": "ExemplarPbEEncode", "inputs": {"exemplar_encoder": ["1", 2], "reference": ["3", 0], "crop": "center"}},
+        "4": {
+            "class_type": "ExemplarPbEEncode",
+            "inputs": {"exemplar_encoder": ["1", 2], "reference": ["3", 0], "crop": "center"},
+        },
         "5": {
             "class_type": "ExemplarPbEInpaintConditioning",
-            "inputs": {"positive": ["4", 0], "negative": ["4", 1], "vae": ["1", 1], "pixels": ["2", 0], "mask": ["2", 1], "mask_threshold": 0.5, "noise_mask": True},
+            "inputs": {
+                "positive": ["4", 0],
+                "negative": ["4", 1],
+                "vae": ["1", 1],
+                "pixels": ["2", 0],
+                "mask": ["2", 1],
+                "mask_threshold": 0.5,
+                "noise_mask": True,
+            },
         },
         "20": {"class_type": "VAEDecode", "inputs": {"samples": ["10", 0], "vae": ["1", 1]}},
         "21": {"class_type": "PreviewImage", "inputs": {"images": ["20", 0]}},
@@ -333,21 +345,43 @@ def test_stock_sampler_nodes_run_the_pbe_graph(comfy, sampler):
             "10": {
                 "class_type": "KSamplerAdvanced",
                 "inputs": {
-                    "model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "latent_image": ["5", 2], "add_noise": "enable",
-                    "noise_seed": 1, "steps": 2, "cfg": 5.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
-                    "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": "disable",
+                    "model": ["1", 0],
+                    "positive": ["5", 0],
+                    "negative": ["5", 1],
+                    "latent_image": ["5", 2],
+                    "add_noise": "enable",
+                    "noise_seed": 1,
+                    "steps": 2,
+                    "cfg": 5.0,
+                    "sampler_name": "dpmpp_2m",
+                    "scheduler": "karras",
+                    "start_at_step": 0,
+                    "end_at_step": 10000,
+                    "return_with_leftover_noise": "disable",
                 },
             }
         }
     else:
         nodes = {
-            "6": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "cfg": 5.0}},
+            "6": {
+                "class_type": "CFGGuider",
+                "inputs": {"model": ["1", 0], "positive": ["5", 0], "negative": ["5", 1], "cfg": 5.0},
+            },
             "7": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_ancestral"}},
-            "8": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "simple", "steps": 2, "denoise": 1.0}},
+            "8": {
+                "class_type": "BasicScheduler",
+                "inputs": {"model": ["1", 0], "scheduler": "simple", "steps": 2, "denoise": 1.0},
+            },
             "9": {"class_type": "RandomNoise", "inputs": {"noise_seed": 2}},
             "10": {
                 "class_type": "SamplerCustomAdvanced",
-                "inputs": {"noise": ["9", 0], "guider": ["6", 0], "sampler": ["7", 0], "sigmas": ["8", 0], "latent_image": ["5", 2]},
+                "inputs": {
+                    "noise": ["9", 0],
+                    "guider": ["6", 0],
+                    "sampler": ["7", 0],
+                    "sigmas": ["8", 0],
+                    "latent_image": ["5", 2],
+                },
             },
         }
     outputs = run_prompt(_graph(nodes))
@@ -355,25 +389,30 @@ def test_stock_sampler_nodes_run_the_pbe_graph(comfy, sampler):
 
 
 def test_diffusers_sd15_pbe_unet_config_maps_to_comfyuis_sd15_inpaint_config(comfy):
-    glue = pack_submodule("nodes.paint_by_example.loader")
+    loader = pack_submodule("nodes.paint_by_example.loader")
     official_diffusers_unet = {  # unet/config.json of the released diffusers PbE pipeline (SD1 UNet, 9 channels)
         "in_channels": 9, "out_channels": 4, "block_out_channels": [320, 640, 1280, 1280], "layers_per_block": 2,
         "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
         "cross_attention_dim": 768, "attention_head_dim": 8,
     }
-    config = glue.unet_config_from_diffusers(official_diffusers_unet)
+    config = loader.unet_config_from_diffusers(official_diffusers_unet)
     # ComfyUI's own table entry for a diffusers SD1.5 inpainting UNet (comfy/model_detection.py)
     assert config["transformer_depth"] == [1, 1, 1, 1, 1, 1, 0, 0]
     assert config["transformer_depth_output"] == [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
     assert config["channel_mult"] == [1, 2, 4, 4] and config["num_res_blocks"] == [2, 2, 2, 2]
-    assert (config["model_channels"], config["context_dim"], config["num_heads"], config["in_channels"]) == (320, 768, 8, 9)
+    assert (config["model_channels"], config["context_dim"], config["num_heads"], config["in_channels"]) == (
+        320,
+        768,
+        8,
+        9,
+    )
     assert config["use_linear_in_transformer"] is False
 
 
-def test_encoder_is_loaded_through_model_management(comfy, loaded):
+def test_encoder_is_loaded_through_model_management(tiny_pbe):
     from comfy import model_management
 
-    encoder = loaded[2]
+    encoder = tiny_pbe[2]
     encoder.encode(torch.zeros(1, 3, 56, 56))
     assert any(entry.model is encoder.patcher for entry in model_management.current_loaded_models)

@@ -10,14 +10,13 @@ def clip_vision(comfy, tmp_path_factory):
     return tiny_clip_vision(tmp_path_factory.mktemp("clip_vision"))
 
 
-def encode(comfy, **inputs):
-    node = comfy.nodes.NODE_CLASS_MAPPINGS["ExemplarReferenceEncodeCLIPVision"]
-    return node.execute(**inputs).result[0]
+def encode(node, **inputs):
+    return node("ExemplarReferenceEncodeCLIPVision").execute(**inputs).result[0]
 
 
-def test_patch_tokens_are_the_encoders_last_hidden_state(comfy, clip_vision):
+def test_patch_tokens_are_the_encoders_last_hidden_state(node, clip_vision):
     image = torch.rand(2, 80, 64, 3, generator=torch.Generator().manual_seed(1))
-    tokens = encode(comfy, clip_vision=clip_vision, reference=image, tokens="patches", crop="center")
+    tokens = encode(node, clip_vision=clip_vision, reference=image, tokens="patches", crop="center")
     expected = clip_vision.encode_image(image, crop=True)["last_hidden_state"][:, 1:]
     assert isinstance(tokens, pack_submodule("models.dreaminpainter.tokens").ExemplarTokens)
     assert tokens.grid == (4, 4) and tokens.tokens.shape == (2, 16, 64)
@@ -25,15 +24,21 @@ def test_patch_tokens_are_the_encoders_last_hidden_state(comfy, clip_vision):
     assert tokens.source["encoder"] == "clip_vision"
 
 
-def test_subject_mask_and_blank_background(comfy, clip_vision):
+def test_subject_mask_and_blank_background(node, clip_vision):
     image = torch.rand(1, 56, 56, 3, generator=torch.Generator().manual_seed(2))
     mask = torch.zeros(1, 56, 56)
     mask[:, :28, :28] = 1
-    plain = encode(comfy, clip_vision=clip_vision, reference=image, tokens="patches", crop="none", subject_mask=mask)
+    plain = encode(node, clip_vision=clip_vision, reference=image, tokens="patches", crop="none", subject_mask=mask)
     assert torch.allclose(plain.mask.view(4, 4)[:2, :2], torch.ones(2, 2))
     assert plain.mask.view(4, 4)[2:, 2:].max() == 0
     blanked = encode(
-        comfy, clip_vision=clip_vision, reference=image, tokens="patches", crop="none", subject_mask=mask, blank_background=True
+        node,
+        clip_vision=clip_vision,
+        reference=image,
+        tokens="patches",
+        crop="none",
+        subject_mask=mask,
+        blank_background=True,
     )
     white_outside = image.clone()
     white_outside[:, 28:, :] = 1
@@ -43,6 +48,13 @@ def test_subject_mask_and_blank_background(comfy, clip_vision):
     assert not torch.allclose(blanked.tokens, plain.tokens)
 
 
-def test_mismatched_mask_batch_is_a_clear_error(comfy, clip_vision):
+def test_mismatched_mask_batch_is_a_clear_error(node, clip_vision):
     with pytest.raises(ValueError, match="subject_mask has batch 3; expected 1 or the reference batch 2"):
-        encode(comfy, clip_vision=clip_vision, reference=torch.rand(2, 56, 56, 3), tokens="cls", crop="center", subject_mask=torch.ones(3, 56, 56))
+        encode(
+            node,
+            clip_vision=clip_vision,
+            reference=torch.rand(2, 56, 56, 3),
+            tokens="cls",
+            crop="center",
+            subject_mask=torch.ones(3, 56, 56),
+        )

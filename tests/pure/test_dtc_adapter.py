@@ -42,7 +42,15 @@ class ToyBlock(nn.Module):
 class ToyUNet(nn.Module):
     """Input blocks / middle / output blocks with the skip stack of ComfyUI's UNetModel._forward."""
 
-    def __init__(self, in_channels=9, model_channels=8, channel_mult=(1, 2, 4, 4), num_res_blocks=2, context_dim=12, adm_in_channels=None):
+    def __init__(
+        self,
+        in_channels=9,
+        model_channels=8,
+        channel_mult=(1, 2, 4, 4),
+        num_res_blocks=2,
+        context_dim=12,
+        adm_in_channels=None,
+    ):
         super().__init__()
         torch.manual_seed(0)
         mc, emb_dim = model_channels, 4 * model_channels
@@ -99,7 +107,14 @@ def make_adapter(unet, image_dim=24, context_dim=12, seed=0):
         copy.deepcopy(unet.label_emb),
     )
     skips = [block.conv.out_channels for block in unet.input_blocks] + [unet.middle_block.conv.out_channels]
-    adapter = DtCAdapter(encoder, skips, 4, image_dim, context_dim, config={"base_arch": "toy", "unet_config": {"model_channels": unet.model_channels}})
+    adapter = DtCAdapter(
+        encoder,
+        skips,
+        4,
+        image_dim,
+        context_dim,
+        config={"base_arch": "toy", "unet_config": {"model_channels": unet.model_channels}},
+    )
     adapter.reset_parameters(seed)
     return adapter
 
@@ -203,7 +218,9 @@ def test_trained_film_changes_only_its_own_skip_and_follows_the_formula():
         torch.testing.assert_close(adapter.film[0](skip, features[0], 0.5), skip * (1 + 0.5 * gamma) + 0.5 * beta)
         feature, h = features[k], torch.randn_like(features[k])
         gamma, beta = adapter.film[k].proj(feature).chunk(2, 1)
-        torch.testing.assert_close(adapter.modulate(k, h, feature, 0.7), h * (1 + 0.7 * gamma) + 0.7 * beta, rtol=0, atol=0)
+        torch.testing.assert_close(
+            adapter.modulate(k, h, feature, 0.7), h * (1 + 0.7 * gamma) + 0.7 * beta, rtol=0, atol=0
+        )
     assert [block for block, changed in seen.items() if changed] == [len(unet.input_blocks) - 1 - k]
     assert not torch.equal(plain, patched)
 
@@ -263,7 +280,9 @@ def test_file_layout_and_metadata_round_trip(tmp_path):
     assert {f"film.{i}.proj.weight" for i in range(13)} <= keys
     assert "hint_encoder.input_blocks.11.conv.weight" in keys and "hint_encoder.middle_block.conv.weight" in keys
     parsed = parse_metadata(meta)
-    assert parsed["skip_channels"] == adapter.skip_channels and parsed["image_dim"] == 24 and parsed["base_arch"] == "toy"
+    assert (
+        parsed["skip_channels"] == adapter.skip_channels and parsed["image_dim"] == 24 and parsed["base_arch"] == "toy"
+    )
     with pytest.raises(ValueError, match="is not a Diffuse to Choose adapter"):
         parse_metadata({"exemplar.kind": "lora"})
     with pytest.raises(ValueError, match="format version '9'"):

@@ -60,7 +60,9 @@ def test_fit_keeps_aspect_ratio_centred():
     reference = torch.ones(1, 10, 10, 3)
     mask = torch.zeros(1, 40, 80)
     mask[0, :, 20:60] = 1  # 40 x 40 square region
-    mask[0, 0:20, :] = 1  # plus a 20 x 80 band: the largest rectangle is 20 x 80 (area 1600) vs 40 x 40 (1600): first wins
+    mask[0, 0:20, :] = (
+        1  # plus a 20 x 80 band: the largest rectangle is 20 x 80 (area 1600) vs 40 x 40 (1600): first wins
+    )
     hint, rect = build_hint_images(reference, mask, (40, 80), fit="fit")
     covered = (hint[0].sum(-1) > 0).nonzero()
     height = int(covered[:, 0].max() - covered[:, 0].min() + 1)

@@ -6,7 +6,11 @@ import torch.nn.functional as F
 
 from comfyui_exemplar.models.dreaminpainter.reference_attention import reference_logit_bias, tile_reference
 from exemplar_dev.oracles import attention_with_reference
-from comfyui_exemplar.models.dreaminpainter.token_projection import TokenProjection, init_token_projection, inject_context
+from comfyui_exemplar.models.dreaminpainter.token_projection import (
+    TokenProjection,
+    init_token_projection,
+    inject_context,
+)
 
 
 def qkv(batch=2, length=6, refs=3, heads=2, d=4, seed=0):

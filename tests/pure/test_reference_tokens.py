@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from comfyui_exemplar.models.dreaminpainter.reference_tokens import mask_to_grid, patch_grid, preprocess_mask, vision_tokens
+from comfyui_exemplar.models.dreaminpainter.reference_tokens import (
+    mask_to_grid,
+    patch_grid,
+    preprocess_mask,
+    vision_tokens,
+)
 from comfyui_exemplar.models.dreaminpainter.tokens import ExemplarTokens
 
 

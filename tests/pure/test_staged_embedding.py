@@ -38,7 +38,11 @@ def test_stage_ranges_of_six_stages():
         (0, 166), (167, 333), (334, 499), (500, 666), (667, 833), (834, 999)
     ]
     for stages in (1, 3, 6, 7, 10):
-        covered = [t for k in range(stages) for t in range(stage_timestep_range(k, stages)[0], stage_timestep_range(k, stages)[1] + 1)]
+        covered = [
+            t
+            for k in range(stages)
+            for t in range(stage_timestep_range(k, stages)[0], stage_timestep_range(k, stages)[1] + 1)
+        ]
         assert covered == list(range(1000))
         assert all(se.stage_index(t, stages) == k for k in range(stages) for t in stage_timestep_range(k, stages))
 
@@ -53,7 +57,9 @@ def test_official_dict_round_trip(tmp_path):
         assert torch.equal(emb.stage_vectors(k)[0], state[f"<sks1>-T{k}"])
     se.save_official(emb, tmp_path / "again.bin")
     again = torch.load(tmp_path / "again.bin", weights_only=True)
-    assert list(again) == list(state) and all(torch.equal(again[k], state[k]) and again[k].shape == (768,) for k in state)
+    assert list(again) == list(state) and all(
+        torch.equal(again[k], state[k]) and again[k].shape == (768,) for k in state
+    )
 
 
 def test_keys_in_any_order_and_several_vectors_per_stage(tmp_path):
@@ -76,7 +82,12 @@ def test_safetensors_header(tmp_path):
         meta = f.metadata()
         assert sorted(f.keys()) == sorted(official_dict(stages=4, dim=32))
     assert meta["exemplar.kind"] == "dreamstyler_staged_embedding"
-    assert (meta["exemplar.token"], meta["exemplar.stages"], meta["exemplar.dim"], meta["exemplar.base"]) == ("<sks1>", "4", "32", "sd1")
+    assert (meta["exemplar.token"], meta["exemplar.stages"], meta["exemplar.dim"], meta["exemplar.base"]) == (
+        "<sks1>",
+        "4",
+        "32",
+        "sd1",
+    )
     assert meta["exemplar.vectors_per_stage"] == "1" and meta["steps"] == "500"
     loaded = se.load(path)
     assert loaded.base == "sd1" and loaded.metadata == {"steps": "500"} and torch.equal(loaded.vectors, emb.vectors)

@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from comfyui_exemplar.models.dreamstyler.staged_embedding import stage_index
-from comfyui_exemplar.models.dreamstyler.staged_inversion import InversionSettings, add_noise, batch_loss, draw_batch, train_staged_inversion, training_target
+from comfyui_exemplar.models.dreamstyler.staged_inversion import (
+    InversionSettings,
+    add_noise,
+    batch_loss,
+    draw_batch,
+    train_staged_inversion,
+    training_target,
+)
 
 
 def sd1_alphas_cumprod():
@@ -11,7 +18,8 @@ def sd1_alphas_cumprod():
 
 
 class ToyModel:
-    """context = the stage vector; the 'UNet' predicts eps from x_t assuming x0 = P @ vector, so loss -> 0 when P v = x0."""
+    """context = the stage vector; the 'UNet' predicts eps from x_t assuming x0 = P @ vector, so loss -> 0 when
+    P v = x0."""
 
     def __init__(self, dim=16, shape=(4, 2, 2), seed=0):
         g = torch.Generator().manual_seed(seed)
@@ -48,7 +56,9 @@ def test_loss_goes_down_and_only_the_vectors_train():
     draws = [draw_batch(g, 1, x.shape[1:], 1000, settings) for _ in range(50)]
 
     def mean_loss(v):
-        return sum(batch_loss(v, d, x, flipped, toy.encode, toy.unet, toy.alphas, settings).item() for d in draws) / len(draws)
+        return sum(
+            batch_loss(v, d, x, flipped, toy.encode, toy.unet, toy.alphas, settings).item() for d in draws
+        ) / len(draws)
 
     assert mean_loss(vectors) < 0.3 * mean_loss(init)
     for k in range(3):  # every stage learned x0 = P v
@@ -81,7 +91,13 @@ def test_draws_are_the_seeded_generator_sequence_and_runs_repeat():
         draw = draw_batch(g, 2, x.shape[1:], 1000, settings)
         assert torch.equal(draw.timesteps, seen[step][0])
     other, _ = train_staged_inversion(
-        torch.zeros(2, 1, 16), x, flipped, toy.encode, toy.unet, toy.alphas, InversionSettings(stages=2, steps=5, batch_size=3, seed=8)
+        torch.zeros(2, 1, 16),
+        x,
+        flipped,
+        toy.encode,
+        toy.unet,
+        toy.alphas,
+        InversionSettings(stages=2, steps=5, batch_size=3, seed=8),
     )
     assert not torch.equal(a, other)
 

@@ -20,7 +20,11 @@ def subject_image(index: int, size: int = 256) -> Image.Image:
     """A toy 'subject': an orange round body with two dark ears and eyes, placed and lit per index."""
     rng = np.random.default_rng(index)
     yy, xx = np.mgrid[0:size, 0:size] / size
-    background = np.stack([0.55 + 0.3 * yy, 0.7 - 0.2 * xx, 0.45 + 0.35 * xx * yy], -1) if index % 2 else np.full((size, size, 3), 0.88)
+    background = (
+        np.stack([0.55 + 0.3 * yy, 0.7 - 0.2 * xx, 0.45 + 0.35 * xx * yy], -1)
+        if index % 2
+        else np.full((size, size, 3), 0.88)
+    )
     rgb = background.copy()
     cx, cy = 0.45 + 0.1 * rng.random(), 0.5 + 0.1 * rng.random()
     body = ((xx - cx) / 0.28) ** 2 + ((yy - cy) / 0.24) ** 2 <= 1

@@ -6,7 +6,8 @@ from __future__ import annotations
 from ..tiny_dreamstyler import CONTENT_IMAGE, DEPTH_IMAGE, TINY_CONTROLNET_NAME, TINY_STAGED_EMBEDDING_NAME, TOKEN
 from ..tiny_models import TINY_SD15_NAME
 
-NEGATIVE = "low resolution, poorly drawn, worst quality, low quality, normal quality, blurry image, artifact"  # the official code's
+# the official code's
+NEGATIVE = "low resolution, poorly drawn, worst quality, low quality, normal quality, blurry image, artifact"
 
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
@@ -21,7 +22,12 @@ SPEC = [
     {"id": 4, "type": "CLIPTextEncode", "title": "Negative", "widgets": {"text": NEGATIVE}, "links": {"clip": (1, 1)}},
     {"id": 5, "type": "LoadImage", "title": "Content image", "widgets": {"image": CONTENT_IMAGE}},
     {"id": 6, "type": "LoadImage", "title": "Depth map of the content", "widgets": {"image": DEPTH_IMAGE}},
-    {"id": 7, "type": "ControlNetLoader", "title": "Depth ControlNet", "widgets": {"control_net_name": TINY_CONTROLNET_NAME}},
+    {
+        "id": 7,
+        "type": "ControlNetLoader",
+        "title": "Depth ControlNet",
+        "widgets": {"control_net_name": TINY_CONTROLNET_NAME},
+    },
     {
         "id": 8,
         "type": "ControlNetApplyAdvanced",
@@ -32,9 +38,21 @@ SPEC = [
     {
         "id": 10,
         "type": "KSampler",
-        "widgets": {"seed": 0, "steps": 30, "cfg": 7.5, "sampler_name": "uni_pc", "scheduler": "normal", "denoise": 0.8},
+        "widgets": {
+            "seed": 0,
+            "steps": 30,
+            "cfg": 7.5,
+            "sampler_name": "uni_pc",
+            "scheduler": "normal",
+            "denoise": 0.8,
+        },
         "links": {"model": (1, 0), "positive": (8, 0), "negative": (8, 1), "latent_image": (9, 0)},
     },
     {"id": 11, "type": "VAEDecode", "links": {"samples": (10, 0), "vae": (1, 2)}},
-    {"id": 12, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/dreamstyler_style_transfer"}, "links": {"images": (11, 0)}},
+    {
+        "id": 12,
+        "type": "SaveImage",
+        "widgets": {"filename_prefix": "exemplar/dreamstyler_style_transfer"},
+        "links": {"images": (11, 0)},
+    },
 ]

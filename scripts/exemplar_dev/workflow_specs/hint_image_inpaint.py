@@ -18,8 +18,20 @@ SPEC = [
     },
     {"id": 6, "type": "VAEEncode", "links": {"pixels": (5, 0), "vae": (1, 2)}},
     {"id": 7, "type": "SetLatentNoiseMask", "links": {"samples": (6, 0), "mask": (2, 1)}},
-    {"id": 8, "type": "CLIPTextEncode", "title": "Positive", "widgets": {"text": "a red cup on a wooden table, photo"}, "links": {"clip": (1, 1)}},
-    {"id": 9, "type": "CLIPTextEncode", "title": "Negative", "widgets": {"text": "blurry, low quality"}, "links": {"clip": (1, 1)}},
+    {
+        "id": 8,
+        "type": "CLIPTextEncode",
+        "title": "Positive",
+        "widgets": {"text": "a red cup on a wooden table, photo"},
+        "links": {"clip": (1, 1)},
+    },
+    {
+        "id": 9,
+        "type": "CLIPTextEncode",
+        "title": "Negative",
+        "widgets": {"text": "blurry, low quality"},
+        "links": {"clip": (1, 1)},
+    },
     {
         "id": 10,
         "type": "KSampler",
@@ -27,6 +39,11 @@ SPEC = [
         "links": {"model": (1, 0), "positive": (8, 0), "negative": (9, 0), "latent_image": (7, 0)},
     },
     {"id": 11, "type": "VAEDecode", "links": {"samples": (10, 0), "vae": (1, 2)}},
-    {"id": 12, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/hint_image_inpaint"}, "links": {"images": (11, 0)}},
+    {
+        "id": 12,
+        "type": "SaveImage",
+        "widgets": {"filename_prefix": "exemplar/hint_image_inpaint"},
+        "links": {"images": (11, 0)},
+    },
     {"id": 13, "type": "PreviewImage", "title": "Hint", "links": {"images": (4, 1)}},
 ]

@@ -1,4 +1,5 @@
-"""Paint by Example: source with a drawn mask + reference -> PbE encode + inpaint conditioning -> stock KSampler (cfg 5)."""
+"""Paint by Example: source with a drawn mask + reference -> PbE encode + inpaint conditioning -> stock KSampler
+(cfg 5)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ SPEC = [
     {"id": 1, "type": "ExemplarPbECheckpointLoader", "widgets": {"ckpt_name": TINY_PBE_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},
     {"id": 3, "type": "LoadImage", "title": "Reference (exemplar)", "widgets": {"image": REFERENCE_IMAGE}},
-    {"id": 4, "type": "ExemplarPbEEncode", "widgets": {"crop": "squash"}, "links": {"exemplar_encoder": (1, 2), "reference": (3, 0)}},
+    {
+        "id": 4,
+        "type": "ExemplarPbEEncode",
+        "widgets": {"crop": "squash"},
+        "links": {"exemplar_encoder": (1, 2), "reference": (3, 0)},
+    },
     {
         "id": 5,
         "type": "ExemplarPbEInpaintConditioning",
@@ -23,5 +29,10 @@ SPEC = [
         "links": {"model": (1, 0), "positive": (5, 0), "negative": (5, 1), "latent_image": (5, 2)},
     },
     {"id": 7, "type": "VAEDecode", "links": {"samples": (6, 0), "vae": (1, 1)}},
-    {"id": 8, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/paint_by_example"}, "links": {"images": (7, 0)}},
+    {
+        "id": 8,
+        "type": "SaveImage",
+        "widgets": {"filename_prefix": "exemplar/paint_by_example"},
+        "links": {"images": (7, 0)},
+    },
 ]

@@ -1,0 +1,59 @@
+"""Host-tier fixtures: node classes as ComfyUI registered them and the tiny models, each loaded once,
+the way a user's graph loads it (the stock checkpoint loader or the pack's own loader node).
+
+The models are shared by the whole session: a test may clone and patch them but never change them
+in place (the tests that patch check that the input model is untouched)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def node(comfy):
+    """node("ExemplarPbEEncode") -> the node class registered under that id (call .execute(...).result)."""
+
+    def registered(node_id: str):
+        return comfy.nodes.NODE_CLASS_MAPPINGS[node_id]
+
+    return registered
+
+
+def _checkpoint(comfy, name: str):
+    return comfy.nodes.CheckpointLoaderSimple().load_checkpoint(name)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15(comfy):
+    """(MODEL, CLIP, VAE) of the tiny SD1.5 checkpoint through CheckpointLoaderSimple."""
+    from exemplar_dev.tiny_models import TINY_SD15_NAME
+
+    return _checkpoint(comfy, TINY_SD15_NAME)[:3]
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15_inference(comfy):
+    """The same checkpoint loaded under torch.inference_mode, as inside ComfyUI's executor: its weights are
+    inference tensors, which a trainer must not trip over."""
+    from exemplar_dev.tiny_models import TINY_SD15_NAME
+
+    with torch.inference_mode():
+        return _checkpoint(comfy, TINY_SD15_NAME)[:3]
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint(comfy):
+    """(MODEL, VAE) of the tiny 9-channel SD1 inpainting checkpoint (no text encoder)."""
+    from exemplar_dev.tiny_dtc import TINY_SD15_INPAINT_NAME
+
+    model, _clip, vae = _checkpoint(comfy, TINY_SD15_INPAINT_NAME)[:3]
+    return model, vae
+
+
+@pytest.fixture(scope="session")
+def tiny_pbe(node):
+    """(MODEL, VAE, EXEMPLAR_ENCODER) of the tiny Paint-by-Example checkpoint through the pack's loader node."""
+    from exemplar_dev.tiny_pbe import TINY_PBE_NAME
+
+    return node("ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_PBE_NAME).result
