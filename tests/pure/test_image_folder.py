@@ -49,7 +49,7 @@ def test_bands_outside_the_centre_crop_are_cut_away(tmp_path):
 
 
 def test_shrinking_is_antialiased():
-    """A one-pixel checkerboard shrunk 7x is flat grey; plain bilinear sampling lands on single pixels (keeps 0s, 1s)."""
+    """A one-pixel checkerboard shrunk 7x is flat grey; plain bilinear sampling lands on single pixels: 0s and 1s."""
     board = (torch.arange(63)[:, None] + torch.arange(63)[None]) % 2
     image = board.float()[None, ..., None].repeat(1, 1, 1, 3)
     small = fit_images(image, 9, 9)
