@@ -15,6 +15,7 @@ of ComfyUI itself is held by tests/host/test_comfyui_contract.py.
 - `gradient_checkpointing`: ComfyUI's own per-block checkpointing helpers of its LoRA trainer.
 - `SharedOnClone`: 0.3.75's `ModelPatcher.clone()` deep-copies `model_options`, newer ones copy only its
   dicts and lists; a patch object deriving from it is shared by every clone under both.
+- `register_model_folder`: a model folder of the pack's own, with the extensions it lists.
 - `EXECUTOR_CACHE_ARGS`: the cache settings for an in-process `execution.PromptExecutor`; newer releases read
   `ram_inactive` too.
 """
@@ -128,7 +129,9 @@ def gradient_checkpointing(model, enabled: bool = True, _module=None):
         import comfy_extras.nodes_train as helpers
     needed = ("find_all_highest_child_module_with_forward", "patch", "unpatch")
     if not all(hasattr(helpers, name) for name in needed):
-        raise RuntimeError("gradient_checkpointing: this ComfyUI's trainer has no per-block checkpointing helpers; turn it off")
+        raise RuntimeError(
+            "gradient_checkpointing: this ComfyUI's trainer has no per-block checkpointing helpers; turn it off"
+        )
     blocks = helpers.find_all_highest_child_module_with_forward(model)
     for block in blocks:
         helpers.patch(block)
@@ -137,6 +140,16 @@ def gradient_checkpointing(model, enabled: bool = True, _module=None):
     finally:
         for block in blocks:
             helpers.unpatch(block)
+
+
+def register_model_folder(name: str, path: str, extensions: set[str]) -> None:
+    """A new ComfyUI model folder `name` at `path` listing `extensions` (a folder already known is left as it is).
+
+    `folder_paths.add_model_folder_path` would create it with no extensions, so every file would be listed."""
+    import folder_paths
+
+    if name not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[name] = ([path], set(extensions))
 
 
 class SharedOnClone:

@@ -42,7 +42,8 @@ class _NormalTensor:
 def differentiable_frozen_weights(patcher, trained_keys=()) -> list:
     """Wrap every weight and bias of `patcher`'s layers except `trained_keys`; returns the wrappers (for `release`).
 
-    Call on a training clone (`comfyui_compat.training_clone`, `training_clip(clip).patcher`) under torch.inference_mode(False), before loading it.
+    Call on a training clone (`comfyui_compat.training_clone`, `training_clip(clip).patcher`) under
+    torch.inference_mode(False), before loading it.
     """
     trained_keys = set(trained_keys)
     wrappers = []

@@ -25,7 +25,9 @@ MARKER_WORDS = ("zzzz", "yyyy", "qqqq", "xxxx", "vvvv")
 
 
 def _sub_tokenizers(tokenizer) -> list:
-    found = [v for v in vars(tokenizer).values() if hasattr(v, "tokenize_with_weights") and hasattr(v, "embedding_size")]
+    found = [
+        v for v in vars(tokenizer).values() if hasattr(v, "tokenize_with_weights") and hasattr(v, "embedding_size")
+    ]
     if not found:
         raise RuntimeError(
             "this CLIP's tokenizer has no embedding mechanism the staged encoder can use "
@@ -53,7 +55,11 @@ def _word_ids(clip, word: str) -> dict:
 
 
 def _count(tokens: dict, ids: dict) -> dict:
-    return {key: sum(1 for chunk in chunks for t, *_ in chunk if isinstance(t, int) and t == ids[key][0]) for key, chunks in tokens.items()}
+    """{tokenizer key: how often its marker id occurs in `tokens`}."""
+    return {
+        key: sum(1 for chunk in chunks for t, *_ in chunk if isinstance(t, int) and t == ids[key][0])
+        for key, chunks in tokens.items()
+    }
 
 
 def tokenize_with_vectors(clip, text: str, token: str, vectors: torch.Tensor):

@@ -149,7 +149,7 @@ def test_unload_and_wrapper_removal_leave_the_original_as_it_was(compat, trainin
     training.release(clone, wrappers)
     assert not any(entry.model is clone for entry in comfy.model_management.current_loaded_models)
     ours = {id(w) for w in wrappers}
-    left = [f for m in model.model.modules() for f in getattr(m, "weight_function", []) + getattr(m, "bias_function", [])]
+    left = [f for m in model.model.modules() for a in ("weight_function", "bias_function") for f in getattr(m, a, [])]
     assert not [f for f in left if id(f) in ours]
 
 
