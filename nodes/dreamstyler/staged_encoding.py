@@ -21,7 +21,7 @@ from ...models.dreamstyler.staged_embedding import StagedEmbedding, stage_sigma_
 STAGE_KEY = "exemplar_dreamstyler_stage"  # (stage, stages) on each entry, for guiders and tests
 
 # words the CLIP BPE vocabulary holds as one token; the first one the prompt does not already use is the marker
-MARKER_WORDS = ("zzzz", "yyyy", "qqqq", "xxxx", "vvvv")
+MARKER_WORDS = ("zzzz", "yyyy", "xxxx", "kkkk")
 
 
 def _sub_tokenizers(tokenizer) -> list:
@@ -30,7 +30,7 @@ def _sub_tokenizers(tokenizer) -> list:
     ]
     if not found:
         raise RuntimeError(
-            "this CLIP's tokenizer has no embedding mechanism the staged encoder can use "
+            "this CLIP's tokenizer has no SD-style text tokenizer (embedding_size, tokenize_with_weights) "
             f"({type(tokenizer).__name__}); DreamStyler embeddings need an SD1.x-style CLIP text encoder"
         )
     return found

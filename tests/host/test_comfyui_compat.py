@@ -14,11 +14,6 @@ def compat(comfy):
     return pack_submodule("nodes.common.comfyui_compat")
 
 
-@pytest.fixture(scope="module")
-def training(comfy):
-    return pack_submodule("nodes.common.training")
-
-
 def recorder(name):
     calls = []
 
@@ -135,9 +130,10 @@ def test_training_clone_on_this_host_shares_the_model(compat, tiny_sd15):
     assert text is not clip and compat.clip_model(text) is clip.cond_stage_model
 
 
-def test_unload_and_wrapper_removal_leave_the_original_as_it_was(compat, training, tiny_sd15):
+def test_unload_and_wrapper_removal_leave_the_original_as_it_was(compat, tiny_sd15):
     import comfy.model_management
 
+    training = pack_submodule("nodes.common.training")
     model = tiny_sd15[0]
     clone = compat.training_clone(model)
     with torch.inference_mode(False):
@@ -153,7 +149,8 @@ def test_unload_and_wrapper_removal_leave_the_original_as_it_was(compat, trainin
     assert not [f for f in left if id(f) in ours]
 
 
-def test_training_refuses_weights_left_off_the_load_device(training):
+def test_training_refuses_weights_left_off_the_load_device(comfy):
+    training = pack_submodule("nodes.common.training")
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2, device="meta"))
     patcher = types.SimpleNamespace(model=model, load_device=torch.device("cpu"))
     with pytest.raises(RuntimeError, match=r"MODEL: 2 weights stayed off the load device cpu .*1\.weight on meta"):

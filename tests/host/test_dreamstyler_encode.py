@@ -137,6 +137,9 @@ def test_a_prompt_using_the_marker_word_still_gets_its_vectors(node, embeddings_
     torch.save({"emb_params": emb.vectors[0]}, folder / "test_dreamstyler_marker.pt")
     reference = node("CLIPTextEncode")().encode(clip, f"{marker} in the style of embedding:test_dreamstyler_marker")[0]
     torch.testing.assert_close(staged[0][0], reference[0][0], rtol=0, atol=0)
+    every = " ".join(staged_encoding.MARKER_WORDS) + " <sks1>"
+    with pytest.raises(ValueError, match="the prompt already uses every marker word"):
+        staged_encoding.tokenize_with_vectors(clip, every, "<sks1>", emb.vectors[0])
 
 
 def test_clear_errors(node, tiny_sd15, se):
