@@ -10,14 +10,15 @@ import os
 
 import folder_paths
 
+from . import comfyui_compat
+
 EXEMPLAR_FOLDER = "exemplar"
 
 
 def register(name: str, extensions: set[str] | None = None) -> str:
     """Make `models/<name>/` a ComfyUI model folder (idempotent); return its name."""
-    if name not in folder_paths.folder_names_and_paths:
-        path = os.path.join(folder_paths.models_dir, name)
-        folder_paths.folder_names_and_paths[name] = ([path], set(extensions or folder_paths.supported_pt_extensions))
+    path = os.path.join(folder_paths.models_dir, name)
+    comfyui_compat.register_model_folder(name, path, set(extensions or folder_paths.supported_pt_extensions))
     return name
 
 

@@ -12,13 +12,17 @@ class or instance:
 - ComfyUI's `CLIPLayer.forward` adds its residuals in place (`x += ...`). `transformer_forward` runs the
   same submodules (layer norms, attention, MLP, final norm, clip-skip layer) with out-of-place residuals,
   and `TextEncoder` encodes prompts through it; a test holds it equal to ComfyUI's own encode.
+
+Under Dynamic VRAM (newer ComfyUI on NVIDIA) a loaded patcher streams its weights from the CPU, so the trainers
+train on `comfyui_compat.training_clone` / `training_clip` (classic patchers, fully loaded) and
+`check_on_load_device` refuses to train when the weights did not reach the load device.
 """
 
 from __future__ import annotations
 
 import torch
 
-import comfy.model_management
+from . import comfyui_compat
 
 
 class _NormalTensor:
@@ -38,7 +42,8 @@ class _NormalTensor:
 def differentiable_frozen_weights(patcher, trained_keys=()) -> list:
     """Wrap every weight and bias of `patcher`'s layers except `trained_keys`; returns the wrappers (for `release`).
 
-    Call on a clone (`model.clone()`, `clip.clone().patcher`) under torch.inference_mode(False), before loading it.
+    Call on a training clone (`comfyui_compat.training_clone`, `training_clip(clip).patcher`) under
+    torch.inference_mode(False), before loading it.
     """
     trained_keys = set(trained_keys)
     wrappers = []
@@ -56,15 +61,26 @@ def differentiable_frozen_weights(patcher, trained_keys=()) -> list:
 
 def release(patcher, wrappers) -> None:
     """Unload the training clone and take `wrappers` off the modules it shares with the original."""
-    ours = {id(w) for w in wrappers}
-    loaded = comfy.model_management.current_loaded_models
-    for i in reversed(range(len(loaded))):
-        if loaded[i].model is patcher:
-            loaded.pop(i).model_unload()
-    for m in patcher.model.modules():
-        for attr in ("weight_function", "bias_function"):
-            if hasattr(m, attr):
-                setattr(m, attr, [f for f in getattr(m, attr) if id(f) not in ours])
+    comfyui_compat.unload(patcher)
+    comfyui_compat.remove_weight_wrappers(patcher.model, wrappers)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    a, b = torch.device(a), torch.device(b)
+    return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+
+def check_on_load_device(patcher, what: str) -> torch.device:
+    """The load device, once every weight of the loaded training clone is on it (else a clear error)."""
+    device = torch.device(patcher.load_device)
+    elsewhere = [(n, p.device) for n, p in patcher.model.named_parameters() if not _same_device(p.device, device)]
+    if elsewhere:
+        name, found = elsewhere[0]
+        raise RuntimeError(
+            f"{what}: {len(elsewhere)} weights stayed off the load device {device} after loading (e.g. {name} on "
+            f"{found}); training would run there. ComfyUI kept the model offloaded: free memory or lower the batch"
+        )
+    return device
 
 
 def prediction_type(model_sampling) -> str:
@@ -83,7 +99,7 @@ def prediction_type(model_sampling) -> str:
 
 def inner_clip(clip):
     """(outer, inner): the CLIP's SD1ClipModel-style wrapper and its one text tower (SD1.x: clip_l, SD2.x: clip_h)."""
-    outer = clip.cond_stage_model
+    outer = comfyui_compat.clip_model(clip)
     name = getattr(outer, "clip", None)
     inner = getattr(outer, name, None) if name else None
     if inner is None or not hasattr(inner, "process_tokens") or not hasattr(inner.transformer, "text_model"):
@@ -112,7 +128,7 @@ def transformer_forward(
     from comfy.ldm.modules.attention import optimized_attention_for_device
 
     text_model = transformer.text_model
-    position = comfy.model_management.cast_to(
+    position = comfyui_compat.cast_to(
         text_model.embeddings.position_embedding.weight, dtype=embeds.dtype, device=embeds.device
     )
     x = embeds + position

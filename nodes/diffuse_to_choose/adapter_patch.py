@@ -27,6 +27,7 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
 from ...models.diffuse_to_choose.adapter import DtCAdapter, HintEncoder, film_index_for_output_block, parse_metadata, unet_skip_channels
 from ...models.diffuse_to_choose.hint import DtCHint
+from ..common import comfyui_compat
 
 ADDITIONAL_MODELS_KEY = "exemplar_dtc_adapter"
 WRAPPER_KEY = "exemplar_dtc"
@@ -156,8 +157,8 @@ def hint_channel_offset(model) -> int | None:
     raise ValueError(f"cannot find the masked-source latent in this model's {in_channels}-channel input (concat keys {base.concat_keys})")
 
 
-class DtCInjection:
-    """Per-patch state: the adapter, the hint, and the two hooks ComfyUI calls."""
+class DtCInjection(comfyui_compat.SharedOnClone):
+    """Per-patch state: the adapter, the hint, and the two hooks ComfyUI calls (one object for every clone)."""
 
     def __init__(self, adapter: DtCAdapter, hint_image: torch.Tensor, offset: int, base_latent: torch.Tensor | None, strength: float):
         self.adapter = adapter

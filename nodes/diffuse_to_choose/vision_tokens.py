@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import torch
 
-import comfy.clip_vision
 import comfy.model_management
 from comfy.image_encoders.dino2 import Dinov2Model
 
 from ...models.diffuse_to_choose.vit_positions import interpolate_position_embeddings
+from ..common import comfyui_compat
 
 
 def is_dinov2(clip_vision) -> bool:
@@ -34,7 +34,7 @@ def encode_tokens(clip_vision, image: torch.Tensor, resolution: int = 0, crop: b
         raise ValueError(f"resolution must be a multiple of the {patch} px patch size, got {resolution}")
     comfy.model_management.load_model_gpu(clip_vision.patcher)
     device = clip_vision.load_device
-    pixels = comfy.clip_vision.clip_preprocess(
+    pixels = comfyui_compat.clip_preprocess(
         image.to(device), size=resolution, mean=clip_vision.image_mean, std=clip_vision.image_std, crop=crop
     ).float()
     embeddings = model.embeddings

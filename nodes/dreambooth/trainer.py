@@ -5,8 +5,10 @@ ComfyUI pieces reused, as `comfy_extras/nodes_train.py` (TrainLoraNode) uses the
 up kaiming-initialised, down zero, so the untrained LoRA is exactly the base model);
 `ModelPatcher.add_weight_wrapper` puts it in front of the frozen weight on a clone of the MODEL
 (and of the CLIP's patcher for text-encoder LoRA); `load_models_gpu(force_full_load)` loads the
-clone; the model's own `model_sampling` picks sigmas, `models/common/noising.py` noises latents and
-`apply_model` predicts; the optional gradient checkpointing is nodes_train's own per-block patch.
+clone (a classic patcher under Dynamic VRAM, `comfyui_compat.training_clone`) and training checks that
+its weights reached the load device; the model's own `model_sampling` picks sigmas,
+`models/common/noising.py` noises latents and `apply_model` predicts; the optional gradient
+checkpointing is nodes_train's own per-block patch (through `comfyui_compat.gradient_checkpointing`).
 The inference-tensor and in-place-residual workarounds, and the differentiable text encoder, are the
 ones the DreamStyler trainer uses too (`nodes/common/training.py`).
 
@@ -22,6 +24,7 @@ averaged with all_reduce before every optimizer step, so all ranks hold identica
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,7 +53,7 @@ from ...models.dreambooth.lora_file import (
     text_encoder_kohya_name,
 )
 from ...models.dreambooth.prior_preservation import prior_preservation_loss
-from ..common import training
+from ..common import comfyui_compat, training
 
 TRAIN_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 OPTIMIZER_SUFFIX = ".optimizer-state"
@@ -262,14 +265,14 @@ def train_dreambooth(
 
     dtype = TRAIN_DTYPES[settings.dtype]
     with torch.inference_mode(False), torch.enable_grad():
-        mp = model.clone()
+        mp = comfyui_compat.training_clone(model)
         mp.set_model_compute_dtype(dtype)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(settings.seed)
             adapters = _attach(mp, unet_lora_names(mp.model), settings, resume_pairs)
             te = None
             if settings.train_text_encoder:
-                te = clip.clone()
+                te = comfyui_compat.training_clip(clip)
                 adapters += _attach(te.patcher, text_encoder_lora_names(te), settings, resume_pairs)
         frozen = training.differentiable_frozen_weights(mp, {a.weight_key for a in adapters})
         if te is not None:
@@ -282,18 +285,15 @@ def train_dreambooth(
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
 
-        checkpointed = []
         text = training.TextEncoder(te) if te is not None else None
-        if settings.gradient_checkpointing:
-            from comfy_extras.nodes_train import find_all_highest_child_module_with_forward, patch
-
-            checkpointed = find_all_highest_child_module_with_forward(mp.model.diffusion_model)
-            for m in checkpointed:
-                patch(m)
+        checkpointing = contextlib.ExitStack()
+        checkpointing.enter_context(comfyui_compat.gradient_checkpointing(mp.model.diffusion_model, settings.gradient_checkpointing))
         mp.model.requires_grad_(False)
         try:
             comfy.model_management.load_models_gpu([mp] + ([te.patcher] if te is not None else []), force_full_load=True)
-            device = mp.load_device
+            device = training.check_on_load_device(mp, "DreamBooth training (MODEL)")
+            if te is not None:
+                training.check_on_load_device(te.patcher, "DreamBooth training (CLIP)")
             sampling = mp.model.model_sampling
             instance_x0 = mp.model.process_latent_in(instance_latents.detach().clone().float()).to(device)
             class_x0 = mp.model.process_latent_in(class_latents.detach().clone().float()).to(device) if use_prior else None
@@ -345,10 +345,7 @@ def train_dreambooth(
             result.optimizer_state = optimizer.state_dict()
             return result
         finally:
-            for m in checkpointed:
-                from comfy_extras.nodes_train import unpatch
-
-                unpatch(m)
+            checkpointing.close()
             training.release(mp, [a.module for a in adapters] + frozen)
             if te is not None:
                 training.release(te.patcher, [a.module for a in adapters] + frozen)

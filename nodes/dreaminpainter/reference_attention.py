@@ -23,6 +23,7 @@ from comfy.ldm.modules import attention
 from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
 
 from ...models.dreaminpainter.reference_attention import reference_logit_bias, tile_reference
+from ..common import comfyui_compat
 from .unet_features import diffusion_unet
 
 # calc_cond_batch tags each batch chunk with its index in the guider's conds: 0 positive,
@@ -46,15 +47,12 @@ class ReferenceSet:
         return self.weight != 0 and self.sigma_end <= sigma <= self.sigma_start
 
 
-class ReferenceAttn1:
-    """attn1 replacement for one transformer block, holding one or more reference sets."""
+class ReferenceAttn1(comfyui_compat.SharedOnClone):
+    """attn1 replacement for one transformer block, holding one or more reference sets (shared by clones)."""
 
     def __init__(self, block: BasicTransformerBlock, sets: tuple[ReferenceSet, ...]):
         self.block = block
         self.sets = sets
-
-    def __deepcopy__(self, memo):  # ModelPatcher.clone deep-copies model_options; share the block and tokens
-        return self
 
     def with_set(self, reference: ReferenceSet) -> "ReferenceAttn1":
         return ReferenceAttn1(self.block, self.sets + (reference,))

@@ -1,8 +1,9 @@
 """DreamStyler staged encoding: staged embeddings inside ComfyUI's CLIP tokenizer and sampler.
 
 * `tokenize_with_vectors` tokenizes a prompt with ComfyUI's own tokenizer (weights syntax,
-  ``embedding:`` names, 77-token chunks all kept) and puts a stage's vectors where the placeholder
-  token stands, through the tokenizer's embedding mechanism (token lists may hold tensors).
+  ``embedding:`` names, 77-token chunks all kept) with a one-token marker word where the placeholder
+  stands, then puts a stage's vectors in the marker's places (ComfyUI's token lists hold tensors as
+  well as ids), so no tokenizer method is replaced.
 * `stage_bounds` gives, for a model's noise schedule, the sigma interval of each stage, so that a
   conditioning entry carrying ``timestep_start`` / ``timestep_end`` is used exactly at the sampling
   evaluations whose model timestep t has ``floor(t / 1000 * T) == k``.
@@ -12,22 +13,24 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
 from ...models.dreamstyler.context_prompts import contains_placeholder, placeholder_pattern
 from ...models.dreamstyler.staged_embedding import StagedEmbedding, stage_sigma_bounds
 
-_VECTOR_KEY = "exemplar-dreamstyler-stage-vectors"
 STAGE_KEY = "exemplar_dreamstyler_stage"  # (stage, stages) on each entry, for guiders and tests
+
+# words the CLIP BPE vocabulary holds as one token; the first one the prompt does not already use is the marker
+MARKER_WORDS = ("zzzz", "yyyy", "xxxx", "kkkk")
 
 
 def _sub_tokenizers(tokenizer) -> list:
-    found = [v for v in vars(tokenizer).values() if hasattr(v, "_try_get_embedding") and hasattr(v, "embedding_size")]
+    found = [
+        v for v in vars(tokenizer).values() if hasattr(v, "tokenize_with_weights") and hasattr(v, "embedding_size")
+    ]
     if not found:
         raise RuntimeError(
-            "this CLIP's tokenizer has no embedding mechanism the staged encoder can use "
+            "this CLIP's tokenizer has no SD-style text tokenizer (embedding_size, tokenize_with_weights) "
             f"({type(tokenizer).__name__}); DreamStyler embeddings need an SD1.x-style CLIP text encoder"
         )
     return found
@@ -45,30 +48,45 @@ def check_dim(clip, embedding: StagedEmbedding) -> None:
         )
 
 
+def _word_ids(clip, word: str) -> dict:
+    """{tokenizer key: the ids `word` alone tokenizes to}, start/end/padding left out."""
+    empty = {key: {t for t, *_ in chunks[0]} for key, chunks in clip.tokenize("").items()}
+    return {key: [t for t, *_ in chunks[0] if t not in empty[key]] for key, chunks in clip.tokenize(word).items()}
+
+
+def _count(tokens: dict, ids: dict) -> dict:
+    """{tokenizer key: how often its marker id occurs in `tokens`}."""
+    return {
+        key: sum(1 for chunk in chunks for t, *_ in chunk if isinstance(t, int) and t == ids[key][0])
+        for key, chunks in tokens.items()
+    }
+
+
 def tokenize_with_vectors(clip, text: str, token: str, vectors: torch.Tensor):
     """ComfyUI tokens of `text` with `vectors` ([n, dim]) in place of every `token` occurrence."""
-    marked = placeholder_pattern(token).sub(f" embedding:{_VECTOR_KEY} ", text)
-    tokenizer = copy.copy(clip.tokenizer)
-    for name, sub in list(vars(tokenizer).items()):
-        if not (hasattr(sub, "_try_get_embedding") and hasattr(sub, "embedding_size")):
+    pattern = placeholder_pattern(token)
+    occurrences = len(pattern.findall(text))
+    n = vectors.shape[0]
+    for marker in MARKER_WORDS:
+        ids = _word_ids(clip, marker)
+        if any(len(v) != 1 for v in ids.values()):
             continue
-        patched = copy.copy(sub)
-        original = sub._try_get_embedding
-
-        def lookup(embedding_name: str, _original=original):
-            words = embedding_name.split()
-            if words and words[0].rstrip(",") == _VECTOR_KEY:
-                tail = words[0][len(_VECTOR_KEY):]
-                return vectors, " ".join(([tail] if tail else []) + words[1:])
-            return _original(embedding_name)
-
-        patched._try_get_embedding = lookup
-        if patched.embedding_directory is None:
-            patched.embedding_directory = []
-        setattr(tokenizer, name, patched)
-    options = dict(getattr(clip, "tokenizer_options", {}) or {})
-    kwargs = {"tokenizer_options": options} if options else {}
-    return tokenizer.tokenize_with_weights(marked, False, **kwargs)
+        tokens = clip.tokenize(pattern.sub(lambda _: " " + " ".join([marker] * n) + " ", text))
+        if all(c == n * occurrences for c in _count(tokens, ids).values()):
+            break
+    else:
+        raise ValueError(
+            f"cannot place the staged embedding's vectors: the prompt already uses every marker word "
+            f"({', '.join(MARKER_WORDS)}) or this CLIP's tokenizer splits them; remove them from the prompt"
+        )
+    for key, chunks in tokens.items():
+        marker_id, seen = ids[key][0], 0
+        for chunk in chunks:
+            for i, entry in enumerate(chunk):
+                if isinstance(entry[0], int) and entry[0] == marker_id:
+                    chunk[i] = (vectors[seen % n],) + tuple(entry[1:])
+                    seen += 1
+    return tokens
 
 
 # ----------------------------------------------------------------------------- stage boundaries

@@ -1,6 +1,6 @@
 """DreamStyler training: ComfyUI's MODEL / CLIP / VAE as the frozen parts of multi-stage TI.
 
-Training runs on clones of the MODEL and CLIP patchers made differentiable the one way the pack's
+Training runs on clones of the MODEL and CLIP patchers (classic, fully loaded ones under Dynamic VRAM) made differentiable the one way the pack's
 trainers share (`nodes/common/training.py`: weight wrappers for ComfyUI's inference tensors, a CLIP
 text forward with out-of-place residuals); the MODEL and CLIP you pass in are never modified. The
 noise schedule is the model's own: its 1000 discrete sigmas, as cumulative alphas for the pure loop.
@@ -20,7 +20,7 @@ from ...models.common import noising
 from ...models.dreamstyler import staged_embedding as se
 from ...models.dreamstyler.context_prompts import DEFAULT_TEMPLATE
 from ...models.dreamstyler.staged_inversion import InversionSettings, train_staged_inversion
-from ..common import training
+from ..common import comfyui_compat, training
 from .staged_encoding import check_dim, tokenize_with_vectors
 
 
@@ -111,14 +111,15 @@ def prepare(
         pixels = images[..., :3].clone()
         latents = model.model.process_latent_in(vae.encode(pixels)).clone()
         flipped = model.model.process_latent_in(vae.encode(pixels.flip(2))).clone()
-    unet_patcher, text_clip = model.clone(), clip.clone()
+    unet_patcher, text_clip = comfyui_compat.training_clone(model), comfyui_compat.training_clip(clip)
     wrappers = training.differentiable_frozen_weights(unet_patcher) + training.differentiable_frozen_weights(text_clip.patcher)
     unet_patcher.model.requires_grad_(False)
     text_clip.patcher.model.requires_grad_(False)
     comfy.model_management.load_models_gpu([unet_patcher, text_clip.patcher], force_full_load=True)
+    device = training.check_on_load_device(unet_patcher, "DreamStyler training (MODEL)")
+    training.check_on_load_device(text_clip.patcher, "DreamStyler training (CLIP)")
     unet = unet_patcher.model.diffusion_model
     encoder = DifferentiableTextEncoder(text_clip)
-    device = unet_patcher.load_device
     dtype = model.model.manual_cast_dtype or model.model.get_dtype()
 
     def encode(vectors, index):

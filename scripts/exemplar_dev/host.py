@@ -92,7 +92,9 @@ def run_prompt(prompt: dict) -> dict:
         raise PromptFailed(f"prompt rejected: {valid[1]} {valid[3]}")
     server = _SilentServer()
     executor = host.execution.PromptExecutor(
-        server, cache_type=host.execution.CacheType.CLASSIC, cache_args={"lru": 0, "ram": 0}
+        server,
+        cache_type=host.execution.CacheType.CLASSIC,
+        cache_args=dict(pack_submodule("nodes.common.comfyui_compat").EXECUTOR_CACHE_ARGS),
     )
     executor.execute(prompt, prompt_id, {}, valid[2])
     if not executor.success:

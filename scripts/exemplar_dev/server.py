@@ -46,12 +46,17 @@ class ComfyServer:
 
 @contextlib.contextmanager
 def running_server(base_dir: Path = BASE_DIR, startup_timeout: float = 120):
-    """Start main.py on a free loopback port; always stop it (its whole process group) by PID."""
+    """Start main.py on a free loopback port; always stop it (its whole process group) by PID.
+
+    EXEMPLAR_FRONTEND_ROOT=<dir> serves the frontend from that folder (ComfyUI's --front-end-root) instead of the
+    host's pinned comfyui-frontend-package."""
     port = free_port()
     log_path = base_dir / f"server-{port}.log"
     log = open(log_path, "w")
     command = [sys.executable, str(comfyui_dir() / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                "--base-directory", str(base_dir), "--database-url", "sqlite:///:memory:", "--preview-method", "none"]
+    if os.environ.get("EXEMPLAR_FRONTEND_ROOT"):  # another frontend build, e.g. the newest from PyPI
+        command += ["--front-end-root", os.environ["EXEMPLAR_FRONTEND_ROOT"]]
     process = subprocess.Popen(command, cwd=comfyui_dir(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = ComfyServer(port, process, log_path)
     try:

@@ -1,5 +1,7 @@
 """DreamStyler loader, staged text encode and prompts, through real ComfyUI on the tiny SD1.5 model."""
 
+import copy
+
 import pytest
 import torch
 
@@ -87,6 +89,57 @@ def test_tokens_hold_the_vectors_where_the_token_stands(tiny_sd15, se, staged_en
     assert staged_encoding.contains_placeholder(
         "in the style of sks.", "sks"
     ) and not staged_encoding.contains_placeholder("asks", "sks")
+
+
+def test_staged_encode_needs_no_private_tokenizer_lookup(node, tiny_sd15, se):
+    """Newer ComfyUI's SDTokenizer._try_get_embedding returns (embed, name, leftover), 0.3.75's (embed, leftover), so
+    a two-value replacement of it raised ValueError there. A CLIP whose tokenizer has the newer signature, records
+    every call and refuses a replacement of the method encodes the same staged conditioning."""
+    clip = tiny_sd15[1]
+    emb = embedding(se, stages=2, per_stage=2, seed=6)
+    text = "(a castle:1.1) in the style of <sks1>, <sks1>"
+    encode = node("ExemplarDreamStylerTextEncode")
+    expected = encode.execute(clip=clip, staged_embedding=emb, text=text).result[0]
+    calls = []
+    newer = clip.clone()
+    newer.tokenizer = copy.copy(clip.tokenizer)
+    for name, sub in list(vars(newer.tokenizer).items()):
+        if not hasattr(sub, "embedding_size"):
+            continue
+
+        class NewerSignature(type(sub)):
+            def _try_get_embedding(self, embedding_name):
+                calls.append(embedding_name)
+                embed, leftover = super()._try_get_embedding(embedding_name)
+                return embed, embedding_name.split()[0], leftover
+
+            def __setattr__(self, attr, value):
+                if attr == "_try_get_embedding":
+                    raise AssertionError("the staged encode replaced the tokenizer's private embedding lookup")
+                super().__setattr__(attr, value)
+
+        simulated = copy.copy(sub)
+        simulated.__class__ = NewerSignature
+        setattr(newer.tokenizer, name, simulated)
+    got = encode.execute(clip=newer, staged_embedding=emb, text=text).result[0]
+    assert calls == [] and len(got) == len(expected) == 2
+    for (a, _), (b, _) in zip(got, expected):
+        assert torch.equal(a, b)
+
+
+def test_a_prompt_using_the_marker_word_still_gets_its_vectors(node, embeddings_clip, se, staged_encoding):
+    folder, clip = embeddings_clip
+    emb = embedding(se, stages=1, seed=7)
+    marker = staged_encoding.MARKER_WORDS[0]
+    staged = node("ExemplarDreamStylerTextEncode").execute(
+        clip=clip, staged_embedding=emb, text=f"{marker} in the style of <sks1>"
+    ).result[0]
+    torch.save({"emb_params": emb.vectors[0]}, folder / "test_dreamstyler_marker.pt")
+    reference = node("CLIPTextEncode")().encode(clip, f"{marker} in the style of embedding:test_dreamstyler_marker")[0]
+    torch.testing.assert_close(staged[0][0], reference[0][0], rtol=0, atol=0)
+    every = " ".join(staged_encoding.MARKER_WORDS) + " <sks1>"
+    with pytest.raises(ValueError, match="the prompt already uses every marker word"):
+        staged_encoding.tokenize_with_vectors(clip, every, "<sks1>", emb.vectors[0])
 
 
 def test_clear_errors(node, tiny_sd15, se):

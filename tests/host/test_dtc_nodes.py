@@ -168,9 +168,7 @@ def test_dinov2_at_224_matches_the_transformers_reference(dinov2, equal_up_to_ro
     )
     image = torch.rand(1, 224, 224, 3, generator=torch.Generator().manual_seed(2))
     ours = pack_submodule("nodes.diffuse_to_choose.vision_tokens").encode_tokens(dinov2, image, 224, True)
-    from comfy.clip_vision import clip_preprocess
-
-    pixels = clip_preprocess(
+    pixels = pack_submodule("nodes.common.comfyui_compat").clip_preprocess(
         image, size=224, mean=TINY_DINOV2_CONFIG["image_mean"], std=TINY_DINOV2_CONFIG["image_std"]
     )
     with torch.no_grad():
