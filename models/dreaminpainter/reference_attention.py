@@ -13,8 +13,12 @@ import math
 import torch
 
 
-def reference_logit_bias(self_length: int, reference_lengths: list[int], weights: list[float], device=None, dtype=None) -> torch.Tensor:
-    """Additive attention bias [1, 1, self_length + sum(reference_lengths)]: 0 on own keys, log(w) on each reference set."""
+def reference_logit_bias(
+    self_length: int, reference_lengths: list[int], weights: list[float], device=None, dtype=None
+) -> torch.Tensor:
+    """Additive attention bias [1, 1, self_length + sum(reference_lengths)].
+
+    0 on the block's own keys, log(w) on each reference set's keys."""
     if len(reference_lengths) != len(weights):
         raise ValueError("one weight per reference set is needed")
     parts = [torch.zeros(self_length)]
@@ -30,7 +34,10 @@ def tile_reference(tokens: torch.Tensor, per_chunk: int, chunks: int) -> torch.T
     if tokens.shape[0] == 1:
         return tokens.expand(per_chunk * chunks, -1, -1)
     if tokens.shape[0] != per_chunk:
-        raise ValueError(f"the reference tokens have batch {tokens.shape[0]}; the latent batch is {per_chunk} (use 1 or {per_chunk} references)")
+        raise ValueError(
+            (
+                f"the reference tokens have batch {tokens.shape[0]}; the latent batch is {per_chunk} (use 1 or "
+                f"{per_chunk} references)"
+            )
+        )
     return tokens.repeat(chunks, 1, 1)
-
-

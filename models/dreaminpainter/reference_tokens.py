@@ -91,7 +91,9 @@ def vision_tokens(
 
     if mode == "cls":
         cls_weight = None if cell_mask is None else torch.ones(batch, 1, device=device)
-        return ExemplarTokens(last_hidden_state[:, :1], torch.full((batch, 1), -1, device=device), None, cls_weight, source)
+        return ExemplarTokens(
+            last_hidden_state[:, :1], torch.full((batch, 1), -1, device=device), None, cls_weight, source
+        )
 
     patches = last_hidden_state[:, 1:]
     positions = spatial_positions(batch, *grid, device=device)

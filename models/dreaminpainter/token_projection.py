@@ -49,18 +49,26 @@ class TokenProjection(nn.Module):
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> "TokenProjection":
         if "proj.weight" not in state_dict or "gate" not in state_dict:
-            raise ValueError(f"not a token projection file: needs proj.weight and gate, found keys {sorted(state_dict)[:8]}")
+            raise ValueError(
+                f"not a token projection file: needs proj.weight and gate, found keys {sorted(state_dict)[:8]}"
+            )
         out_dim, in_dim = state_dict["proj.weight"].shape
         projection = cls(in_dim, out_dim, norm="norm.weight" in state_dict)
         expected = projection.state_dict()
         if set(state_dict) != set(expected):
             raise ValueError(
-                f"token projection keys do not match version {PROJECTION_VERSION}: missing {sorted(set(expected) - set(state_dict))}, "
+                f"token projection keys do not match version {PROJECTION_VERSION}: "
+                f"missing {sorted(set(expected) - set(state_dict))}, "
                 f"unexpected {sorted(set(state_dict) - set(expected))}"
             )
         for key, value in expected.items():
             if tuple(state_dict[key].shape) != tuple(value.shape):
-                raise ValueError(f"token projection tensor {key} has shape {tuple(state_dict[key].shape)}, expected {tuple(value.shape)}")
+                raise ValueError(
+                    (
+                        f"token projection tensor {key} has shape {tuple(state_dict[key].shape)}, expected "
+                        f"{tuple(value.shape)}"
+                    )
+                )
         projection.load_state_dict({k: v.float() for k, v in state_dict.items()})
         return projection.eval()
 

@@ -48,19 +48,24 @@ class TokenScorer(nn.Module):
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, torch.Tensor]) -> "TokenScorer":
         if "out.weight" not in state_dict or "out.bias" not in state_dict:
-            raise ValueError(f"not a token scorer file: needs out.weight and out.bias, found keys {sorted(state_dict)[:8]}")
+            raise ValueError(
+                f"not a token scorer file: needs out.weight and out.bias, found keys {sorted(state_dict)[:8]}"
+            )
         hidden = state_dict.get("hidden.weight")
         dim = hidden.shape[1] if hidden is not None else state_dict["out.weight"].shape[1]
         scorer = cls(dim, hidden=0 if hidden is None else hidden.shape[0], norm="norm.weight" in state_dict)
         expected = set(scorer.state_dict())
         if set(state_dict) != expected:
             raise ValueError(
-                f"token scorer keys do not match version {SCORER_VERSION}: missing {sorted(expected - set(state_dict))}, "
+                f"token scorer keys do not match version {SCORER_VERSION}: "
+                f"missing {sorted(expected - set(state_dict))}, "
                 f"unexpected {sorted(set(state_dict) - expected)}"
             )
         for key, value in scorer.state_dict().items():
             if tuple(state_dict[key].shape) != tuple(value.shape):
-                raise ValueError(f"token scorer tensor {key} has shape {tuple(state_dict[key].shape)}, expected {tuple(value.shape)}")
+                raise ValueError(
+                    f"token scorer tensor {key} has shape {tuple(state_dict[key].shape)}, expected {tuple(value.shape)}"
+                )
         scorer.load_state_dict({k: v.float() for k, v in state_dict.items()})
         return scorer.eval()
 

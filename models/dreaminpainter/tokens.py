@@ -60,7 +60,9 @@ class ExemplarTokens:
 
     def to(self, device=None, dtype=None) -> "ExemplarTokens":
         mask = None if self.mask is None else self.mask.to(device=device)
-        return replace(self, tokens=self.tokens.to(device=device, dtype=dtype), positions=self.positions.to(device), mask=mask)
+        return replace(
+            self, tokens=self.tokens.to(device=device, dtype=dtype), positions=self.positions.to(device), mask=mask
+        )
 
 
 def spatial_positions(batch: int, height: int, width: int, device=None) -> torch.Tensor:

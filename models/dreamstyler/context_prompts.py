@@ -35,5 +35,7 @@ def context_aware_prompts(template: str, context_template: str, style_template: 
     context = fill_template(context_template, caption, token, "context_template")
     style = fill_template(style_template, caption, token, "style_template")
     if token and contains_placeholder(context, token):
-        raise ValueError(f"context_template must not contain the style token {token!r}: it is the prompt without the style")
+        raise ValueError(
+            f"context_template must not contain the style token {token!r}: it is the prompt without the style"
+        )
     return full, context, style

@@ -81,7 +81,13 @@ class StagedEmbedding:
         return out
 
     def header(self) -> dict[str, str]:
-        fields = {"token": self.token, "stages": self.stages, "vectors_per_stage": self.vectors_per_stage, "dim": self.dim, "base": self.base}
+        fields = {
+            "token": self.token,
+            "stages": self.stages,
+            "vectors_per_stage": self.vectors_per_stage,
+            "dim": self.dim,
+            "base": self.base,
+        }
         return {
             **write_header(KIND, FORMAT_VERSION, fields),
             **{k: str(v) for k, v in self.metadata.items() if not k.startswith(PREFIX)},
@@ -99,7 +105,9 @@ def stage_index(timestep, stages: int, num_train_timesteps: int = NUM_TRAIN_TIME
     if stages < 1:
         raise ValueError(f"stages must be >= 1; got {stages}")
     if isinstance(timestep, torch.Tensor):
-        return torch.div(timestep.round().long() * stages, num_train_timesteps, rounding_mode="floor").clamp(0, stages - 1)
+        return torch.div(timestep.round().long() * stages, num_train_timesteps, rounding_mode="floor").clamp(
+            0, stages - 1
+        )
     return min(max(int(timestep) * stages // num_train_timesteps, 0), stages - 1)
 
 
@@ -160,7 +168,9 @@ def stage_sigma_bounds(
 # ----------------------------------------------------------------------------- files
 
 
-def from_state_dict(state: dict, base: str = "", metadata: dict | None = None, source: str = "the file") -> StagedEmbedding:
+def from_state_dict(
+    state: dict, base: str = "", metadata: dict | None = None, source: str = "the file"
+) -> StagedEmbedding:
     """Parse ``{"<tok>-T0": Tensor[dim] or [n, dim], ...}``; the token and T are inferred from the keys."""
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{source} does not hold a DreamStyler embedding: expected a dict of '<token>-T<k>' tensors")
@@ -171,7 +181,8 @@ def from_state_dict(state: dict, base: str = "", metadata: dict | None = None, s
         if match is None or not isinstance(value, torch.Tensor):
             raise ValueError(
                 f"{source} is not a DreamStyler staged embedding: key {key!r} is not of the form '<token>-T<k>' "
-                f"holding a tensor (a plain textual-inversion embedding loads with ComfyUI's 'embedding:' syntax instead)"
+                f"holding a tensor (a plain textual-inversion embedding loads with ComfyUI's 'embedding:' syntax "
+                f"instead)"
             )
         tokens.add(match["token"])
         stages[int(match["stage"])] = value
@@ -186,11 +197,15 @@ def from_state_dict(state: dict, base: str = "", metadata: dict | None = None, s
         if v.ndim == 1:
             v = v[None]
         if v.ndim != 2:
-            raise ValueError(f"{source}: stage {k} has shape {tuple(stages[k].shape)}; expected [dim] or [vectors, dim]")
+            raise ValueError(
+                f"{source}: stage {k} has shape {tuple(stages[k].shape)}; expected [dim] or [vectors, dim]"
+            )
         vectors.append(v.detach().to("cpu", torch.float32))
     shapes = {tuple(v.shape) for v in vectors}
     if len(shapes) != 1:
-        raise ValueError(f"{source}: the stages differ in shape {sorted(shapes)}; every stage must have the same [vectors, dim]")
+        raise ValueError(
+            f"{source}: the stages differ in shape {sorted(shapes)}; every stage must have the same [vectors, dim]"
+        )
     return StagedEmbedding(tokens.pop(), torch.stack(vectors), base=base, metadata=dict(metadata or {}))
 
 
@@ -202,7 +217,8 @@ def load_official(path) -> StagedEmbedding:
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"refusing to load {path.name}: it is not a plain tensor file (it pickles other Python objects, "
-            f"which could run code when loaded). Only weights_only-safe files are read; details: {str(error).splitlines()[0]}"
+            f"which could run code when loaded). Only weights_only-safe files are read; details: "
+            f"{str(error).splitlines()[0]}"
         ) from None
     return from_state_dict(state, source=path.name)
 
@@ -214,7 +230,11 @@ def load_safetensors(path) -> StagedEmbedding:
     with safe_open(str(path), "pt") as f:
         meta = dict(f.metadata() or {})
         state = {k: f.get_tensor(k) for k in f.keys()}
-    header = read_header(meta, KIND, FORMAT_VERSION, path.name, label="DreamStyler staged embedding") if has_header(meta) else None
+    header = (
+        read_header(meta, KIND, FORMAT_VERSION, path.name, label="DreamStyler staged embedding")
+        if has_header(meta)
+        else None
+    )
     embedding = from_state_dict(
         state,
         base=header.fields.get("base", "") if header else "",

@@ -35,7 +35,9 @@ class InversionSettings:
 
     def __post_init__(self):
         if self.stages < 1 or self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"stages, steps and batch_size must be >= 1; got {self.stages}, {self.steps}, {self.batch_size}")
+            raise ValueError(
+                f"stages, steps and batch_size must be >= 1; got {self.stages}, {self.steps}, {self.batch_size}"
+            )
         if not 0.0 <= self.flip_probability <= 1.0:
             raise ValueError(f"flip_probability must be in [0, 1]; got {self.flip_probability}")
         if self.learning_rate <= 0:
@@ -44,7 +46,9 @@ class InversionSettings:
             raise ValueError(f"prediction must be one of {PREDICTIONS}; got {self.prediction!r}")
 
 
-def add_noise(latents: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def add_noise(
+    latents: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     """DDPM forward process sqrt(a_t) x0 + sqrt(1 - a_t) noise: the shared sigma-space sample x0 + sigma_t noise
     scaled by sqrt(a_t), the input scaling of a UNet called directly with timesteps."""
     a = alphas_cumprod[t]
@@ -69,7 +73,9 @@ class Draw:
     noise: torch.Tensor
 
 
-def draw_batch(generator: torch.Generator, count: int, latent_shape, num_timesteps: int, settings: InversionSettings) -> Draw:
+def draw_batch(
+    generator: torch.Generator, count: int, latent_shape, num_timesteps: int, settings: InversionSettings
+) -> Draw:
     batch = settings.batch_size
     index = torch.randint(count, (batch,), generator=generator)
     flip = torch.rand(batch, generator=generator) < settings.flip_probability
@@ -78,7 +84,9 @@ def draw_batch(generator: torch.Generator, count: int, latent_shape, num_timeste
     return Draw(index, flip, timesteps, noise)
 
 
-def batch_loss(vectors, draw: Draw, latents, flipped_latents, encode, unet, alphas_cumprod, settings: InversionSettings) -> torch.Tensor:
+def batch_loss(
+    vectors, draw: Draw, latents, flipped_latents, encode, unet, alphas_cumprod, settings: InversionSettings
+) -> torch.Tensor:
     """The MSE of one draw with the given staged vectors [T, n, dim]."""
     device = latents.device
     index = draw.index.to(device)
@@ -114,11 +122,18 @@ def train_staged_inversion(
     if init_vectors.ndim != 3 or init_vectors.shape[0] != settings.stages:
         raise ValueError(f"init_vectors must be [stages={settings.stages}, n, dim]; got {tuple(init_vectors.shape)}")
     if latents.shape != flipped_latents.shape or latents.ndim != 4 or latents.shape[0] < 1:
-        raise ValueError(f"latents and flipped_latents must both be [N, C, H, W]; got {tuple(latents.shape)} and {tuple(flipped_latents.shape)}")
+        raise ValueError(
+            (
+                f"latents and flipped_latents must both be [N, C, H, W]; got {tuple(latents.shape)} and "
+                f"{tuple(flipped_latents.shape)}"
+            )
+        )
     alphas_cumprod = alphas_cumprod.to(device=latents.device, dtype=torch.float64)
     generator = torch.Generator().manual_seed(settings.seed)
     vectors = init_vectors.detach().to(device=latents.device, dtype=torch.float32).clone().requires_grad_(True)
-    optimizer = torch.optim.AdamW([vectors], lr=settings.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [vectors], lr=settings.learning_rate, betas=(0.9, 0.999), eps=1e-8, weight_decay=settings.weight_decay
+    )
     losses: list[float] = []
     for step in range(settings.steps):
         draw = draw_batch(generator, latents.shape[0], latents.shape[1:], alphas_cumprod.shape[0], settings)

@@ -112,7 +112,11 @@ class GuidanceForm:
         """Weight of each prediction in the (affine) formula: the formula applied to one-hot floats."""
         scales = self.check_scales(scales)
         return {
-            name: float(self.formula(*[1.0 if p == name else 0.0 for p in self.predictions], **scales, **dict(self.options or {})))
+            name: float(
+                self.formula(
+                    *[1.0 if p == name else 0.0 for p in self.predictions], **scales, **dict(self.options or {})
+                )
+            )
             for name in self.predictions
         }
 
@@ -141,10 +145,20 @@ def plain_cfg(form: GuidanceForm, scales: Mapping[str, float], tolerance: float 
 
 FORMS: dict[str, GuidanceForm] = {
     "dual_regular": GuidanceForm(
-        "dual_regular", ("cond1", "cond2", "negative"), "cond1", "negative", ("cfg_conds", "cfg_cond2_negative"), dual_regular
+        "dual_regular",
+        ("cond1", "cond2", "negative"),
+        "cond1",
+        "negative",
+        ("cfg_conds", "cfg_cond2_negative"),
+        dual_regular,
     ),
     "dual_nested": GuidanceForm(
-        "dual_nested", ("cond1", "cond2", "negative"), "cond1", "negative", ("cfg_conds", "cfg_cond2_negative"), dual_nested
+        "dual_nested",
+        ("cond1", "cond2", "negative"),
+        "cond1",
+        "negative",
+        ("cfg_conds", "cfg_cond2_negative"),
+        dual_nested,
     ),
     "dreaminpainter": GuidanceForm(
         "dreaminpainter",

@@ -95,11 +95,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"save only its state_dict. Detail: {str(error).splitlines()[0]}"
         ) from error
     except Exception as error:
-        raise PbECheckpointError(f"{path.name}: not a readable PyTorch checkpoint (truncated or corrupt?): {error}") from error
+        raise PbECheckpointError(
+            f"{path.name}: not a readable PyTorch checkpoint (truncated or corrupt?): {error}"
+        ) from error
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise PbECheckpointError(f"{path.name}: expected a dict of tensors (or a Lightning checkpoint with 'state_dict')")
+        raise PbECheckpointError(
+            f"{path.name}: expected a dict of tensors (or a Lightning checkpoint with 'state_dict')"
+        )
     return loaded
 
 
@@ -134,8 +138,10 @@ def split_official(sd: dict[str, torch.Tensor]) -> PbEParts:
             unet[key[len(UNET_PREFIX) :]] = value
         elif key.startswith(VAE_PREFIX):
             vae[key[len(VAE_PREFIX) :]] = value
-        elif key.startswith(COND_PREFIX + "transformer.vision_model.") or key.startswith(COND_PREFIX + "mapper.") or key.startswith(
-            COND_PREFIX + "final_ln."
+        elif (
+            key.startswith(COND_PREFIX + "transformer.vision_model.")
+            or key.startswith(COND_PREFIX + "mapper.")
+            or key.startswith(COND_PREFIX + "final_ln.")
         ):
             encoder[key[len(COND_PREFIX) :]] = value
         elif key in TOP_LEVEL_ENCODER_KEYS:
@@ -149,13 +155,24 @@ def split_official(sd: dict[str, torch.Tensor]) -> PbEParts:
         problems.append(f"the UNet takes {unet[UNET_INPUT_KEY].shape[1]} input channels, not 9")
     if not vae:
         problems.append("no VAE")
-    missing = [k for k in ("learnable_vector", "proj_out.weight", "final_ln.weight", "mapper.resblocks.0.attn.c_qkv.weight") if k not in encoder]
+    missing = [
+        k
+        for k in ("learnable_vector", "proj_out.weight", "final_ln.weight", "mapper.resblocks.0.attn.c_qkv.weight")
+        if k not in encoder
+    ]
     if not any(k.startswith("transformer.vision_model.") for k in encoder):
         missing.insert(0, "transformer.vision_model.*")
     if missing:
-        problems.append("no exemplar encoder parts " + ", ".join(("cond_stage_model." + m) if not m.startswith(("proj_out", "learnable")) else m for m in missing))
+        problems.append(
+            "no exemplar encoder parts "
+            + ", ".join(
+                ("cond_stage_model." + m) if not m.startswith(("proj_out", "learnable")) else m for m in missing
+            )
+        )
     if problems:
-        raise PbECheckpointError(f"not a Paint-by-Example checkpoint ({'; '.join(problems)}): {_describe(sd)}; {expected}")
+        raise PbECheckpointError(
+            f"not a Paint-by-Example checkpoint ({'; '.join(problems)}): {_describe(sd)}; {expected}"
+        )
     return PbEParts(unet, vae, encoder, ignored)
 
 
@@ -164,7 +181,8 @@ def encoder_from_diffusers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     if "uncond_vector" not in sd or not any(k.startswith("model.") for k in sd):
         raise PbECheckpointError(
             "image_encoder/ is not a PaintByExampleImageEncoder: expected model.vision_model.*, mapper.blocks.*, "
-            f"final_layer_norm.*, proj_out.*, uncond_vector; found top-level names {sorted({k.split('.')[0] for k in sd})}"
+            "final_layer_norm.*, proj_out.*, uncond_vector; "
+            f"found top-level names {sorted({k.split('.')[0] for k in sd})}"
         )
     out: dict[str, torch.Tensor] = {}
     by_block: dict[int, dict[str, torch.Tensor]] = {}
@@ -195,7 +213,7 @@ def encoder_from_diffusers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def encoder_to_diffusers(encoder_sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """models/paint_by_example/encoder.py layout -> diffusers PaintByExampleImageEncoder names (inverse of the above)."""
+    """Our encoder layout (encoder.py) -> diffusers PaintByExampleImageEncoder names (inverse of the above)."""
     out: dict[str, torch.Tensor] = {}
     for key, value in encoder_sd.items():
         if key.startswith("transformer."):
@@ -239,4 +257,6 @@ def convert_to_safetensors(source: str | Path, target: str | Path, overwrite: bo
     split_official(sd)
     # safetensors refuses tensors sharing storage: give each its own contiguous copy
     tensors = {k: v.detach().contiguous().clone() for k, v in sd.items()}
-    return save_safetensors_atomic(target, tensors, write_header(CONVERTED_KIND, CONVERTED_VERSION, {"converted_from": source.name}))
+    return save_safetensors_atomic(
+        target, tensors, write_header(CONVERTED_KIND, CONVERTED_VERSION, {"converted_from": source.name})
+    )

@@ -32,7 +32,9 @@ class VisionTowerConfig:
     activation: str = "quick_gelu"  # OpenAI CLIP; not recoverable from weights
 
 
-def tower_config_from_state_dict(sd: dict[str, torch.Tensor], prefix: str = "vision_model.", num_heads: int | None = None) -> VisionTowerConfig:
+def tower_config_from_state_dict(
+    sd: dict[str, torch.Tensor], prefix: str = "vision_model.", num_heads: int | None = None
+) -> VisionTowerConfig:
     """Infer the tower's sizes from its tensors (keys under `prefix`)."""
     try:
         patch = sd[prefix + "embeddings.patch_embedding.weight"]
@@ -89,7 +91,10 @@ class _Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        q, k, v = (p(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        q, k, v = (
+            p(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
+            for p in (self.q_proj, self.k_proj, self.v_proj)
+        )
         out = F.scaled_dot_product_attention(q, k, v)
         return self.out_proj(out.transpose(1, 2).reshape(b, n, d))
 

@@ -111,7 +111,12 @@ class ExemplarEncoder(nn.Module):
         return self.learnable_vector.expand(batch, -1, -1)
 
 
-ENCODER_REQUIRED_KEYS = ("final_ln.weight", "proj_out.weight", "learnable_vector", MAPPER_PREFIX + "0.attn.c_qkv.weight")
+ENCODER_REQUIRED_KEYS = (
+    "final_ln.weight",
+    "proj_out.weight",
+    "learnable_vector",
+    MAPPER_PREFIX + "0.attn.c_qkv.weight",
+)
 
 
 def encoder_config_from_state_dict(sd: dict[str, torch.Tensor], mapper_heads: int = 1) -> ExemplarEncoderConfig:
@@ -131,7 +136,9 @@ def encoder_config_from_state_dict(sd: dict[str, torch.Tensor], mapper_heads: in
             f"proj_out input {proj.shape[1]}"
         )
     if tuple(sd["learnable_vector"].shape) != (1, 1, proj.shape[0]):
-        raise ValueError(f"learnable_vector has shape {list(sd['learnable_vector'].shape)}; expected [1, 1, {proj.shape[0]}]")
+        raise ValueError(
+            f"learnable_vector has shape {list(sd['learnable_vector'].shape)}; expected [1, 1, {proj.shape[0]}]"
+        )
     return ExemplarEncoderConfig(tower, blocks, width, mapper_heads, proj.shape[0])
 
 

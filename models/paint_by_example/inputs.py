@@ -1,4 +1,5 @@
-"""Paint by Example's inputs: the source cropped to the latent grid, its masked version, the hole mask, the reference pixels.
+"""Paint by Example's inputs: the source cropped to the latent grid, its masked version, the hole mask, the reference
+pixels.
 
 Masks follow the pack's convention (models/common/masks.py: 1 = the hole to repaint); PbE's UNet
 takes keep = 1 - hole, which the MODEL's concat keys build (nodes/paint_by_example/loader.py). The
@@ -60,7 +61,11 @@ def inpaint_inputs(pixels: torch.Tensor, mask: torch.Tensor, threshold: float = 
 
 
 def reference_pixels(
-    images: torch.Tensor, size: int, crop: str, mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711)
+    images: torch.Tensor,
+    size: int,
+    crop: str,
+    mean=(0.48145466, 0.4578275, 0.40821073),
+    std=(0.26862954, 0.26130258, 0.27577711),
 ) -> torch.Tensor:
     """[B, H, W, 3] in [0, 1] -> CLIP input [B, 3, size, size].
 

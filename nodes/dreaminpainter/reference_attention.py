@@ -70,7 +70,9 @@ class ReferenceAttn1(comfyui_compat.SharedOnClone):
         sigma = float(sigmas.reshape(-1)[0]) if sigmas is not None else 0.0
         live = [s for s in self.sets if s.active(sigma)]
         if not live:
-            return attention.optimized_attention(q, k, v, heads, attn_precision=precision, transformer_options=extra_options)
+            return attention.optimized_attention(
+                q, k, v, heads, attn_precision=precision, transformer_options=extra_options
+            )
         chunks = list(extra_options.get("cond_or_uncond") or [0])
         per = q.shape[0] // len(chunks)
         # consecutive chunks that see the same reference sets are computed together
@@ -84,7 +86,9 @@ class ReferenceAttn1(comfyui_compat.SharedOnClone):
         outputs = []
         for sets, first, last in groups:
             rows = slice(first * per, last * per)
-            outputs.append(self._attend(q[rows], k[rows], v[rows], sets, per, last - first, heads, precision, extra_options))
+            outputs.append(
+                self._attend(q[rows], k[rows], v[rows], sets, per, last - first, heads, precision, extra_options)
+            )
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=0)
 
     def _attend(self, q, k, v, sets, per, chunks, heads, precision, options):
@@ -99,16 +103,24 @@ class ReferenceAttn1(comfyui_compat.SharedOnClone):
         keys, values = torch.cat(keys, dim=1), torch.cat(values, dim=1)
         weights = [s.weight for s in sets]
         if all(w == 1 for w in weights):
-            return attention.optimized_attention(q, keys, values, heads, attn_precision=precision, transformer_options=options)
+            return attention.optimized_attention(
+                q, keys, values, heads, attn_precision=precision, transformer_options=options
+            )
         bias = reference_logit_bias(k.shape[1], lengths, weights, device=q.device, dtype=q.dtype)
-        return attention.optimized_attention_masked(q, keys, values, heads, bias, attn_precision=precision, transformer_options=options)
+        return attention.optimized_attention_masked(
+            q, keys, values, heads, bias, attn_precision=precision, transformer_options=options
+        )
 
 
 def transformer_blocks(model) -> list[tuple[tuple[str, int, int], BasicTransformerBlock]]:
     """Every transformer block of the UNet with its attn1 patch key (block_name, number, transformer_index)."""
     unet = diffusion_unet(model)
     found = []
-    groups = [("input", unet.input_blocks), ("middle", [unet.middle_block] if unet.middle_block is not None else []), ("output", unet.output_blocks)]
+    groups = [
+        ("input", unet.input_blocks),
+        ("middle", [unet.middle_block] if unet.middle_block is not None else []),
+        ("output", unet.output_blocks),
+    ]
     for name, blocks in groups:
         for number, block in enumerate(blocks):
             for layer in block:
@@ -122,7 +134,9 @@ def block_dim(transformer: BasicTransformerBlock) -> int:
     return transformer.attn1.to_k.in_features
 
 
-def target_blocks(model, dim: int, scope: str, source_block: str | None) -> list[tuple[tuple[str, int, int], BasicTransformerBlock]]:
+def target_blocks(
+    model, dim: int, scope: str, source_block: str | None
+) -> list[tuple[tuple[str, int, int], BasicTransformerBlock]]:
     if scope not in BLOCK_SCOPES:
         raise ValueError(f"unknown blocks choice {scope!r}; expected one of {BLOCK_SCOPES}")
     blocks = transformer_blocks(model)
@@ -130,13 +144,19 @@ def target_blocks(model, dim: int, scope: str, source_block: str | None) -> list
     chosen = [(key, t) for key, t in blocks if block_dim(t) == dim]
     if scope == "source_block":
         if not source_block:
-            raise ValueError("blocks = source_block needs tokens from Reference Encode (UNet features), which record their block")
+            raise ValueError(
+                "blocks = source_block needs tokens from Reference Encode (UNet features), which record their block"
+            )
         name, number = source_block.split(".")
         chosen = [(key, t) for key, t in chosen if key[:2] == (name, int(number))]
         if not chosen:
-            raise ValueError(f"the tokens' source block {source_block} has no self-attention of dim {dim} in this model")
+            raise ValueError(
+                f"the tokens' source block {source_block} has no self-attention of dim {dim} in this model"
+            )
     if not chosen:
-        raise ValueError(f"the reference tokens have dim {dim}, but this model's self-attention blocks have dims {dims}")
+        raise ValueError(
+            f"the reference tokens have dim {dim}, but this model's self-attention blocks have dims {dims}"
+        )
     return chosen
 
 

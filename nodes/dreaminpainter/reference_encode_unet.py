@@ -22,7 +22,13 @@ class ReferenceEncodeUNet(io.ComfyNode):
                 "stage) as EXEMPLAR_TOKENS, N = h*w tokens of the block's channel dim. The given MODEL is not changed."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="The SD1.x / SD2.x / SDXL model whose UNet encodes the reference (usually the one you sample with)."),
+                io.Model.Input(
+                    "model",
+                    tooltip=(
+                        "The SD1.x / SD2.x / SDXL model whose UNet encodes the reference (usually the one you sample "
+                        "with)."
+                    ),
+                ),
                 io.Vae.Input("vae", tooltip="The VAE that turns the reference into a latent."),
                 io.Image.Input("reference", tooltip="Reference image(s); a batch gives a batch of token sets."),
                 io.String.Input(
@@ -33,22 +39,48 @@ class ReferenceEncodeUNet(io.ComfyNode):
                         "input.<i>, middle.0 or output.<i>. The 'blocks' output lists the valid names for the model."
                     ),
                 ),
-                io.Int.Input("timestep", default=0, min=0, max=999, tooltip="Discrete timestep of the pass (0 = clean, as in the paper); the latent is fed without noise."),
+                io.Int.Input(
+                    "timestep",
+                    default=0,
+                    min=0,
+                    max=999,
+                    tooltip="Discrete timestep of the pass (0 = clean, as in the paper); no noise is added.",
+                ),
                 io.Int.Input(
                     "resolution",
                     default=512,
                     min=64,
                     max=4096,
                     step=64,
-                    tooltip="The reference is resized to this square size first (512 on SD1.x gives a 32x32 token grid at the default block).",
+                    tooltip=(
+                        "The reference is resized to this square size first (512 on SD1.x gives a 32x32 token grid "
+                        "at the default block)."
+                    ),
                 ),
-                io.Combo.Input("crop", options=["center", "none"], default="center", tooltip="center: crop the short side's square; none: squash the whole image."),
-                io.Mask.Input("subject_mask", optional=True, tooltip="White = the subject. Stored per token (fraction of each cell covered) for the selector."),
-                io.Boolean.Input("blank_background", default=False, optional=True, tooltip="Paint everything outside subject_mask white before encoding."),
+                io.Combo.Input(
+                    "crop",
+                    options=["center", "none"],
+                    default="center",
+                    tooltip="center: crop the short side's square; none: squash the whole image.",
+                ),
+                io.Mask.Input(
+                    "subject_mask",
+                    optional=True,
+                    tooltip="White = the subject. Stored per token (fraction of each cell covered) for the selector.",
+                ),
+                io.Boolean.Input(
+                    "blank_background",
+                    default=False,
+                    optional=True,
+                    tooltip="Paint everything outside subject_mask white before encoding.",
+                ),
                 io.Conditioning.Input(
                     "conditioning",
                     optional=True,
-                    tooltip="Text context of the reference pass (e.g. an empty prompt). Without it a zero context is used; SDXL needs one (pooled output).",
+                    tooltip=(
+                        "Text context of the reference pass (e.g. an empty prompt). Without it a zero context is "
+                        "used; SDXL needs one (pooled output)."
+                    ),
                 ),
             ],
             outputs=[
@@ -58,8 +90,31 @@ class ReferenceEncodeUNet(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, vae, reference, block, timestep, resolution, crop, subject_mask=None, blank_background=False, conditioning=None) -> io.NodeOutput:
-        result = encode_reference(model, vae, reference, block, timestep, resolution, crop == "center", subject_mask, blank_background, conditioning)
+    def execute(
+        cls,
+        model,
+        vae,
+        reference,
+        block,
+        timestep,
+        resolution,
+        crop,
+        subject_mask=None,
+        blank_background=False,
+        conditioning=None,
+    ) -> io.NodeOutput:
+        result = encode_reference(
+            model,
+            vae,
+            reference,
+            block,
+            timestep,
+            resolution,
+            crop == "center",
+            subject_mask,
+            blank_background,
+            conditioning,
+        )
         listing = ", ".join(["auto"] + valid_blocks(model))
         comfy.model_management.throw_exception_if_processing_interrupted()
         return io.NodeOutput(result, listing)

@@ -7,7 +7,12 @@ from comfy_api.latest import io
 
 from .reference_attention import BLOCK_SCOPES, TOKEN_SPACES, patch_reference_attention
 from ..common.exemplar_files import exemplar_file_list, load_exemplar_file
-from ...models.dreaminpainter.token_projection import PROJECTION_KIND, PROJECTION_VERSION, TokenProjection, inject_context
+from ...models.dreaminpainter.token_projection import (
+    PROJECTION_KIND,
+    PROJECTION_VERSION,
+    TokenProjection,
+    inject_context,
+)
 from ..common.types import ExemplarTokenProjectionType, ExemplarTokensType
 
 
@@ -21,13 +26,17 @@ class ReferenceSelfAttention(io.ComfyNode):
             description=(
                 "Training-free reference injection: the reference tokens are appended to the keys and values of "
                 "self-attention in every UNet transformer block of the same width (or only the block they came from). "
-                "Returns a patched copy of the model; the input model is not changed. Weight 0 leaves the output unchanged."
+                "Returns a patched copy of the model; the input model is not changed. Weight 0 leaves the output "
+                "unchanged."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The model to sample with (SD1.x, SD2.x, SDXL)."),
                 ExemplarTokensType.Input(
                     "tokens",
-                    tooltip="Reference tokens whose dim equals a self-attention width of this model (e.g. UNet features of this model, top-K selected).",
+                    tooltip=(
+                        "Reference tokens whose dim equals a self-attention width of this model (e.g. UNet features "
+                        "of this model, top-K selected)."
+                    ),
                 ),
                 io.Float.Input(
                     "weight",
@@ -35,29 +44,62 @@ class ReferenceSelfAttention(io.ComfyNode):
                     min=0.0,
                     max=10.0,
                     step=0.05,
-                    tooltip="How many times each reference token counts in the attention softmax (1 = plain append, 0 = off).",
+                    tooltip=(
+                        "How many times each reference token counts in the attention softmax (1 = plain append, 0 = "
+                        "off)."
+                    ),
                 ),
-                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01, tooltip="Sampling progress at which the injection starts."),
-                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Sampling progress at which the injection stops."),
-                io.Boolean.Input("cond_only", default=False, tooltip="Leave the unconditional (negative) pass plain; every other prediction gets the reference. With the DreamInpainter guidance this gives (ref, text), (ref, ∅) and a reference-free (∅, ∅)."),
+                io.Float.Input(
+                    "start_percent",
+                    default=0.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Sampling progress at which the injection starts.",
+                ),
+                io.Float.Input(
+                    "end_percent",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Sampling progress at which the injection stops.",
+                ),
+                io.Boolean.Input(
+                    "cond_only",
+                    default=False,
+                    tooltip=(
+                        "Leave the unconditional (negative) pass plain; every other prediction gets the reference. "
+                        "With the DreamInpainter guidance this gives (ref, text), (ref, ∅) and a reference-free (∅, "
+                        "∅)."
+                    ),
+                ),
                 io.Combo.Input(
                     "token_space",
                     options=list(TOKEN_SPACES),
                     default="block_norm",
-                    tooltip="block_norm: pass the tokens through each block's own pre-attention LayerNorm first; raw: use them as they are.",
+                    tooltip=(
+                        "block_norm: pass the tokens through each block's own pre-attention LayerNorm first; raw: "
+                        "use them as they are."
+                    ),
                 ),
                 io.Combo.Input(
                     "blocks",
                     options=list(BLOCK_SCOPES),
                     default="matching_dim",
-                    tooltip="matching_dim: every self-attention of the tokens' width (encoder and decoder); source_block: only the block the UNet tokens came from.",
+                    tooltip=(
+                        "matching_dim: every self-attention of the tokens' width (encoder and decoder); "
+                        "source_block: only the block the UNet tokens came from."
+                    ),
                 ),
             ],
             outputs=[io.Model.Output(display_name="model")],
         )
 
     @classmethod
-    def execute(cls, model, tokens, weight, start_percent, end_percent, cond_only, token_space, blocks) -> io.NodeOutput:
+    def execute(
+        cls, model, tokens, weight, start_percent, end_percent, cond_only, token_space, blocks
+    ) -> io.NodeOutput:
         patched = patch_reference_attention(
             model,
             tokens.tokens,
@@ -80,19 +122,40 @@ class ReferenceCrossAttention(io.ComfyNode):
             display_name="Reference Cross-Attention Tokens",
             category="exemplar/inject",
             description=(
-                "Puts reference tokens into the text conditioning: appended after the prompt's tokens, or replacing them. "
-                "Tokens of another width go through a learned token projection; a zero weight or an untrained projection "
+                "Puts reference tokens into the text conditioning: appended after the prompt's tokens, or "
+                "replacing them. "
+                "Tokens of another width go through a learned token projection; a zero weight or an untrained "
+                "projection "
                 "(gate 0) returns the conditioning unchanged."
             ),
             inputs=[
-                io.Conditioning.Input("conditioning", tooltip="The text conditioning to extend (usually the positive prompt)."),
-                ExemplarTokensType.Input("tokens", tooltip="Reference tokens (any encoder; top-K selected is typical)."),
-                io.Combo.Input("mode", options=["append", "replace"], default="append", tooltip="append: prompt tokens then reference tokens; replace: reference tokens only."),
-                io.Float.Input("weight", default=1.0, min=0.0, max=10.0, step=0.05, tooltip="Scale of the projected reference tokens; 0 = leave the conditioning unchanged."),
+                io.Conditioning.Input(
+                    "conditioning", tooltip="The text conditioning to extend (usually the positive prompt)."
+                ),
+                ExemplarTokensType.Input(
+                    "tokens", tooltip="Reference tokens (any encoder; top-K selected is typical)."
+                ),
+                io.Combo.Input(
+                    "mode",
+                    options=["append", "replace"],
+                    default="append",
+                    tooltip="append: prompt tokens then reference tokens; replace: reference tokens only.",
+                ),
+                io.Float.Input(
+                    "weight",
+                    default=1.0,
+                    min=0.0,
+                    max=10.0,
+                    step=0.05,
+                    tooltip="Scale of the projected reference tokens; 0 = leave the conditioning unchanged.",
+                ),
                 ExemplarTokenProjectionType.Input(
                     "projection",
                     optional=True,
-                    tooltip="Learned projection to the model's context width (Load Token Projection); not needed when the widths already match.",
+                    tooltip=(
+                        "Learned projection to the model's context width (Load Token Projection); not needed when "
+                        "the widths already match."
+                    ),
                 ),
             ],
             outputs=[io.Conditioning.Output(display_name="conditioning")],
@@ -112,7 +175,9 @@ class ReferenceCrossAttention(io.ComfyNode):
             projected, silent = tokens.tokens, False
         else:
             if projection.out_dim != context_dim:
-                raise ValueError(f"the token projection outputs dim {projection.out_dim}, the conditioning has dim {context_dim}")
+                raise ValueError(
+                    f"the token projection outputs dim {projection.out_dim}, the conditioning has dim {context_dim}"
+                )
             projection = projection.to(tokens.tokens.device)
             projected, silent = projection(tokens.tokens).detach(), projection.is_silent
         if weight == 0 or silent:
@@ -146,7 +211,9 @@ class LoadTokenProjection(io.ComfyNode):
 
     @classmethod
     def execute(cls, projection_name) -> io.NodeOutput:
-        return io.NodeOutput(TokenProjection.from_state_dict(load_exemplar_file(projection_name, PROJECTION_KIND, PROJECTION_VERSION)))
+        return io.NodeOutput(
+            TokenProjection.from_state_dict(load_exemplar_file(projection_name, PROJECTION_KIND, PROJECTION_VERSION))
+        )
 
 
 NODES = [ReferenceSelfAttention, ReferenceCrossAttention, LoadTokenProjection]

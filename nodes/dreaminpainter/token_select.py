@@ -25,7 +25,13 @@ class TokenSelectTopK(io.ComfyNode):
             ),
             inputs=[
                 ExemplarTokensType.Input("tokens", tooltip="Reference tokens from any Reference Encode node."),
-                io.Int.Input("k", default=24, min=1, max=65536, tooltip="How many tokens to keep (the paper uses 24). Must not exceed the number of tokens N."),
+                io.Int.Input(
+                    "k",
+                    default=24,
+                    min=1,
+                    max=65536,
+                    tooltip="How many tokens to keep (the paper uses 24). Must not exceed the number of tokens N.",
+                ),
                 io.Combo.Input(
                     "criterion",
                     options=list(CRITERIA),
@@ -39,14 +45,20 @@ class TokenSelectTopK(io.ComfyNode):
                     "selection",
                     options=list(SELECTIONS),
                     default="top_k",
-                    tooltip="top_k: the K best scores; farthest_point: greedy farthest-point sampling among the best candidates (more diverse).",
+                    tooltip=(
+                        "top_k: the K best scores; farthest_point: greedy farthest-point sampling among the best "
+                        "candidates (more diverse)."
+                    ),
                 ),
                 io.Int.Input(
                     "candidate_pool",
                     default=96,
                     min=1,
                     max=65536,
-                    tooltip="farthest_point only: how many best-scoring tokens the diverse picks are drawn from (at least K are used).",
+                    tooltip=(
+                        "farthest_point only: how many best-scoring tokens the diverse picks are drawn from (at "
+                        "least K are used)."
+                    ),
                 ),
                 io.Float.Input(
                     "mask_threshold",
@@ -54,9 +66,13 @@ class TokenSelectTopK(io.ComfyNode):
                     min=0.0,
                     max=1.0,
                     step=0.01,
-                    tooltip="Tokens whose subject-mask coverage is below this are taken only when fewer than K lie inside.",
+                    tooltip=(
+                        "Tokens whose subject-mask coverage is below this are taken only when fewer than K lie inside."
+                    ),
                 ),
-                ExemplarTokenScorerType.Input("scorer", optional=True, tooltip="A learned scorer from Load Token Scorer (criterion 'learned')."),
+                ExemplarTokenScorerType.Input(
+                    "scorer", optional=True, tooltip="A learned scorer from Load Token Scorer (criterion 'learned')."
+                ),
             ],
             outputs=[ExemplarTokensType.Output(display_name="tokens")],
         )

@@ -37,7 +37,10 @@ def diffusion_unet(model) -> UNetModel:
     unet = getattr(model.model, "diffusion_model", None)
     if not isinstance(unet, UNetModel):
         raise ValueError(
-            f"this reference encoder needs a UNet model (SD1.x / SD2.x / SDXL); the given MODEL is {type(unet).__name__}"
+            (
+                f"this reference encoder needs a UNet model (SD1.x / SD2.x / SDXL); the given MODEL is "
+                f"{type(unet).__name__}"
+            )
         )
     return unet
 
@@ -97,7 +100,9 @@ def _capture_patch(block: str):
     return "output_block_patch", output_patch
 
 
-def unet_features(model, latent: torch.Tensor, block: str, timestep: int, context: torch.Tensor, extra: dict | None = None) -> torch.Tensor:
+def unet_features(
+    model, latent: torch.Tensor, block: str, timestep: int, context: torch.Tensor, extra: dict | None = None
+) -> torch.Tensor:
     """Features [B, C, h, w] at the output of `block` for the raw VAE latent `latent` [B, 4, H, W].
 
     The latent is fed clean (no noise) at the sigma of discrete timestep `timestep`; `context`
@@ -154,7 +159,9 @@ def reference_context(model, conditioning, batch: int) -> tuple[torch.Tensor, di
             extra["pooled_output"] = conditioning[0][1]["pooled_output"]
     else:
         if diffusion_unet(model).num_classes is not None:
-            raise ValueError("this model needs a text conditioning for the reference pass (e.g. an empty-prompt CLIP Text Encode)")
+            raise ValueError(
+                "this model needs a text conditioning for the reference pass (e.g. an empty-prompt CLIP Text Encode)"
+            )
         context = torch.zeros(1, 77, model.model.model_config.unet_config.get("context_dim"))
     if context.shape[0] not in (1, batch):
         raise ValueError(f"conditioning has batch {context.shape[0]}; expected 1 or the reference batch {batch}")
@@ -177,7 +184,9 @@ def encode_reference(
     the VAE and the model's own UNet; the features of `block` become the tokens."""
     block = resolve_block(model, block)
     if subject_mask is not None and subject_mask.shape[0] not in (1, reference.shape[0]):
-        raise ValueError(f"subject_mask has batch {subject_mask.shape[0]}; expected 1 or the reference batch {reference.shape[0]}")
+        raise ValueError(
+            f"subject_mask has batch {subject_mask.shape[0]}; expected 1 or the reference batch {reference.shape[0]}"
+        )
     if subject_mask is not None and blank_background:
         reference = blank_outside_mask(reference, subject_mask)
     pixels = square_resize(reference[..., :3].movedim(-1, 1), resolution, "bicubic", crop).movedim(1, -1).clamp(0, 1)
@@ -187,5 +196,11 @@ def encode_reference(
     square_mask = None
     if subject_mask is not None:
         square_mask = square_resize(subject_mask[:, None].float(), resolution, "bilinear", crop)[:, 0]
-    source = {"encoder": "unet", "block": block, "timestep": timestep, "dim": features.shape[1], "resolution": resolution}
+    source = {
+        "encoder": "unet",
+        "block": block,
+        "timestep": timestep,
+        "dim": features.shape[1],
+        "resolution": resolution,
+    }
     return feature_tokens(features, square_mask, source)

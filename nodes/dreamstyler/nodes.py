@@ -21,6 +21,7 @@ from ...models.dreamstyler.context_prompts import (
 )
 from ..common.types import ExemplarStagedEmbeddingType
 
+
 def _model_sampling(model):
     return None if model is None else model.get_model_object("model_sampling")
 
@@ -41,12 +42,17 @@ class LoadDreamStylerEmbedding(io.ComfyNode):
                 io.Combo.Input(
                     "embedding_name",
                     options=folder_paths.get_filename_list("embeddings"),
-                    tooltip="A file in models/embeddings: the official final.bin (renamed as you like) or a .safetensors from the trainer.",
+                    tooltip=(
+                        "A file in models/embeddings: the official final.bin (renamed as you like) or a .safetensors "
+                        "from the trainer."
+                    ),
                 ),
             ],
             outputs=[
                 ExemplarStagedEmbeddingType.Output(display_name="staged_embedding"),
-                io.String.Output(display_name="token", tooltip="The placeholder token to write in prompts, e.g. <sks1>."),
+                io.String.Output(
+                    display_name="token", tooltip="The placeholder token to write in prompts, e.g. <sks1>."
+                ),
                 io.Int.Output(display_name="stages", tooltip="T, the number of timestep stages."),
             ],
         )
@@ -73,15 +79,19 @@ class DreamStylerTextEncode(io.ComfyNode):
             ),
             inputs=[
                 io.Clip.Input("clip", tooltip="The CLIP of the SD1.x model the embedding was trained for."),
-                ExemplarStagedEmbeddingType.Input("staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."),
+                ExemplarStagedEmbeddingType.Input(
+                    "staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."
+                ),
                 io.String.Input(
                     "text",
                     multiline=True,
                     dynamic_prompts=True,
                     default="A painting of a dog in the style of <sks1>",
                     tooltip=(
-                        "The prompt; write the embedding's token (e.g. <sks1>, the loader's token output) where the style "
-                        "word goes. Weights like (<sks1>:1.2) and other embedding:name tokens work as in CLIP Text Encode."
+                        "The prompt; write the embedding's token (e.g. <sks1>, the loader's token output) where "
+                        "the style "
+                        "word goes. Weights like (<sks1>:1.2) and other embedding:name tokens work as in CLIP "
+                        "Text Encode."
                     ),
                 ),
                 io.Model.Input(
@@ -89,7 +99,8 @@ class DreamStylerTextEncode(io.ComfyNode):
                     optional=True,
                     tooltip=(
                         "Optional: the model you sample with, so stage boundaries follow its noise schedule. Leave it "
-                        "unconnected for SD1.x models (the default schedule); connect it for zero-terminal-SNR or custom schedules."
+                        "unconnected for SD1.x models (the default schedule); connect it for zero-terminal-SNR "
+                        "or custom schedules."
                     ),
                 ),
             ],
@@ -109,7 +120,10 @@ def _template_inputs():
             "caption",
             multiline=True,
             default="a dog",
-            tooltip="What the picture shows (for training: what the style image shows, e.g. a BLIP-2 caption you corrected).",
+            tooltip=(
+                "What the picture shows (for training: what the style image shows, e.g. a BLIP-2 caption you "
+                "corrected)."
+            ),
         ),
         io.String.Input(
             "template",
@@ -146,9 +160,14 @@ class DreamStylerPrompts(io.ComfyNode):
                 io.String.Input(
                     "token",
                     default="<sks1>",
-                    tooltip="The style token written into the prompts (ignored when staged_embedding is connected). A plain embedding works too: embedding:name.",
+                    tooltip=(
+                        "The style token written into the prompts (ignored when staged_embedding is connected). A "
+                        "plain embedding works too: embedding:name."
+                    ),
                 ),
-                ExemplarStagedEmbeddingType.Input("staged_embedding", optional=True, tooltip="Optional: take the token from this embedding."),
+                ExemplarStagedEmbeddingType.Input(
+                    "staged_embedding", optional=True, tooltip="Optional: take the token from this embedding."
+                ),
             ],
             outputs=[
                 io.String.Output(display_name="full", tooltip="Content and style."),
@@ -158,7 +177,9 @@ class DreamStylerPrompts(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, caption, template, context_template, style_template, token, staged_embedding=None) -> io.NodeOutput:
+    def execute(
+        cls, caption, template, context_template, style_template, token, staged_embedding=None
+    ) -> io.NodeOutput:
         if staged_embedding is not None:
             token = staged_embedding.token
         if not token.strip():
@@ -174,14 +195,18 @@ class DreamStylerStyleContextEncode(io.ComfyNode):
             display_name="DreamStyler Style & Context Encode",
             category="exemplar/dreamstyler",
             description=(
-                "One node instead of three text encoders: builds the full, context-only and style-only prompts from the "
-                "caption and templates and encodes them. Full and style-only are staged (one entry per timestep stage); "
+                "One node instead of three text encoders: builds the full, context-only and style-only prompts "
+                "from the "
+                "caption and templates and encodes them. Full and style-only are staged (one entry per timestep "
+                "stage); "
                 "context-only has no style token and is a plain encode, as is the negative. Feed the four to a "
                 "style-and-context guider."
             ),
             inputs=[
                 io.Clip.Input("clip", tooltip="The CLIP of the SD1.x model the embedding was trained for."),
-                ExemplarStagedEmbeddingType.Input("staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."),
+                ExemplarStagedEmbeddingType.Input(
+                    "staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."
+                ),
                 *_template_inputs(),
                 io.String.Input(
                     "negative",
@@ -192,7 +217,7 @@ class DreamStylerStyleContextEncode(io.ComfyNode):
                 io.Model.Input(
                     "model",
                     optional=True,
-                    tooltip="Optional: the model you sample with, for its noise schedule (leave unconnected for SD1.x).",
+                    tooltip="Optional: the model you sample with, for its noise schedule (unconnected: SD1.x's).",
                 ),
             ],
             outputs=[
@@ -205,9 +230,19 @@ class DreamStylerStyleContextEncode(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, clip, staged_embedding, caption, template, context_template, style_template, negative=OFFICIAL_NEGATIVE, model=None
+        cls,
+        clip,
+        staged_embedding,
+        caption,
+        template,
+        context_template,
+        style_template,
+        negative=OFFICIAL_NEGATIVE,
+        model=None,
     ) -> io.NodeOutput:
-        full, context, style = context_aware_prompts(template, context_template, style_template, caption, staged_embedding.token)
+        full, context, style = context_aware_prompts(
+            template, context_template, style_template, caption, staged_embedding.token
+        )
         sampling = _model_sampling(model)
         return io.NodeOutput(
             staged_encoding.encode_staged(clip, full, staged_embedding, sampling),
@@ -227,7 +262,8 @@ class DreamStylerTrain(io.ComfyNode):
             description=(
                 "Learns a DreamStyler staged embedding from one or a few style images: T copies of the token, one per "
                 "timestep stage, trained with context-aware prompts while the model and the text encoder stay frozen. "
-                "Writes <name>.safetensors (with metadata) and <name>.bin (the official layout) into models/embeddings. "
+                "Writes <name>.safetensors (with metadata) and <name>.bin (the official layout) into "
+                "models/embeddings. "
                 "Shows progress and can be cancelled."
             ),
             is_output_node=True,
@@ -242,26 +278,67 @@ class DreamStylerTrain(io.ComfyNode):
                     default="a painting",
                     tooltip="What each image shows (context-aware prompt): one line per image, or one line for all.",
                 ),
-                io.String.Input("token", default="<sks1>", tooltip="The new placeholder token (one word); prompts then write it."),
+                io.String.Input(
+                    "token", default="<sks1>", tooltip="The new placeholder token (one word); prompts then write it."
+                ),
                 io.String.Input(
                     "template",
                     default=DEFAULT_TEMPLATE,
                     tooltip="Training prompt: {caption} and {token} are replaced (DreamStyler's context-aware prompt).",
                 ),
-                io.Int.Input("stages", default=6, min=1, max=50, tooltip="T, the number of timestep stages (paper: 6)."),
+                io.Int.Input(
+                    "stages", default=6, min=1, max=50, tooltip="T, the number of timestep stages (paper: 6)."
+                ),
                 io.Int.Input("steps", default=500, min=1, max=100000, tooltip="Optimisation steps (paper: 500)."),
                 io.Float.Input(
-                    "learning_rate", default=0.002, min=1e-6, max=1.0, step=0.0001, tooltip="AdamW learning rate, constant (paper: 0.002)."
+                    "learning_rate",
+                    default=0.002,
+                    min=1e-6,
+                    max=1.0,
+                    step=0.0001,
+                    tooltip="AdamW learning rate, constant (paper: 0.002).",
                 ),
-                io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Samples per step (the official run: 8; memory grows with it)."),
+                io.Int.Input(
+                    "batch_size",
+                    default=1,
+                    min=1,
+                    max=64,
+                    tooltip="Samples per step (the official run: 8; memory grows with it).",
+                ),
                 io.Float.Input(
-                    "flip_probability", default=0.5, min=0.0, max=1.0, step=0.05, tooltip="Chance of using an image's mirror (horizontal flip)."
+                    "flip_probability",
+                    default=0.5,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    tooltip="Chance of using an image's mirror (horizontal flip).",
                 ),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Seeds every random draw: same seed, same embedding."),
-                io.String.Input("init_word", default="painting", tooltip="Every stage starts from this word's token embedding."),
-                io.Int.Input("vectors_per_stage", default=1, min=1, max=16, tooltip="Vectors per stage (official: 1; more is an extension)."),
-                io.String.Input("name", default="dreamstyler_style", tooltip="File name (without extension) in models/embeddings."),
-                io.Boolean.Input("overwrite", default=False, tooltip="Replace existing files of that name (off: a clear error instead)."),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="Seeds every random draw: same seed, same embedding.",
+                ),
+                io.String.Input(
+                    "init_word", default="painting", tooltip="Every stage starts from this word's token embedding."
+                ),
+                io.Int.Input(
+                    "vectors_per_stage",
+                    default=1,
+                    min=1,
+                    max=16,
+                    tooltip="Vectors per stage (official: 1; more is an extension).",
+                ),
+                io.String.Input(
+                    "name", default="dreamstyler_style", tooltip="File name (without extension) in models/embeddings."
+                ),
+                io.Boolean.Input(
+                    "overwrite",
+                    default=False,
+                    tooltip="Replace existing files of that name (off: a clear error instead).",
+                ),
             ],
             outputs=[
                 ExemplarStagedEmbeddingType.Output(display_name="staged_embedding"),
@@ -272,11 +349,32 @@ class DreamStylerTrain(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, model, clip, vae, images, captions, token, template, stages, steps, learning_rate, batch_size,
-        flip_probability, seed, init_word, vectors_per_stage, name, overwrite,
+        cls,
+        model,
+        clip,
+        vae,
+        images,
+        captions,
+        token,
+        template,
+        stages,
+        steps,
+        learning_rate,
+        batch_size,
+        flip_probability,
+        seed,
+        init_word,
+        vectors_per_stage,
+        name,
+        overwrite,
     ) -> io.NodeOutput:
         settings = InversionSettings(
-            stages=stages, steps=steps, learning_rate=learning_rate, batch_size=batch_size, flip_probability=flip_probability, seed=seed
+            stages=stages,
+            steps=steps,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            flip_probability=flip_probability,
+            seed=seed,
         )
         directory = folder_paths.get_folder_paths("embeddings")[0]
         training.check_target(directory, name, overwrite)
@@ -288,11 +386,27 @@ class DreamStylerTrain(io.ComfyNode):
             comfy.model_management.throw_exception_if_processing_interrupted()
 
         embedding, losses = training.train(
-            model, clip, vae, images, captions.splitlines(), token, settings, template, init_word, vectors_per_stage, on_step
+            model,
+            clip,
+            vae,
+            images,
+            captions.splitlines(),
+            token,
+            settings,
+            template,
+            init_word,
+            vectors_per_stage,
+            on_step,
         )
         ours, official = training.write_files(embedding, directory, name, overwrite)
         report = f"wrote {ours.name} and {official.name}; {training.loss_summary(losses)}"
         return io.NodeOutput(embedding, embedding.token, report)
 
 
-NODES = [LoadDreamStylerEmbedding, DreamStylerTextEncode, DreamStylerPrompts, DreamStylerStyleContextEncode, DreamStylerTrain]
+NODES = [
+    LoadDreamStylerEmbedding,
+    DreamStylerTextEncode,
+    DreamStylerPrompts,
+    DreamStylerStyleContextEncode,
+    DreamStylerTrain,
+]

@@ -1,9 +1,9 @@
 """DreamStyler training: ComfyUI's MODEL / CLIP / VAE as the frozen parts of multi-stage TI.
 
-Training runs on clones of the MODEL and CLIP patchers (classic, fully loaded ones under Dynamic VRAM) made differentiable the one way the pack's
-trainers share (`nodes/common/training.py`: weight wrappers for ComfyUI's inference tensors, a CLIP
-text forward with out-of-place residuals); the MODEL and CLIP you pass in are never modified. The
-noise schedule is the model's own: its 1000 discrete sigmas, as cumulative alphas for the pure loop.
+Training runs on clones of the MODEL and CLIP patchers (classic, fully loaded ones under Dynamic VRAM) made
+differentiable the one way the pack's trainers share (`nodes/common/training.py`: weight wrappers for ComfyUI's
+inference tensors, a CLIP text forward with out-of-place residuals); the MODEL and CLIP you pass in are never
+modified. The noise schedule is the model's own: its 1000 discrete sigmas, as cumulative alphas for the pure loop.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def init_vectors_from_word(clip, word: str, stages: int, vectors_per_stage: int)
 def training_prompts(template: str, captions: list[str], token: str, images: int) -> list[str]:
     captions = [c.strip() for c in captions if c.strip()] or [""]
     if len(captions) not in (1, images):
-        raise ValueError(f"captions: give one line per image ({images}) or a single line for all; got {len(captions)} lines")
+        raise ValueError(
+            f"captions: give one line per image ({images}) or a single line for all; got {len(captions)} lines"
+        )
     if "{token}" not in template:
         raise ValueError(f"template must contain {{token}}; got {template!r}")
     captions = captions * images if len(captions) == 1 else captions
@@ -112,7 +114,9 @@ def prepare(
         latents = model.model.process_latent_in(vae.encode(pixels)).clone()
         flipped = model.model.process_latent_in(vae.encode(pixels.flip(2))).clone()
     unet_patcher, text_clip = comfyui_compat.training_clone(model), comfyui_compat.training_clip(clip)
-    wrappers = training.differentiable_frozen_weights(unet_patcher) + training.differentiable_frozen_weights(text_clip.patcher)
+    wrappers = training.differentiable_frozen_weights(unet_patcher) + training.differentiable_frozen_weights(
+        text_clip.patcher
+    )
     unet_patcher.model.requires_grad_(False)
     text_clip.patcher.model.requires_grad_(False)
     comfy.model_management.load_models_gpu([unet_patcher, text_clip.patcher], force_full_load=True)
@@ -133,11 +137,32 @@ def prepare(
         training.release(text_clip.patcher, wrappers)
 
     return TrainingSetup(
-        settings, token, prompts, init, latents.to(device), flipped.to(device), noising.alphas_cumprod(sigmas), encode, run_unet, release
+        settings,
+        token,
+        prompts,
+        init,
+        latents.to(device),
+        flipped.to(device),
+        noising.alphas_cumprod(sigmas),
+        encode,
+        run_unet,
+        release,
     )
 
 
-def train(model, clip, vae, images, captions, token, settings, template=DEFAULT_TEMPLATE, init_word="painting", vectors_per_stage=1, on_step=None):
+def train(
+    model,
+    clip,
+    vae,
+    images,
+    captions,
+    token,
+    settings,
+    template=DEFAULT_TEMPLATE,
+    init_word="painting",
+    vectors_per_stage=1,
+    on_step=None,
+):
     """Multi-stage TI on `images` ([N, H, W, 3] in 0..1). Returns (StagedEmbedding, losses)."""
     with torch.inference_mode(False), torch.enable_grad():
         setup = prepare(model, clip, vae, images, captions, token, settings, template, init_word, vectors_per_stage)

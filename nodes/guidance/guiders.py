@@ -50,14 +50,18 @@ class MultiPredictionGuider(comfy.samplers.CFGGuider):
     def set_conds(self, **conds):
         expected = set(self.form.predictions)
         if set(conds) != expected:
-            raise ValueError(f"guidance {self.form.name!r} takes conditionings {self.form.predictions}; got {tuple(conds)}")
+            raise ValueError(
+                f"guidance {self.form.name!r} takes conditionings {self.form.predictions}; got {tuple(conds)}"
+            )
         prepared = {}
         for name, cond in conds.items():
             if cond is None:
                 raise ValueError(f"guidance {self.form.name!r}: conditioning {name!r} is missing")
             key = self._key(name)
             if key not in ("positive", "negative"):
-                cond = node_helpers.conditioning_set_values(cond, {"prompt_type": _MIDDLE_PROMPT_TYPE.get(name, "positive")})
+                cond = node_helpers.conditioning_set_values(
+                    cond, {"prompt_type": _MIDDLE_PROMPT_TYPE.get(name, "positive")}
+                )
             prepared[key] = cond
         self.inner_set_conds(prepared)
 
@@ -76,29 +80,42 @@ class MultiPredictionGuider(comfy.samplers.CFGGuider):
         if reduced is not None:
             positive, negative, scale = reduced
             return comfy.samplers.sampling_function(
-                model, x, timestep, self.conds.get(self._key(negative)), self.conds.get(self._key(positive)), scale,
-                model_options=model_options, seed=seed,
+                model,
+                x,
+                timestep,
+                self.conds.get(self._key(negative)),
+                self.conds.get(self._key(positive)),
+                scale,
+                model_options=model_options,
+                seed=seed,
             )
 
         if "sampler_cfg_function" in model_options and not self._warned_cfg_function:
             logging.warning(
                 "exemplar guidance %s: the model's sampler_cfg_function replaces a two-prediction CFG formula and "
                 "is not applied to a %d-prediction step (pre- and post-CFG hooks are).",
-                self.form.name, len(self.form.predictions),
+                self.form.name,
+                len(self.form.predictions),
             )
             self._warned_cfg_function = True
 
         coefficients = self.form.coefficients(self.scales)
         order = self.form.batch_order
-        conds = [
-            self.conds.get(self._key(p)) if (disable_skip or coefficients[p] != 0.0) else None for p in order
-        ]
+        conds = [self.conds.get(self._key(p)) if (disable_skip or coefficients[p] != 0.0) else None for p in order]
         out = comfy.samplers.calc_cond_batch(model, conds, x, timestep, model_options)
 
         cond_scale = self.cfg
         for fn in model_options.get("sampler_pre_cfg_function", []):
-            args = {"conds": conds, "conds_out": out, "cond_scale": cond_scale, "timestep": timestep,
-                    "input": x, "sigma": timestep, "model": model, "model_options": model_options}
+            args = {
+                "conds": conds,
+                "conds_out": out,
+                "cond_scale": cond_scale,
+                "timestep": timestep,
+                "input": x,
+                "sigma": timestep,
+                "model": model,
+                "model_options": model_options,
+            }
             out = fn(args)
 
         predictions = dict(zip(order, out))
@@ -131,7 +148,9 @@ def make_guider(model, form: str, conds: dict, scales: dict) -> MultiPredictionG
     return guider
 
 
-def sample_like_ksampler(guider, seed: int, steps: int, sampler_name: str, scheduler: str, latent: dict, denoise: float = 1.0) -> dict:
+def sample_like_ksampler(
+    guider, seed: int, steps: int, sampler_name: str, scheduler: str, latent: dict, denoise: float = 1.0
+) -> dict:
     """What the stock KSampler node does (noise from the seed, sigmas from steps/scheduler/denoise,
     noise mask, preview, progress), with `guider` in place of the stock CFGGuider."""
     model = guider.model_patcher
@@ -141,13 +160,24 @@ def sample_like_ksampler(guider, seed: int, steps: int, sampler_name: str, sched
     callback = latent_preview.prepare_callback(model, steps)
     disable_pbar = not comfy.utils.PROGRESS_BAR_ENABLED
     ksampler = comfy.samplers.KSampler(
-        model, steps=steps, device=model.load_device, sampler=sampler_name, scheduler=scheduler, denoise=denoise,
+        model,
+        steps=steps,
+        device=model.load_device,
+        sampler=sampler_name,
+        scheduler=scheduler,
+        denoise=denoise,
         model_options=model.model_options,
     )
     sampler = comfy.samplers.sampler_object(sampler_name)
     samples = guider.sample(
-        noise, latent_image, sampler, ksampler.sigmas, denoise_mask=noise_mask, callback=callback,
-        disable_pbar=disable_pbar, seed=seed,
+        noise,
+        latent_image,
+        sampler,
+        ksampler.sigmas,
+        denoise_mask=noise_mask,
+        callback=callback,
+        disable_pbar=disable_pbar,
+        seed=seed,
     )
     out = latent.copy()
     out["samples"] = samples.to(comfy.model_management.intermediate_device())

@@ -59,7 +59,11 @@ class PbEExemplarEncoder:
 def make_encoder(encoder_sd: dict[str, torch.Tensor]) -> PbEExemplarEncoder:
     load_device = comfy.model_management.text_encoder_device()
     offload_device = comfy.model_management.text_encoder_offload_device()
-    dtype = torch.float16 if comfy.model_management.should_use_fp16(load_device, prioritize_performance=False) else torch.float32
+    dtype = (
+        torch.float16
+        if comfy.model_management.should_use_fp16(load_device, prioritize_performance=False)
+        else torch.float32
+    )
     try:
         encoder = encoder_from_state_dict(encoder_sd, dtype)
     except (ValueError, RuntimeError) as error:
@@ -72,9 +76,14 @@ def make_unet(unet_sd: dict[str, torch.Tensor], source: str):
     in_channels = unet_sd[checkpoint.UNET_INPUT_KEY].shape[1]
     patcher = comfy.sd.load_diffusion_model_state_dict(dict(unet_sd))
     if patcher is None:
-        raise PbECheckpointError(f"{source}: ComfyUI could not recognise the UNet (expected an SD1 UNet with 9 input channels)")
+        raise PbECheckpointError(
+            f"{source}: ComfyUI could not recognise the UNet (expected an SD1 UNet with 9 input channels)"
+        )
     config = patcher.model.model_config
-    if not isinstance(config, comfy.supported_models.SD15) or config.unet_config.get("in_channels") != checkpoint.PBE_UNET_IN_CHANNELS:
+    if (
+        not isinstance(config, comfy.supported_models.SD15)
+        or config.unet_config.get("in_channels") != checkpoint.PBE_UNET_IN_CHANNELS
+    ):
         raise PbECheckpointError(
             f"{source}: the UNet was detected as {type(config).__name__} with {in_channels} input channels; "
             "Paint by Example needs an SD1 UNet (context 768) with 9 input channels"
@@ -100,8 +109,16 @@ def load_checkpoint(path: str | os.PathLike):
 # --- diffusers folder -------------------------------------------------------------------------
 
 _WEIGHT_FILES = {
-    "unet": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin"),
-    "vae": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin"),
+    "unet": (
+        "diffusion_pytorch_model.safetensors",
+        "diffusion_pytorch_model.fp16.safetensors",
+        "diffusion_pytorch_model.bin",
+    ),
+    "vae": (
+        "diffusion_pytorch_model.safetensors",
+        "diffusion_pytorch_model.fp16.safetensors",
+        "diffusion_pytorch_model.bin",
+    ),
     "image_encoder": ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin"),
 }
 
@@ -136,8 +153,11 @@ def unet_config_from_diffusers(config: dict) -> dict:
         "num_res_blocks": [per_block] * len(channels),
         "channel_mult": [c // channels[0] for c in channels],
         "transformer_depth": [1 if "CrossAttn" in kind else 0 for kind in down for _ in range(per_block)],
-        # ComfyUI lists output depths shallow level first (its UNet pops from the end); diffusers lists up blocks deep first
-        "transformer_depth_output": [1 if "CrossAttn" in kind else 0 for kind in reversed(up) for _ in range(per_block + 1)],
+        # ComfyUI lists output depths shallow level first (its UNet pops from the end);
+        # diffusers lists up blocks deep first
+        "transformer_depth_output": [
+            1 if "CrossAttn" in kind else 0 for kind in reversed(up) for _ in range(per_block + 1)
+        ],
         "transformer_depth_middle": 1,
         "context_dim": config.get("cross_attention_dim", 768),
         "num_heads": heads,
@@ -167,7 +187,9 @@ def load_diffusers_folder(folder: str | os.PathLike):
     folder = Path(folder)
     config_path = folder / "unet" / "config.json"
     if not config_path.is_file():
-        raise PbECheckpointError(f"{folder.name}: no unet/config.json; expected a diffusers PaintByExamplePipeline folder")
+        raise PbECheckpointError(
+            f"{folder.name}: no unet/config.json; expected a diffusers PaintByExamplePipeline folder"
+        )
     unet = unet_from_diffusers(_read_component(folder, "unet"), json.loads(config_path.read_text()))
     if unet.get(checkpoint.UNET_INPUT_KEY) is None or unet[checkpoint.UNET_INPUT_KEY].shape[1] != 9:
         raise PbECheckpointError(f"{folder.name}: unet/ does not take 9 input channels; not a Paint-by-Example UNet")
@@ -183,7 +205,9 @@ def list_diffusers_folders() -> list[str]:
     for base in folder_paths.get_folder_paths("diffusers"):
         if os.path.isdir(base):
             for entry in sorted(os.listdir(base)):
-                if os.path.isdir(os.path.join(base, entry, "image_encoder")) and os.path.isdir(os.path.join(base, entry, "unet")):
+                if os.path.isdir(os.path.join(base, entry, "image_encoder")) and os.path.isdir(
+                    os.path.join(base, entry, "unet")
+                ):
                     names.append(entry)
     return names
 

@@ -39,7 +39,10 @@ class PbECheckpointLoader(io.ComfyNode):
                 io.Combo.Input(
                     "ckpt_name",
                     options=folder_paths.get_filename_list("checkpoints"),
-                    tooltip="The Paint-by-Example checkpoint in models/checkpoints (model.ckpt or its .safetensors conversion).",
+                    tooltip=(
+                        "The Paint-by-Example checkpoint in models/checkpoints (model.ckpt or its .safetensors "
+                        "conversion)."
+                    ),
                 ),
             ],
             outputs=list(_OUTPUTS),
@@ -65,7 +68,10 @@ class PbEDiffusersLoader(io.ComfyNode):
                 io.Combo.Input(
                     "folder",
                     options=loader.list_diffusers_folders(),
-                    tooltip="A folder in models/diffusers holding unet/, vae/ and image_encoder/ (e.g. Fantasy-Studio/Paint-by-Example).",
+                    tooltip=(
+                        "A folder in models/diffusers holding unet/, vae/ and image_encoder/ (e.g. "
+                        "Fantasy-Studio/Paint-by-Example)."
+                    ),
                 ),
             ],
             outputs=list(_OUTPUTS),
@@ -89,18 +95,28 @@ class PbEEncode(io.ComfyNode):
                 "classifier-free guidance uses it instead of an empty prompt). No text is involved."
             ),
             inputs=[
-                ExemplarEncoderType.Input("exemplar_encoder", tooltip="From Load Paint-by-Example Checkpoint / diffusers folder."),
-                io.Image.Input("reference", tooltip="The exemplar object; a batch gives a batch of conditionings (one per image)."),
+                ExemplarEncoderType.Input(
+                    "exemplar_encoder", tooltip="From Load Paint-by-Example Checkpoint / diffusers folder."
+                ),
+                io.Image.Input(
+                    "reference", tooltip="The exemplar object; a batch gives a batch of conditionings (one per image)."
+                ),
                 io.Combo.Input(
                     "crop",
                     options=list(CROP_MODES),
                     default="squash",
-                    tooltip="squash: resize the whole image to 224x224 (official PbE code); center: short side to 224 and centre crop (diffusers).",
+                    tooltip=(
+                        "squash: resize the whole image to 224x224 (official PbE code); center: short side to 224 "
+                        "and centre crop (diffusers)."
+                    ),
                 ),
                 io.Mask.Input(
                     "reference_mask",
                     optional=True,
-                    tooltip="Optional, white = the object: everything outside is painted white before encoding (blanks the background).",
+                    tooltip=(
+                        "Optional, white = the object: everything outside is painted white before encoding (blanks "
+                        "the background)."
+                    ),
                 ),
             ],
             outputs=[
@@ -119,7 +135,10 @@ class PbEEncode(io.ComfyNode):
         if reference_mask is not None:
             if reference_mask.shape[0] not in (1, reference.shape[0]):
                 raise ValueError(
-                    f"reference_mask has batch {reference_mask.shape[0]}; expected 1 or the reference batch {reference.shape[0]}"
+                    (
+                        f"reference_mask has batch {reference_mask.shape[0]}; expected 1 or the reference batch "
+                        f"{reference.shape[0]}"
+                    )
                 )
             reference = blank_outside_mask(reference, reference_mask)
         pixels = reference_pixels(reference, exemplar_encoder.image_size, crop)
@@ -143,10 +162,14 @@ class PbEInpaintConditioning(io.ComfyNode):
             ),
             inputs=[
                 io.Conditioning.Input("positive", tooltip="From Paint-by-Example Encode Reference (positive)."),
-                io.Conditioning.Input("negative", tooltip="From Paint-by-Example Encode Reference (negative: the learned vector)."),
+                io.Conditioning.Input(
+                    "negative", tooltip="From Paint-by-Example Encode Reference (negative: the learned vector)."
+                ),
                 io.Vae.Input("vae", tooltip="The VAE of the Paint-by-Example checkpoint."),
                 io.Image.Input("pixels", tooltip="The source image to paint into."),
-                io.Mask.Input("mask", tooltip="White = the region to fill with the exemplar (ComfyUI convention); any resolution."),
+                io.Mask.Input(
+                    "mask", tooltip="White = the region to fill with the exemplar (ComfyUI convention); any resolution."
+                ),
                 io.Float.Input(
                     "mask_threshold",
                     default=0.5,
@@ -202,10 +225,16 @@ class PbEConvertCheckpoint(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "ckpt_name",
-                    options=[n for n in folder_paths.get_filename_list("checkpoints") if n.lower().endswith((".ckpt", ".pt", ".pth"))],
+                    options=[
+                        n
+                        for n in folder_paths.get_filename_list("checkpoints")
+                        if n.lower().endswith((".ckpt", ".pt", ".pth"))
+                    ],
                     tooltip="A pickle checkpoint in models/checkpoints (.ckpt/.pt/.pth).",
                 ),
-                io.Boolean.Input("overwrite", default=False, tooltip="Replace an existing .safetensors of the same name."),
+                io.Boolean.Input(
+                    "overwrite", default=False, tooltip="Replace an existing .safetensors of the same name."
+                ),
             ],
             outputs=[io.String.Output(display_name="safetensors_name")],
             is_output_node=True,
