@@ -2,7 +2,7 @@
 
 VGG16's convolutional part is torchvision's architecture and key layout (`features.<i>.weight/bias`), so
 torchvision's published ImageNet file loads as it is. Each image is cut into five patches (four corners and
-the centre, each `patch_fraction` of the short side), resized to 224 px; the score is
+the centre, each `patch_fraction` of the short side), resized to 224 px (`size`); the score is
 100 x the mean, over patches and layers, of the cosine between the flattened Gram matrices G = F F^T / (C H W).
 """
 
@@ -83,22 +83,23 @@ def normalise(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - mean) / std
 
 
-def gram_matrices(vgg: VGG16Features, image: torch.Tensor, patch_fraction: float = 0.5) -> list[torch.Tensor]:
+def gram_matrices(vgg: VGG16Features, image: torch.Tensor, patch_fraction: float = 0.5,
+                  size: int = PATCH_SIZE) -> list[torch.Tensor]:
     """Per style layer, the Gram matrices of the five patches of each image: [B, 5, C, C]."""
     b = image.shape[0]
     param = next(vgg.parameters())
-    pixels = normalise(five_patches(image, patch_fraction).to(device=param.device, dtype=param.dtype))
+    pixels = normalise(five_patches(image, patch_fraction, size).to(device=param.device, dtype=param.dtype))
     return [gram(f).reshape(b, 5, f.shape[1], f.shape[1]) for f in vgg(pixels)]
 
 
 def style_scores(vgg: VGG16Features, images: torch.Tensor, style_image: torch.Tensor,
-                 patch_fraction: float = 0.5) -> torch.Tensor:
+                 patch_fraction: float = 0.5, size: int = PATCH_SIZE) -> torch.Tensor:
     """One style score per image [B] in [0, 100] against the style image (batch 1, or one per image)."""
     if style_image.shape[0] not in (1, images.shape[0]):
         raise ValueError(f"style_image has batch {style_image.shape[0]}; expected 1 or the image batch {images.shape[0]}")
     with torch.no_grad():
-        ours = gram_matrices(vgg, images, patch_fraction)
-        theirs = gram_matrices(vgg, style_image, patch_fraction)
+        ours = gram_matrices(vgg, images, patch_fraction, size)
+        theirs = gram_matrices(vgg, style_image, patch_fraction, size)
     per_layer = []
     for g, s in zip(ours, theirs):
         g, s = g.flatten(2).double(), s.flatten(2).double().expand(g.shape[0], -1, -1)

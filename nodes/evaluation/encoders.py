@@ -29,7 +29,8 @@ def image_embeds(clip_vision, images: torch.Tensor | list[torch.Tensor], crop: b
     A list (crops of different sizes) is encoded one image at a time."""
     if isinstance(images, torch.Tensor):
         images = [images]
-    parts = [clip_vision.encode_image(image, crop=crop)["image_embeds"] for image in images]
+    with torch.no_grad():
+        parts = [clip_vision.encode_image(image, crop=crop)["image_embeds"] for image in images]
     return torch.cat([p.float() for p in parts]).to(comfy.model_management.intermediate_device())
 
 
@@ -63,9 +64,10 @@ def text_embeds(clip, prompts: list[str]) -> torch.Tensor:
     """Projected pooled text embeddings [P, D'] of a CLIP text encoder (the EOS token after the final norm)."""
     projection = _text_projection(clip)
     pooled = []
-    for prompt in prompts:
-        _cond, p = clip.encode_from_tokens(clip.tokenize(prompt), return_pooled="unprojected")
-        pooled.append(p.float())
+    with torch.no_grad():
+        for prompt in prompts:
+            _cond, p = clip.encode_from_tokens(clip.tokenize(prompt), return_pooled="unprojected")
+            pooled.append(p.float())
     pooled = torch.cat(pooled)
     weight = comfy.model_management.cast_to_device(projection.weight, pooled.device, torch.float32)
     if not projection_is_loaded(weight):
@@ -74,7 +76,7 @@ def text_embeds(clip, prompts: list[str]) -> torch.Tensor:
             "with image embeddings; load the text encoder of the same CLIP model as the CLIP_VISION with Load CLIP "
             "(type stable_diffusion)"
         )
-    return (pooled @ weight.T).to(comfy.model_management.intermediate_device())
+    return (pooled @ weight.T).detach().to(comfy.model_management.intermediate_device())
 
 
 class VGGStyleEncoder:

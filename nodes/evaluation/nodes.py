@@ -202,15 +202,17 @@ class StyleScore(io.ComfyNode):
                 io.Image.Input("style_image", tooltip="The style reference (one, or one per image)."),
                 io.Float.Input("patch_fraction", default=0.5, min=0.1, max=1.0, step=0.05,
                                tooltip="Patch side as a fraction of the short side; 1 = the whole (square) image."),
+                io.Int.Input("patch_size", default=224, min=32, max=1024, step=8,
+                             tooltip="Each patch is resized to this many pixels before VGG (224 = ImageNet's size)."),
             ],
             outputs=[io.Float.Output(display_name="mean", tooltip="Mean style score over the images."),
                      *_metrics_outputs()],
         )
 
     @classmethod
-    def execute(cls, vgg_name, images, style_image, patch_fraction) -> io.NodeOutput:
+    def execute(cls, vgg_name, images, style_image, patch_fraction, patch_size) -> io.NodeOutput:
         vgg = load_vgg(vgg_name).loaded()
-        values = style_scores(vgg, images, style_image, patch_fraction)
+        values = style_scores(vgg, images, style_image, patch_fraction, patch_size)
         return metrics_output({"style score": values.to(comfy.model_management.intermediate_device())},
                               float(values.mean()))
 
