@@ -92,7 +92,8 @@ def delta_e(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor | None = None
 PIXEL_METRICS = {"psnr": psnr, "ssim": ssim, "mse": mse, "delta_e": delta_e}
 
 
-def background_metrics(source: torch.Tensor, result: torch.Tensor, region_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def background_metrics(source: torch.Tensor, result: torch.Tensor,
+                       region_mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every pixel metric outside the binary mask (1 = regenerated) and inside it: {'psnr_outside': [B], ...}."""
     if source.shape[1:3] != result.shape[1:3]:
         raise ValueError(f"source is {tuple(source.shape[1:3])} pixels but result is {tuple(result.shape[1:3])}")

@@ -96,7 +96,9 @@ def style_scores(vgg: VGG16Features, images: torch.Tensor, style_image: torch.Te
                  patch_fraction: float = 0.5, size: int = PATCH_SIZE) -> torch.Tensor:
     """One style score per image [B] in [0, 100] against the style image (batch 1, or one per image)."""
     if style_image.shape[0] not in (1, images.shape[0]):
-        raise ValueError(f"style_image has batch {style_image.shape[0]}; expected 1 or the image batch {images.shape[0]}")
+        raise ValueError(
+            f"style_image has batch {style_image.shape[0]}; expected 1 or the image batch {images.shape[0]}"
+        )
     with torch.no_grad():
         ours = gram_matrices(vgg, images, patch_fraction, size)
         theirs = gram_matrices(vgg, style_image, patch_fraction, size)

@@ -19,18 +19,28 @@ import folder_paths
 
 from ...models.evaluation.style import VGG16Features
 from ..common.model_folders import register
+from ..diffuse_to_choose.vision_tokens import encode_tokens, is_dinov2
 
 VGG_FOLDER = register("vgg")
 
 
-def image_embeds(clip_vision, images: torch.Tensor | list[torch.Tensor], crop: bool = True) -> torch.Tensor:
-    """The pooled embedding [B, D] of each image: projected CLS for CLIP, the normalised CLS for DINOv2.
+def _embed(clip_vision, image: torch.Tensor, crop: bool, resolution: int) -> torch.Tensor:
+    if resolution in (0, clip_vision.image_size):
+        return clip_vision.encode_image(image, crop=crop)["image_embeds"]
+    if not is_dinov2(clip_vision):
+        raise ValueError(f"resolution: {resolution} px needs a DINOv2 CLIP_VISION; this encoder runs only at its own "
+                         f"{clip_vision.image_size} px (use 0)")
+    return encode_tokens(clip_vision, image, resolution, crop)[:, 0]  # DINOv2's pooled output: the normalised CLS
 
-    A list (crops of different sizes) is encoded one image at a time."""
+
+def image_embeds(clip_vision, images: torch.Tensor | list[torch.Tensor], crop: bool = True,
+                 resolution: int = 0) -> torch.Tensor:
+    """The pooled embedding [B, D] of each image: projected CLS for CLIP, the normalised CLS for DINOv2
+    (at `resolution` px, 0 = the model's own size). A list (crops of different sizes) is encoded one at a time."""
     if isinstance(images, torch.Tensor):
         images = [images]
     with torch.no_grad():
-        parts = [clip_vision.encode_image(image, crop=crop)["image_embeds"] for image in images]
+        parts = [_embed(clip_vision, image, crop, resolution) for image in images]
     return torch.cat([p.float() for p in parts]).to(comfy.model_management.intermediate_device())
 
 

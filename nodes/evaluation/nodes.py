@@ -66,7 +66,8 @@ class ImageSimilarity(io.ComfyNode):
                 "cropped to the mask's box) or Diffuse to Choose's CLIP score."
             ),
             inputs=[
-                io.ClipVision.Input("clip_vision", tooltip="CLIP vision (CLIP-I) or DINOv2 (DINO) from Load CLIP Vision."),
+                io.ClipVision.Input("clip_vision",
+                                    tooltip="CLIP vision (CLIP-I) or DINOv2 (DINO) from Load CLIP Vision."),
                 io.Image.Input("images", tooltip="Generated images (a batch)."),
                 io.Image.Input("references", tooltip="Reference / real images: one, one per image, or any number."),
                 io.Combo.Input("pairing", options=list(PAIRINGS), default="paired",
@@ -76,6 +77,9 @@ class ImageSimilarity(io.ComfyNode):
                                tooltip="cosine, or clip_score = max(100 cos, 0) as in PbE / DtC / DreamStyler."),
                 io.Combo.Input("crop", options=["center", "none"], default="center",
                                tooltip="How the encoder sees each image: centre crop or squashed whole."),
+                io.Int.Input("resolution", default=0, min=0, max=1024, step=14,
+                             tooltip="0: the encoder's own size. DINOv2 also runs at other multiples of 14 px "
+                                     "(224 = the DINO protocol's size, 5x cheaper than ComfyUI's 518)."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="If given, each image is cropped to this mask's box first (PbE region score)."),
             ],
@@ -83,11 +87,11 @@ class ImageSimilarity(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, clip_vision, images, references, pairing, score, crop, mask=None) -> io.NodeOutput:
+    def execute(cls, clip_vision, images, references, pairing, score, crop, resolution=0, mask=None) -> io.NodeOutput:
         center = crop == "center"
         inputs = crop_to_mask_boxes(images, mask) if mask is not None else images
-        values = as_score(similarities(image_embeds(clip_vision, inputs, center),
-                                       image_embeds(clip_vision, references, center), pairing), score)
+        values = as_score(similarities(image_embeds(clip_vision, inputs, center, resolution),
+                                       image_embeds(clip_vision, references, center, resolution), pairing), score)
         encoder = "DINO" if not has_projection(clip_vision) else "CLIP-I"
         name = f"{encoder}{' region' if mask is not None else ''}{' score' if score == 'clip_score' else ''}"
         return metrics_output({name: values}, float(values.mean()))

@@ -127,6 +127,12 @@ def test_dino_matches_transformers_dinov2(node, comfy, tmp_path):
         a = hf(pixel_values=normalised(images, mean, std)).pooler_output
         b = hf(pixel_values=normalised(references, mean, std)).pooler_output
     torch.testing.assert_close(torch.tensor(metrics["DINO"]).double(), cos(a, b), rtol=0, atol=2e-6)
+    small = quantised(16, 2, 224)
+    _, metrics, _ = run(node, "ExemplarImageSimilarity", clip_vision=dino, images=small, references=small[:1],
+                        pairing="paired", score="cosine", crop="center", resolution=224).result
+    with torch.no_grad():  # transformers interpolates its position embeddings bicubically, as DINOv2 does
+        a = hf(pixel_values=normalised(small, mean, std)).pooler_output
+    torch.testing.assert_close(torch.tensor(metrics["DINO"]).double(), cos(a, a[:1]), rtol=0, atol=1e-4)
 
 
 @pytest.fixture(scope="module")
