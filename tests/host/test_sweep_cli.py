@@ -34,7 +34,8 @@ def test_sweep_writes_one_row_per_point_with_the_nodes_metrics(sweep, node, tmp_
     csv_path, png_path = sweep.main([str(workflow), "--set", "2.blur_radius=1,4", "--set", "2.sigma=0.5,2.0",
                                      "--out", str(tmp_path / "sweep")])
     rows = list(csv.DictReader(csv_path.open()))
-    assert [(r["2.blur_radius"], r["2.sigma"]) for r in rows] == [("1", "0.5"), ("1", "2.0"), ("4", "0.5"), ("4", "2.0")]
+    points = [(r["2.blur_radius"], r["2.sigma"]) for r in rows]
+    assert points == [("1", "0.5"), ("1", "2.0"), ("4", "0.5"), ("4", "2.0")]
     image, mask = comfy_load(node, SOURCE_IMAGE)
     for row in rows:
         blurred = node("ImageBlur").execute(image=image, blur_radius=int(row["2.blur_radius"]),

@@ -55,5 +55,10 @@ SPEC = [
         "widgets": {"x_label": "sample", "x_values": ""},
         "links": {"metrics_1": (12, 1), "metrics_2": (13, 8), "metrics_3": (14, 1), "images": (10, 0)},
     },
-    {"id": 16, "type": "SaveImage", "widgets": {"filename_prefix": "exemplar/evaluation"}, "links": {"images": (15, 0)}},
+    {
+        "id": 16,
+        "type": "SaveImage",
+        "widgets": {"filename_prefix": "exemplar/evaluation"},
+        "links": {"images": (15, 0)},
+    },
 ]
