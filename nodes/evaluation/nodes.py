@@ -44,6 +44,12 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def metric_schema(node_id: str, display_name: str, description: str, inputs: list, outputs: list) -> io.Schema:
+    """A metric node: an output node (its numbers show on it) in the evaluation category."""
+    return io.Schema(node_id=node_id, display_name=display_name, category=CATEGORY, is_output_node=True,
+                     description=description, inputs=inputs, outputs=outputs)
+
+
 def _metrics_outputs():
     return [
         ExemplarMetricsType.Output(display_name="metrics", tooltip="Every value per image, for Plot Metrics."),
@@ -54,12 +60,8 @@ def _metrics_outputs():
 class ImageSimilarity(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="ExemplarImageSimilarity",
-            display_name="Image Similarity (CLIP-I / DINO)",
-            category=CATEGORY,
-            is_output_node=True,
-            description=(
+        return metric_schema(
+            "ExemplarImageSimilarity", "Image Similarity (CLIP-I / DINO)", (
                 "Cosine similarity of image embeddings from a loaded CLIP_VISION: CLIP-I with a CLIP vision model, "
                 "DINO with DINOv2 (DreamBooth's identity metrics; all_pairs is its protocol). With score "
                 "clip_score (max(100 cos, 0)) and a mask it is Paint by Example's region CLIP score (the result "
@@ -100,12 +102,8 @@ class ImageSimilarity(io.ComfyNode):
 class TextAlignment(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="ExemplarTextAlignment",
-            display_name="Text Alignment (CLIP-T)",
-            category=CATEGORY,
-            is_output_node=True,
-            description=(
+        return metric_schema(
+            "ExemplarTextAlignment", "Text Alignment (CLIP-T)", (
                 "CLIP-T: cosine between each image's CLIP embedding and its prompt's, through a CLIP vision model "
                 "with its projection and the text encoder of the same CLIP model (Load CLIP). score clip_score "
                 "gives DreamStyler's text score max(100 cos, 0). SD1.x checkpoints drop the text projection: their "
@@ -158,12 +156,8 @@ class BackgroundPreservation(io.ComfyNode):
             for where in ("outside", "inside")
             for metric, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("mse", "MSE"), ("delta_e", "CIE76 Delta E"))
         ]
-        return io.Schema(
-            node_id="ExemplarBackgroundPreservation",
-            display_name="Background Preservation (PSNR / SSIM / Delta E)",
-            category=CATEGORY,
-            is_output_node=True,
-            description=(
+        return metric_schema(
+            "ExemplarBackgroundPreservation", "Background Preservation (PSNR / SSIM / Delta E)", (
                 "How much an inpainting changed the picture outside and inside the mask, source vs result: PSNR, "
                 "SSIM (Gaussian 11x11 window), MSE and colour shift (CIE76 Delta E in CIELAB). Outside the mask "
                 "an ideal inpainting scores PSNR inf, SSIM 1, MSE 0, Delta E 0."
@@ -189,12 +183,8 @@ class BackgroundPreservation(io.ComfyNode):
 class StyleScore(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            node_id="ExemplarStyleScore",
-            display_name="Style Score (VGG Gram)",
-            category=CATEGORY,
-            is_output_node=True,
-            description=(
+        return metric_schema(
+            "ExemplarStyleScore", "Style Score (VGG Gram)", (
                 "DreamStyler's style score: 100 x the cosine between VGG16 Gram matrices (relu1_1 ... relu5_1) of "
                 "the image and the style image, averaged over five patches (corners and centre). VGG16 weights come "
                 "from a file in models/vgg/ (torchvision's vgg16-397923af.pth loads as it is); nothing is downloaded."

@@ -44,14 +44,12 @@ SPEC = [
         "links": {"source": (2, 0), "result": (10, 0), "mask": (2, 1)},
     },
     {
-        "id": 14,
-        "type": "ExemplarStyleScore",
+        "id": 14, "type": "ExemplarStyleScore",
         "widgets": {"vgg_name": RANDOM_VGG16_NAME, "patch_fraction": 0.5, "patch_size": 112},
         "links": {"images": (10, 0), "style_image": (3, 0)},
     },
     {
-        "id": 15,
-        "type": "ExemplarPlotMetrics",
+        "id": 15, "type": "ExemplarPlotMetrics",
         "widgets": {"x_label": "sample", "x_values": ""},
         "links": {"metrics_1": (12, 1), "metrics_2": (13, 8), "metrics_3": (14, 1), "images": (10, 0)},
     },
