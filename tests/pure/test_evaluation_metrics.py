@@ -184,16 +184,16 @@ def test_five_patches_are_the_corners_and_the_centre():
 
 def test_style_score_is_hundred_for_the_style_image_itself_and_matches_gram_cosines(vgg):
     style_image, other = images(24, batch=1, h=64, w=64), images(25, batch=1, h=64, w=64)
-    scores = style.style_scores(vgg, torch.cat([style_image, other]), style_image)
+    scores = style.style_scores(vgg, torch.cat([style_image, other]), style_image, size=64)
     assert scores[0].item() == pytest.approx(100.0, abs=1e-9)
-    g_other = style.gram_matrices(vgg, other)
-    g_style = style.gram_matrices(vgg, style_image)
+    g_other = style.gram_matrices(vgg, other, size=64)
+    g_style = style.gram_matrices(vgg, style_image, size=64)
     cosines = [
         torch.nn.functional.cosine_similarity(a[0, p].flatten().double(), b[0, p].flatten().double(), dim=0)
         for a, b in zip(g_other, g_style) for p in range(5)
     ]
     assert scores[1].item() == pytest.approx(100 * torch.stack(cosines).mean().item(), rel=1e-12)
-    assert torch.equal(scores, style.style_scores(vgg, torch.cat([style_image, other]), style_image))
+    assert torch.equal(scores, style.style_scores(vgg, torch.cat([style_image, other]), style_image, size=64))
     assert scores[1] < 100
 
 
