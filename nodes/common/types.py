@@ -22,3 +22,6 @@ ExemplarHintType = io.Custom("EXEMPLAR_HINT")
 
 ExemplarStagedEmbeddingType = io.Custom("EXEMPLAR_STAGED_EMBEDDING")
 """DreamStyler's T per-stage token embeddings and the token name."""
+
+ExemplarMetricsType = io.Custom("EXEMPLAR_METRICS")
+"""Evaluation results: {metric name: one float per image}, for plots and the sweep CLI."""

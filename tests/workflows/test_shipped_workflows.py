@@ -15,6 +15,7 @@ SLOW = {
     "dreamstyler_style_transfer",
     "dreamstyler_txt2img",
     "dual_guidance_ip2p_style",
+    "evaluation_metrics",
 }
 
 

@@ -1,0 +1,1 @@
+"""Evaluation metrics of the five papers, pure torch: pixel metrics, embedding scores, Gram style score, plots."""
