@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         output = Path(opts.output)
 
         def checkpoint(result, optimizer_state):
-            path = trainer.save_checkpoint(trainer.checkpoint_path(output, result.step), result, optimizer_state)
+            path = trainer.save_checkpoint(cli_boot.pack_module("models.common.train_loop").checkpoint_path(output, result.step), result, optimizer_state)
             log(f"checkpoint {path}")
 
         def on_step(step, total, losses):
