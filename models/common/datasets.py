@@ -125,7 +125,11 @@ def _candidates(root: Path, layout: str) -> tuple[list[PairFiles], list[tuple[st
         images, references, masks = _files(root / "images"), _files(root / "references"), _files(root / "masks")
         reference_masks = {}
     else:
-        images, references, reference_masks = _files(root / "image"), _files(root / "cloth"), _files(root / "cloth-mask")
+        images, references, reference_masks = (
+            _files(root / "image"),
+            _files(root / "cloth"),
+            _files(root / "cloth-mask"),
+        )
         masks = {stem.removesuffix("_mask"): p for stem, p in _files(root / "agnostic-mask").items()}
     for stem in sorted(set(references) - set(images)):
         problems.append((references[stem].name, "reference without an image of the same name"))
@@ -158,7 +162,8 @@ def _check(files: PairFiles) -> str | None:
             return f"{path.name}: unreadable {label} ({type(error).__name__}: {error})"
     if files.mask is not None:
         if sizes["mask"] != sizes["image"]:
-            return f"{files.mask.name}: mask is {sizes['mask'][0]}x{sizes['mask'][1]}, its image {sizes['image'][0]}x{sizes['image'][1]}"
+            (mw, mh), (iw, ih) = sizes["mask"], sizes["image"]
+            return f"{files.mask.name}: mask is {mw}x{mh}, its image {iw}x{ih}"
         if not bool((_read_mask(files.mask) > 0.5).any()):
             return f"{files.mask.name}: empty mask (no pixel above 0.5 marks a region)"
     return None

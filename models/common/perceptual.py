@@ -83,17 +83,23 @@ def features_state_dict(state_dict: dict[str, torch.Tensor], source: str = "file
     )
 
 
-def vgg16_features(state_dict: dict[str, torch.Tensor], layers: int = DEFAULT_LAYERS, source: str = "file") -> VGG16Features:
+def vgg16_features(
+    state_dict: dict[str, torch.Tensor], layers: int = DEFAULT_LAYERS, source: str = "file"
+) -> VGG16Features:
     """A frozen VGG16Features (eval, fp32) holding the weights of `state_dict`."""
     network = VGG16Features(layers)
     wanted = network.state_dict()
     given = features_state_dict(state_dict, source)
     missing = [k for k in wanted if k not in given]
     if missing:
-        raise ValueError(f"{source}: VGG16 weights lack {missing[:3]} (a torchvision VGG16 file has all of features.0..28)")
+        raise ValueError(
+            f"{source}: VGG16 weights lack {missing[:3]} (a torchvision VGG16 file has all of features.0..28)"
+        )
     for key, tensor in wanted.items():
         if given[key].shape != tensor.shape:
-            raise ValueError(f"{source}: {key} has shape {tuple(given[key].shape)}, VGG16 expects {tuple(tensor.shape)}")
+            raise ValueError(
+                f"{source}: {key} has shape {tuple(given[key].shape)}, VGG16 expects {tuple(tensor.shape)}"
+            )
     network.load_state_dict({k: given[k].float() for k in wanted})
     return network.eval().requires_grad_(False)
 

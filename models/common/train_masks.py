@@ -38,8 +38,10 @@ def box_mask(shape: tuple[int, int], box: tuple[float, float, float, float]) -> 
     return out
 
 
-def random_box_mask(height: int, width: int, generator: torch.Generator, low: float = 0.3, high: float = 0.7) -> torch.Tensor:
-    """A rectangle whose sides are uniformly `low`..`high` of the image's, placed uniformly (for samples without a mask)."""
+def random_box_mask(
+    height: int, width: int, generator: torch.Generator, low: float = 0.3, high: float = 0.7
+) -> torch.Tensor:
+    """A rectangle, sides uniformly `low`..`high` of the image's, placed uniformly (for samples without a mask)."""
     u = torch.rand(4, generator=generator).tolist()
     h = max(1, round(height * (low + (high - low) * u[0])))
     w = max(1, round(width * (low + (high - low) * u[1])))
@@ -80,7 +82,12 @@ def bezier_polygon(box, extended, generator: torch.Generator, jitter: float = 5.
     top, left, bottom, right = box
     etop, eleft, ebottom, eright = extended
     corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
-    middles = [((left + right) / 2, etop), (eright, (top + bottom) / 2), ((left + right) / 2, ebottom), (eleft, (top + bottom) / 2)]
+    middles = [
+        ((left + right) / 2, etop),
+        (eright, (top + bottom) / 2),
+        ((left + right) / 2, ebottom),
+        (eleft, (top + bottom) / 2),
+    ]
     t = torch.arange(1, 19, dtype=torch.float64)[:, None] * 0.05
     curves = []
     for side in range(4):
@@ -93,7 +100,9 @@ def bezier_polygon(box, extended, generator: torch.Generator, jitter: float = 5.
     return points + jitter * noise
 
 
-def irregular_mask(mask: torch.Tensor, generator: torch.Generator, extend: float = 0.4, jitter: float = 5.0) -> torch.Tensor:
+def irregular_mask(
+    mask: torch.Tensor, generator: torch.Generator, extend: float = 0.4, jitter: float = 5.0
+) -> torch.Tensor:
     """Paint by Example's training mask around `mask` (see the module docstring)."""
     height, width = mask.shape
     box, extended = extended_box(mask, generator, extend)
@@ -102,7 +111,9 @@ def irregular_mask(mask: torch.Tensor, generator: torch.Generator, extend: float
     return rasterise_polygon(bezier_polygon(box, extended, generator, jitter), height, width)
 
 
-def training_mask(mask: torch.Tensor, mode: str, generator: torch.Generator, fine_probability: float = 0.5) -> torch.Tensor:
+def training_mask(
+    mask: torch.Tensor, mode: str, generator: torch.Generator, fine_probability: float = 0.5
+) -> torch.Tensor:
     """The mask one training step uses, from the sample's binary mask [H, W] (see MASK_MODES)."""
     if mode not in MASK_MODES:
         raise ValueError(f"mask_mode: expected one of {MASK_MODES}, got {mode!r}")

@@ -46,7 +46,11 @@ def test_torchvision_file_loads_in_both_forms(reference, tmp_path):
 
     pth = tmp_path / "vgg16-397923af.pth"
     torch.save(reference.state_dict(), pth)  # the published file is this state dict, classifier included
-    features_only = {k.removeprefix("features."): v.contiguous() for k, v in reference.state_dict().items() if k.startswith("features.")}
+    features_only = {
+        k.removeprefix("features."): v.contiguous()
+        for k, v in reference.state_dict().items()
+        if k.startswith("features.")
+    }
     st = tmp_path / "vgg16_features.safetensors"
     save_file(features_only, str(st))
     a = perceptual.vgg16_features(perceptual.read_weight_file(pth))
