@@ -26,11 +26,13 @@ crop, antialiased bicubic), masks by the same crop, then binarised (models/commo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from .image_folder import IMAGE_SUFFIXES, fit_images, read_image
@@ -190,3 +192,17 @@ def scan_pairs(root: str | Path, layout: str = "auto") -> PairDataset:
     if not samples:
         raise ValueError(f"dataset folder {root.name!r} has no usable pair.\n{dataset.report()}")
     return dataset
+
+
+def rotate_image(image: torch.Tensor, degrees: float, fill: float = 1.0) -> torch.Tensor:
+    """[H, W, C] rotated by `degrees` (counter-clockwise) about its centre, bilinear; uncovered corners = `fill`."""
+    height, width = image.shape[:2]
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle), math.sin(angle)
+    aspect = width / height  # rotate in pixel units, not in the [-1, 1] box
+    theta = torch.tensor([[cos, -sin / aspect, 0.0], [sin * aspect, cos, 0.0]], dtype=torch.float32)[None]
+    grid = F.affine_grid(theta, [1, 1, height, width], align_corners=False)
+    pixels = torch.cat([image.movedim(-1, 0).float(), torch.ones(1, height, width)])[None]
+    rotated = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    colour, cover = rotated[:-1], rotated[-1:]
+    return (colour + fill * (1 - cover)).clamp(0, 1).movedim(0, -1).to(image.dtype)

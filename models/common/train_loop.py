@@ -68,6 +68,16 @@ def checkpoint_path(path: str | Path, step: int) -> Path:
     return path.with_name(f"{path.stem}_step{step:06d}{path.suffix}")
 
 
+def output_path(name: str, root: str | Path, input_name: str, example: str) -> tuple[Path, str]:
+    """`name` (relative, .safetensors added) -> (path under the model folder `root`, name as the folder lists it)."""
+    clean = name.strip().replace("\\", "/")
+    if not clean or clean.startswith("/") or any(part in ("", "..", ".") for part in clean.split("/")):
+        raise ValueError(f"{input_name}: expected a relative name like {example!r}, got {name!r}")
+    if not clean.endswith(".safetensors"):
+        clean += ".safetensors"
+    return Path(root) / clean, clean
+
+
 def optimizer_state_path(path: str | Path) -> Path:
     return Path(str(path) + OPTIMIZER_SUFFIX)
 
@@ -83,3 +93,42 @@ def load_optimizer_state(path: str | Path) -> dict | None:
     if not side.is_file():
         return None
     return torch.load(side, map_location="cpu", weights_only=True)
+
+
+def init_distributed(cpu: bool) -> tuple[int, int]:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on the CPU, NCCL on GPUs); (rank, world size)."""
+    import os
+
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo" if cpu or not torch.cuda.is_available() else "nccl")
+    return rank_and_world()
+
+
+def finish_distributed() -> None:
+    dist = distributed()
+    if dist is not None:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over the sorted keys and raw bytes of the tensors: equal digests = bit-identical weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(state_dict):
+        h.update(key.encode())
+        h.update(state_dict[key].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def write_rank_report(directory: str | Path, state_dict: dict[str, torch.Tensor], losses: list[dict]) -> Path:
+    """`rank<N>.json` (rank, world size, weights digest, losses) in `directory`, atomically (multi-process checks)."""
+    import json
+
+    rank, world = rank_and_world()
+    report = {"rank": rank, "world_size": world, "digest": state_digest(state_dict), "losses": losses}
+    return atomic_write(Path(directory) / f"rank{rank}.json", lambda tmp: tmp.write_text(json.dumps(report)))

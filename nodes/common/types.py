@@ -22,3 +22,6 @@ ExemplarHintType = io.Custom("EXEMPLAR_HINT")
 
 ExemplarStagedEmbeddingType = io.Custom("EXEMPLAR_STAGED_EMBEDDING")
 """DreamStyler's T per-stage token embeddings and the token name."""
+
+ExemplarPairDatasetType = io.Custom("EXEMPLAR_PAIR_DATASET")
+"""A scanned folder of (image, reference, mask, caption) training pairs (models/common/datasets.py)."""

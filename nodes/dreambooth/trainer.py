@@ -39,6 +39,7 @@ from ...models.common.train_loop import (
     average_gradients,
     distributed,
     load_optimizer_state,
+    output_path,
     pick,
     save_optimizer_state,
     step_generator,
@@ -367,9 +368,7 @@ def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, 
     device = x0.device
     batch = x0.shape[0]
     noise = torch.randn(x0.shape, generator=g).to(device)
-    # percent_to_sigma returns sentinels at exactly 0 (a huge sigma) and 1 (sigma 0): stay strictly inside
-    percents = torch.rand(batch, generator=g).clamp(1e-6, 1 - 1e-6)
-    sigmas = torch.tensor([float(sampling.percent_to_sigma(p.item())) for p in percents], device=device)
+    sigmas = training.sample_sigmas(sampling, batch, g).to(device)
     xt = noising.add_noise(x0, noise, sigmas)
     cond = {}
     for key in context[0]:
@@ -451,9 +450,4 @@ def supplied_class_images(images: torch.Tensor | None, folder: Path | None, coun
 
 def lora_output_path(name: str, root: str | Path) -> tuple[Path, str]:
     """`name` (relative, no extension needed) -> (path under the loras folder `root`, name as LoraLoader lists it)."""
-    clean = name.strip().replace("\\", "/")
-    if not clean or clean.startswith("/") or any(part in ("", "..", ".") for part in clean.split("/")):
-        raise ValueError(f"lora_name: expected a relative name like 'dreambooth/sks_dog', got {name!r}")
-    if not clean.endswith(".safetensors"):
-        clean += ".safetensors"
-    return Path(root) / clean, clean
+    return output_path(name, root, "lora_name", "dreambooth/sks_dog")

@@ -152,3 +152,12 @@ def test_random_box_mask_sides():
         ys, xs = torch.nonzero(out, as_tuple=True)
         h, w = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
         assert 12 <= h <= 28 and 6 <= w <= 14 and int(out.sum()) == h * w
+
+
+def test_rotation_keeps_the_image_at_zero_and_fills_corners():
+    image = torch.rand(16, 16, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(datasets.rotate_image(image, 0.0), image, atol=1e-5)
+    quarter = datasets.rotate_image(image, 90.0)
+    assert torch.allclose(quarter, image.rot90(1, dims=(0, 1)), atol=1e-4)  # counter-clockwise
+    tilted = datasets.rotate_image(torch.zeros(16, 16, 3), 45.0)
+    assert float(tilted[0, 0].min()) > 0.99 and float(tilted[8, 8].max()) < 1e-6  # white corners, content kept
