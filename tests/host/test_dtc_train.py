@@ -81,8 +81,8 @@ def test_untrained_training_forward_is_the_base_model_exactly(trainer, tiny_inpa
 def test_the_hint_path_learns_what_belongs_in_the_mask(trainer, tiny_inpaint, dinov2, adapter, pairs):
     """Synthetic task: the masked box of a plain source holds the reference's texture; only the hint tells which.
 
-    Measured (60 steps, lr 3e-3, FiLM + hint CNN, batch 1, 6 pairs): held-out x0 error inside the mask
-    0.9 -> 0.35 at sigma percent 0.5 (ratio ~0.4); the test asks for 0.75.
+    Measured (60 steps, lr 3e-3, FiLM + hint CNN, batch 1, 6 training pairs, 4 held-out): x0 error inside the
+    mask at sigma percent 0.5, untrained 3.55 -> trained 0.70 (ratio 0.20); the test asks for a ratio below 0.5.
     """
     model, vae = tiny_inpaint
     train, held_out = pairs
@@ -91,11 +91,13 @@ def test_the_hint_path_learns_what_belongs_in_the_mask(trainer, tiny_inpaint, di
     before = trainer.masked_x0_error(model, vae, dinov2, adapter, held_out, s, samples=4)
     result = trainer.train_dtc(model, vae, dinov2, adapter, train, s)
     after = trainer.masked_x0_error(model, vae, dinov2, result.adapter, held_out, s, samples=4)
-    assert after < 0.75 * before, (before, after)
+    print(f"held-out x0 error inside the mask: untrained {before:.4f}, trained {after:.4f} ({after / before:.3f})")
+    assert after < 0.5 * before, (before, after)
     # the input adapter is untouched: still the exact identity
-    assert all(float(film.proj.weight.abs().max()) == 0 for film in adapter.film)
+    assert all(not film.proj.weight.detach().any() for film in adapter.film)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_and_cancel_keeps_the_last_checkpoint(trainer, tiny_inpaint, dinov2, adapter, pairs,
                                                                          tmp_path):
     straight = run(trainer, tiny_inpaint, dinov2, adapter, pairs[0], steps=4)
@@ -125,6 +127,7 @@ def test_resume_continues_exactly_and_cancel_keeps_the_last_checkpoint(trainer, 
     assert any(not torch.equal(a[k], adapter.state_dict()[k].float()) for k in a)  # it did train
 
 
+@pytest.mark.slow
 def test_node_writes_a_file_that_loads_and_applies(node, tiny_inpaint, dinov2, adapter, model_folder, input_folder):
     exemplar = model_folder("exemplar")
     vgg_folder = model_folder("vgg")
