@@ -85,17 +85,30 @@ def main(argv=None) -> int:
             print(message, flush=True)
 
     settings = trainer.DtCSettings(
-        steps=opts.steps, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
-        grad_accumulation=opts.grad_accumulation, resolution=opts.resolution, reference_size=opts.reference_size,
-        trainable=opts.trainable, mask_mode=opts.mask_mode, fine_probability=opts.fine_probability,
-        flip_probability=opts.flip_probability, rotation_degrees=opts.rotation_degrees,
-        condition_dropout=opts.condition_dropout, perceptual_weight=opts.perceptual_weight, seed=opts.seed,
-        dtype=opts.dtype, checkpoint_every=opts.checkpoint_every, preview_every=opts.preview_every,
+        steps=opts.steps,
+        learning_rate=opts.learning_rate,
+        batch_size=opts.batch_size,
+        grad_accumulation=opts.grad_accumulation,
+        resolution=opts.resolution,
+        reference_size=opts.reference_size,
+        trainable=opts.trainable,
+        mask_mode=opts.mask_mode,
+        fine_probability=opts.fine_probability,
+        flip_probability=opts.flip_probability,
+        rotation_degrees=opts.rotation_degrees,
+        condition_dropout=opts.condition_dropout,
+        perceptual_weight=opts.perceptual_weight,
+        seed=opts.seed,
+        dtype=opts.dtype,
+        checkpoint_every=opts.checkpoint_every,
+        preview_every=opts.preview_every,
         gradient_checkpointing=opts.gradient_checkpointing,
     )
     settings.validate()
     with torch.inference_mode(False):
-        model, _clip, vae = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=True, output_clip=False)[:3]
+        model, _clip, vae = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=True, output_clip=False)[
+            :3
+        ]
         clip_vision = comfy.clip_vision.load(opts.clip_vision)
         if clip_vision is None:
             raise SystemExit(f"--clip-vision {opts.clip_vision}: not a CLIP vision model ComfyUI recognises")
@@ -121,8 +134,10 @@ def main(argv=None) -> int:
         def on_step(step, total, losses):
             comfy.model_management.throw_exception_if_processing_interrupted()
             if step == total or step % max(total // 20, 1) == 0:
-                log(f"step {step}/{total} loss {losses['loss']:.4f} (diffusion {losses['diffusion']:.4f}, "
-                    f"perceptual {losses['perceptual']:.4f})")
+                log(
+                    f"step {step}/{total} loss {losses['loss']:.4f} (diffusion {losses['diffusion']:.4f}, "
+                    f"perceptual {losses['perceptual']:.4f})"
+                )
 
         def on_preview(step, image):
             if rank == 0 and opts.preview_dir:
@@ -132,8 +147,18 @@ def main(argv=None) -> int:
                 atomic_write(target, lambda tmp: pixels.save(tmp, format="PNG"))
 
         result = trainer.train_dtc(
-            model, vae, clip_vision, adapter, dataset, settings, vgg=vgg, resume_from=opts.resume,
-            checkpoint=checkpoint, on_step=on_step, on_preview=on_preview, extra_metadata={"trainer": "cli"},
+            model,
+            vae,
+            clip_vision,
+            adapter,
+            dataset,
+            settings,
+            vgg=vgg,
+            resume_from=opts.resume,
+            checkpoint=checkpoint,
+            on_step=on_step,
+            on_preview=on_preview,
+            extra_metadata={"trainer": "cli"},
         )
         if rank == 0:
             trainer.save_checkpoint(output, result)

@@ -162,29 +162,31 @@ def sample_sigmas(model_sampling, batch: int, generator: torch.Generator) -> tor
 class TrainingVAE:
     """A VAE for a training loop: encodes without gradients, decodes with them (for image-space losses).
 
-    Runs the VAE's own first-stage model through a clone of its patcher, with `differentiable_frozen_weights`
-    so that inference tensors do not stop the decoder's backward; `release()` unloads the clone and takes the
-    wrappers off. The encode is ComfyUI's VAE.encode without tiling (crop to the compression factor, scale to
-    [-1, 1], first-stage encode); the decode is VAE.decode's first-stage decode and `process_output`.
+    Runs a private deep copy of the VAE's first-stage model on the VAE's device: the copy's tensors are normal ones
+    even when the VAE was loaded inside ComfyUI's executor (inference tensors, which autograd cannot save, also sit
+    outside the layers a weight wrapper reaches, e.g. TAESD's latent scale), and the user's VAE is never touched.
+    The encode is ComfyUI's VAE.encode without tiling (crop to the compression factor, scale to [-1, 1],
+    first-stage encode); the decode is VAE.decode's first-stage decode and `process_output`.
     """
 
     def __init__(self, vae):
+        import copy
+
         self.vae = vae
-        self.patcher = vae.patcher.clone()
-        self.wrappers = differentiable_frozen_weights(self.patcher)
-        comfy.model_management.load_models_gpu([self.patcher], force_full_load=True)
+        with torch.inference_mode(False):
+            self.model = copy.deepcopy(vae.first_stage_model).to(device=vae.device).requires_grad_(False).eval()
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """IMAGE [B, H, W, 3] -> raw latents (as VAEEncode returns them), float32 on the VAE's device."""
         vae = self.vae
         with torch.no_grad():
             x = vae.process_input(vae.vae_encode_crop_pixels(pixels[..., :3]).movedim(-1, 1))
-            return self.patcher.model.encode(x.to(device=vae.device, dtype=vae.vae_dtype)).float()
+            return self.model.encode(x.to(device=vae.device, dtype=vae.vae_dtype)).float()
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Raw latents -> images [B, 3, H, W] in [0, 1], differentiable in the latents."""
         vae = self.vae
-        return vae.process_output(self.patcher.model.decode(latents.to(device=vae.device, dtype=vae.vae_dtype)).float())
+        return vae.process_output(self.model.decode(latents.to(device=vae.device, dtype=vae.vae_dtype)).float())
 
     def release(self) -> None:
-        release(self.patcher, self.wrappers)
+        self.model = None

@@ -30,7 +30,7 @@ import comfy.patcher_extension
 
 from ...models.common import noising
 from ...models.common.datasets import PairDataset, rotate_image
-from ...models.common.perceptual import VGG16Features, perceptual_loss
+from ...models.common.perceptual import VGG16Features, perceptual_loss, vgg16_features
 from ...models.common.train_loop import (
     TRAIN_DTYPES,
     average_gradients,
@@ -86,10 +86,14 @@ class DtCSettings:
             (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.grad_accumulation >= 1, f"grad_accumulation must be >= 1, got {self.grad_accumulation}"),
-            (self.resolution >= 64 and self.resolution % 8 == 0,
-             f"resolution must be a multiple of 8, at least 64, got {self.resolution}"),
-            (self.reference_size % 14 == 0 and self.reference_size >= 14,
-             f"reference_size must be a multiple of DINOv2's 14 px patch, got {self.reference_size}"),
+            (
+                self.resolution >= 64 and self.resolution % 8 == 0,
+                f"resolution must be a multiple of 8, at least 64, got {self.resolution}",
+            ),
+            (
+                self.reference_size % 14 == 0 and self.reference_size >= 14,
+                f"reference_size must be a multiple of DINOv2's 14 px patch, got {self.reference_size}",
+            ),
             (self.trainable in TRAINABLE, f"trainable must be one of {list(TRAINABLE)}, got {self.trainable!r}"),
             (self.mask_mode in MASK_MODES, f"mask_mode must be one of {list(MASK_MODES)}, got {self.mask_mode!r}"),
             *[(0 <= getattr(self, n) <= 1, f"{n} must be in [0, 1], got {getattr(self, n)}") for n in probabilities],
@@ -210,7 +214,11 @@ def _predict(patched, injection, vae: training.TrainingVAE, context_of, batch: B
     xt = noising.add_noise(x0, noise.to(device), sigmas)
     context = context_of(batch.references, batch.keep_reference, device)
     conds = model.extra_conds(
-        noise=xt, device=device, cross_attn=context, concat_latent_image=masked, concat_mask=batch.masks[:, None].to(device)
+        noise=xt,
+        device=device,
+        cross_attn=context,
+        concat_latent_image=masked,
+        concat_mask=batch.masks[:, None].to(device),
     )
     kwargs = {k: v.cond for k, v in conds.items()}
     # what the sampler hands the model (comfy.sampler_helpers.prepare_model_patcher): the patches and the wrappers
@@ -234,7 +242,9 @@ class _Session:
 
     def __init__(self, model, vae, adapter: DtCAdapter, dtype, gradient_checkpointing: bool):
         if adapter_patch.hint_channel_offset(model) is None:
-            raise ValueError("model: DtC training needs an inpainting model (9-channel input with a masked-source latent)")
+            raise ValueError(
+                "model: DtC training needs an inpainting model (9-channel input with a masked-source latent)"
+            )
         placeholder = torch.zeros(1, 8, 8, 3)
         self.patched, self.injection = adapter_patch.apply_adapter(model, adapter, placeholder)
         self.patched.set_model_compute_dtype(dtype)
@@ -291,7 +301,9 @@ def train_dtc(
     rank, world = rank_and_world()
     state, start_step, optimizer_state = (None, 0, None) if not resume_from else read_checkpoint(resume_from)
     if start_step >= settings.steps:
-        raise ValueError(f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})")
+        raise ValueError(
+            f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})"
+        )
     dtype = TRAIN_DTYPES[settings.dtype]
     with torch.inference_mode(False), torch.enable_grad():
         trained = adapter_patch.training_copy(adapter, state)
@@ -302,12 +314,15 @@ def train_dtc(
         session = _Session(model, vae, trained, dtype, settings.gradient_checkpointing)
         trained.train()
         context_of = _Context(clip_vision, trained, settings.reference_size)
-        if vgg is not None:
+        if vgg is not None:  # a copy with normal tensors (one built inside ComfyUI's executor holds inference tensors)
+            vgg = vgg16_features({k: v.clone() for k, v in vgg.state_dict().items()}, len(vgg.taps))
             vgg = vgg.to(session.patched.load_device)
         losses, previews = [], []
 
         def result(step):
-            return DtCTrainResult(trained, step, _metadata(settings, step, world, extra_metadata), list(losses), previews)
+            return DtCTrainResult(
+                trained, step, _metadata(settings, step, world, extra_metadata), list(losses), previews
+            )
 
         try:
             for step in range(start_step, settings.steps):
@@ -315,12 +330,17 @@ def train_dtc(
                 for micro in range(settings.grad_accumulation):
                     g = step_generator(settings.seed, step, micro, rank)
                     batch = draw_batch(dataset, settings, settings.batch_size, g)
-                    latent_shape = (settings.batch_size, session.patched.model.latent_format.latent_channels,
-                                    settings.resolution // 8, settings.resolution // 8)
+                    latent_shape = (
+                        settings.batch_size,
+                        session.patched.model.latent_format.latent_channels,
+                        settings.resolution // 8,
+                        settings.resolution // 8,
+                    )
                     noise = torch.randn(latent_shape, generator=g)
                     sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
-                    x0, xt, denoised = _predict(session.patched, session.injection, session.vae, context_of, batch,
-                                                noise, sigmas, dtype)
+                    x0, xt, denoised = _predict(
+                        session.patched, session.injection, session.vae, context_of, batch, noise, sigmas, dtype
+                    )
                     eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
                     diffusion = torch.nn.functional.mse_loss(eps, noise.to(eps.device))
                     total = diffusion
@@ -341,15 +361,24 @@ def train_dtc(
                 summed["step"] = done
                 losses.append(summed)
                 if not all(math.isfinite(summed[k]) for k in ("loss", "diffusion", "perceptual")):
-                    raise FloatingPointError(f"DtC loss became {summed['loss']} at step {done}; lower the learning rate or use fp32")
-                if on_preview is not None and (done == settings.steps or (settings.preview_every and done % settings.preview_every == 0)):
+                    raise FloatingPointError(
+                        f"DtC loss became {summed['loss']} at step {done}; lower the learning rate or use fp32"
+                    )
+                if on_preview is not None and (
+                    done == settings.steps or (settings.preview_every and done % settings.preview_every == 0)
+                ):
                     image = _preview(session.patched, session.vae, batch, denoised)
                     previews.append(image)
                     on_preview(done, image)
                 if on_step is not None:
                     on_step(done, settings.steps, summed)
-                if checkpoint is not None and rank == 0 and settings.checkpoint_every and done % settings.checkpoint_every == 0 \
-                        and done < settings.steps:
+                if (
+                    checkpoint is not None
+                    and rank == 0
+                    and settings.checkpoint_every
+                    and done % settings.checkpoint_every == 0
+                    and done < settings.steps
+                ):
                     partial = result(done)
                     partial.optimizer_state = optimizer.state_dict()
                     checkpoint(partial)
@@ -363,8 +392,17 @@ def train_dtc(
 
 
 @torch.no_grad()
-def masked_x0_error(model, vae, clip_vision, adapter: DtCAdapter, dataset: PairDataset, settings: DtCSettings,
-                    samples: int = 8, sigma_percent: float = 0.5, seed: int = 12345) -> float:
+def masked_x0_error(
+    model,
+    vae,
+    clip_vision,
+    adapter: DtCAdapter,
+    dataset: PairDataset,
+    settings: DtCSettings,
+    samples: int = 8,
+    sigma_percent: float = 0.5,
+    seed: int = 12345,
+) -> float:
     """Mean squared error of the x0 prediction inside the (latent-size) mask against the source latent.
 
     Held-out evaluation: `samples` draws (no dropout, no augmentation beyond the mask choice) at one noise level,
@@ -372,7 +410,9 @@ def masked_x0_error(model, vae, clip_vision, adapter: DtCAdapter, dataset: PairD
     """
     from ...models.common.masks import binary_mask
 
-    plain = DtCSettings(**{**asdict(settings), "flip_probability": 0.0, "rotation_degrees": 0.0, "condition_dropout": 0.0})
+    plain = DtCSettings(
+        **{**asdict(settings), "flip_probability": 0.0, "rotation_degrees": 0.0, "condition_dropout": 0.0}
+    )
     with torch.inference_mode(False), torch.no_grad():
         evaluated = adapter_patch.training_copy(adapter).requires_grad_(False)
         session = _Session(model, vae, evaluated, torch.float32, False)
@@ -382,11 +422,17 @@ def masked_x0_error(model, vae, clip_vision, adapter: DtCAdapter, dataset: PairD
             for index in range(samples):
                 g = step_generator(seed, index)
                 batch = draw_batch(dataset, plain, 1, g)
-                shape = (1, session.patched.model.latent_format.latent_channels, plain.resolution // 8, plain.resolution // 8)
+                shape = (
+                    1,
+                    session.patched.model.latent_format.latent_channels,
+                    plain.resolution // 8,
+                    plain.resolution // 8,
+                )
                 noise = torch.randn(shape, generator=g)
                 sigma = torch.tensor([float(session.sampling.percent_to_sigma(sigma_percent))])
-                x0, _xt, denoised = _predict(session.patched, session.injection, session.vae, context_of, batch, noise,
-                                             sigma, torch.float32)
+                x0, _xt, denoised = _predict(
+                    session.patched, session.injection, session.vae, context_of, batch, noise, sigma, torch.float32
+                )
                 region = binary_mask(batch.masks, shape[-2:]).to(x0.device)[:, None]
                 errors.append(float((((denoised - x0) ** 2) * region).sum() / (region.sum() * shape[1])))
         finally:

@@ -1,4 +1,4 @@
-"""Diffuse to Choose training on the tiny inpainting model: identity untrained, learning, resume, cancel, node, errors."""
+"""DtC training on the tiny inpainting model: identity untrained, learning, resume, cancel, node, errors."""
 
 import pytest
 import torch
@@ -63,12 +63,18 @@ def test_untrained_training_forward_is_the_base_model_exactly(trainer, tiny_inpa
         session = trainer._Session(model, vae, copy, torch.float32, False)
         try:
             context_of = trainer._Context(dinov2, copy, REFERENCE)
-            x0, xt, patched = trainer._predict(session.patched, session.injection, session.vae, context_of, batch, noise,
-                                               sigmas, torch.float32)
-            hint = pack_submodule("models.diffuse_to_choose.hint").build_hint(batch.images, batch.masks, batch.references)
+            x0, xt, patched = trainer._predict(
+                session.patched, session.injection, session.vae, context_of, batch, noise, sigmas, torch.float32
+            )
+            hint = pack_submodule("models.diffuse_to_choose.hint").build_hint(
+                batch.images, batch.masks, batch.references
+            )
             conds = session.patched.model.extra_conds(
-                noise=xt, device=xt.device, cross_attn=context_of(batch.references, batch.keep_reference, xt.device),
-                concat_latent_image=session.vae.encode(hint.masked_source), concat_mask=batch.masks[:, None],
+                noise=xt,
+                device=xt.device,
+                cross_attn=context_of(batch.references, batch.keep_reference, xt.device),
+                concat_latent_image=session.vae.encode(hint.masked_source),
+                concat_mask=batch.masks[:, None],
             )
             plain = model.model.apply_model(xt, sigmas, **{k: v.cond for k, v in conds.items()})
         finally:
@@ -86,8 +92,15 @@ def test_the_hint_path_learns_what_belongs_in_the_mask(trainer, tiny_inpaint, di
     """
     model, vae = tiny_inpaint
     train, held_out = pairs
-    s = settings(trainer, steps=60, learning_rate=3e-3, trainable="film+hint_cnn", mask_mode="given",
-                 condition_dropout=0.0, rotation_degrees=0.0)
+    s = settings(
+        trainer,
+        steps=60,
+        learning_rate=3e-3,
+        trainable="film+hint_cnn",
+        mask_mode="given",
+        condition_dropout=0.0,
+        rotation_degrees=0.0,
+    )
     before = trainer.masked_x0_error(model, vae, dinov2, adapter, held_out, s, samples=4)
     result = trainer.train_dtc(model, vae, dinov2, adapter, train, s)
     after = trainer.masked_x0_error(model, vae, dinov2, result.adapter, held_out, s, samples=4)
@@ -98,8 +111,9 @@ def test_the_hint_path_learns_what_belongs_in_the_mask(trainer, tiny_inpaint, di
 
 
 @pytest.mark.slow
-def test_resume_continues_exactly_and_cancel_keeps_the_last_checkpoint(trainer, tiny_inpaint, dinov2, adapter, pairs,
-                                                                         tmp_path):
+def test_resume_continues_exactly_and_cancel_keeps_the_last_checkpoint(
+    trainer, tiny_inpaint, dinov2, adapter, pairs, tmp_path
+):
     straight = run(trainer, tiny_inpaint, dinov2, adapter, pairs[0], steps=4)
     written = []
 
@@ -111,11 +125,22 @@ def test_resume_continues_exactly_and_cancel_keeps_the_last_checkpoint(trainer, 
             raise InterruptedError("cancelled")
 
     with pytest.raises(InterruptedError):
-        run(trainer, tiny_inpaint, dinov2, adapter, pairs[0], steps=4, checkpoint_every=2, checkpoint=checkpoint,
-            on_step=cancel_after_three)
+        run(
+            trainer,
+            tiny_inpaint,
+            dinov2,
+            adapter,
+            pairs[0],
+            steps=4,
+            checkpoint_every=2,
+            checkpoint=checkpoint,
+            on_step=cancel_after_three,
+        )
     assert [p.name for p in written] == ["run_step000002.safetensors"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_step000002.safetensors",
-                                                          "run_step000002.safetensors.optimizer-state"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "run_step000002.safetensors",
+        "run_step000002.safetensors.optimizer-state",
+    ]
     loaded = pack_submodule("nodes.diffuse_to_choose.adapter_patch").load_adapter(str(written[0]))  # a complete file
     assert loaded.state_dict().keys() == adapter.state_dict().keys()
 
@@ -128,23 +153,48 @@ def test_resume_continues_exactly_and_cancel_keeps_the_last_checkpoint(trainer, 
 
 
 @pytest.mark.slow
-def test_node_writes_a_file_that_loads_and_applies(node, tiny_inpaint, dinov2, adapter, model_folder, input_folder):
+def test_node_writes_a_file_that_loads_and_applies(node, dinov2, model_folder, input_folder):
     exemplar = model_folder("exemplar")
     vgg_folder = model_folder("vgg")
     write_random_vgg16(vgg_folder)
     write_synthetic_pairs(input_folder / "pairs", count=3)
     dataset, report = node("ExemplarDtCPairDataset").execute(folder="pairs", layout="auto").result
     assert report.startswith("3 usable pairs in pairs (pairs); 0 left out")
-    model, vae = tiny_inpaint
+    from exemplar_dev.tiny_dtc import TINY_SD15_INPAINT_NAME
+
+    with torch.inference_mode():  # as inside ComfyUI's executor: every loaded weight is an inference tensor
+        model, _clip, vae = node("CheckpointLoaderSimple")().load_checkpoint(TINY_SD15_INPAINT_NAME)[:3]
+        adapter = node("ExemplarDtCAdapterCreate").execute(model=model, image_dim=32, seed=1).result[0]
     inputs = dict(
-        model=model, vae=vae, clip_vision=dinov2, adapter=adapter, dataset=dataset, adapter_name="test/dtc", steps=2,
-        learning_rate=1e-3, batch_size=2, grad_accumulation=1, resolution=RES, reference_size=REFERENCE,
-        trainable="all", mask_mode="irregular", fine_probability=0.5, flip_probability=0.5, rotation_degrees=10.0,
-        condition_dropout=0.5, perceptual_weight=0.5, vgg16="exemplar_random_vgg16_features.safetensors",
-        training_seed=0, training_dtype="fp32", checkpoint_every=1, preview_every=1, resume_from="none",
+        model=model,
+        vae=vae,
+        clip_vision=dinov2,
+        adapter=adapter,
+        dataset=dataset,
+        adapter_name="test/dtc",
+        steps=2,
+        learning_rate=1e-3,
+        batch_size=2,
+        grad_accumulation=1,
+        resolution=RES,
+        reference_size=REFERENCE,
+        trainable="all",
+        mask_mode="irregular",
+        fine_probability=0.5,
+        flip_probability=0.5,
+        rotation_degrees=10.0,
+        condition_dropout=0.5,
+        perceptual_weight=0.5,
+        vgg16="exemplar_random_vgg16_features.safetensors",
+        training_seed=0,
+        training_dtype="fp32",
+        checkpoint_every=1,
+        preview_every=1,
+        resume_from="none",
         gradient_checkpointing=True,
     )
-    trained, name, csv, previews = node("ExemplarDtCTrain").execute(**inputs).result
+    with torch.inference_mode():
+        trained, name, csv, previews = node("ExemplarDtCTrain").execute(**inputs).result
     assert name == "test/dtc.safetensors" and (exemplar / name).is_file()
     assert (exemplar / "test" / "dtc_step000001.safetensors").is_file()
     rows = [line.split(",") for line in csv.splitlines()[1:]]
@@ -155,8 +205,17 @@ def test_node_writes_a_file_that_loads_and_applies(node, tiny_inpaint, dinov2, a
     loaded = node("ExemplarDtCAdapterLoader").execute(adapter_name=name).result[0]
     for key, value in trained.state_dict().items():
         assert torch.equal(loaded.state_dict()[key].float(), value)
-    hint = node("ExemplarDtCHint").execute(image=torch.rand(1, RES, RES, 3), mask=torch.ones(1, RES, RES),
-                                           reference=torch.rand(1, 32, 32, 3), fit="stretch", min_side=8).result[0]
+    hint = (
+        node("ExemplarDtCHint")
+        .execute(
+            image=torch.rand(1, RES, RES, 3),
+            mask=torch.ones(1, RES, RES),
+            reference=torch.rand(1, 32, 32, 3),
+            fit="stretch",
+            min_side=8,
+        )
+        .result[0]
+    )
     patched = node("ExemplarDtCApply").execute(model=model, adapter=loaded, hint=hint, strength=1.0).result[0]
     assert patched is not model
 

@@ -42,8 +42,13 @@ def synthetic_pair(index: int, size: int = 64, reference_size: int = 28, seed: i
     top = int((size - side_h) * float(torch.rand(1, generator=g)))
     left = int((size - side_w) * float(torch.rand(1, generator=g)))
     image = torch.ones(size, size, 3) * (0.35 + 0.3 * torch.rand(1, generator=g))
-    patch = F.interpolate(reference.movedim(-1, 0)[None], size=(side_h, side_w), mode="bicubic", antialias=True,
-                          align_corners=False)[0].clamp(0, 1).movedim(0, -1)
+    patch = (
+        F.interpolate(
+            reference.movedim(-1, 0)[None], size=(side_h, side_w), mode="bicubic", antialias=True, align_corners=False
+        )[0]
+        .clamp(0, 1)
+        .movedim(0, -1)
+    )
     image[top : top + side_h, left : left + side_w] = patch
     mask = torch.zeros(size, size)
     mask[top : top + side_h, left : left + side_w] = 1
