@@ -220,13 +220,17 @@ def _predict(patched, injection, vae: training.TrainingVAE, context_of, batch: B
         concat_latent_image=masked,
         concat_mask=batch.masks[:, None].to(device),
     )
-    kwargs = {k: v.cond for k, v in conds.items()}
-    # what the sampler hands the model (comfy.sampler_helpers.prepare_model_patcher): the patches and the wrappers
+    denoised = call_model(patched, xt, sigmas, dtype, **{k: v.cond for k, v in conds.items()})
+    return x0, xt, denoised.float()
+
+
+def call_model(patched, xt, sigmas, dtype, **conds):
+    """patched.model.apply_model with what the sampler hands it (comfy.sampler_helpers.prepare_model_patcher): the
+    clone's patches and its wrappers, which carry the DtC hint path."""
     options = dict(patched.model_options["transformer_options"])
     options["wrappers"] = comfy.patcher_extension.copy_nested_dicts(patched.wrappers)
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-        denoised = model.apply_model(xt, sigmas, transformer_options=options, **kwargs)
-    return x0, xt, denoised.float()
+    with torch.autocast(xt.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        return patched.model.apply_model(xt, sigmas, transformer_options=options, **conds)
 
 
 def _preview(patched, vae: training.TrainingVAE, batch: Batch, denoised) -> torch.Tensor:
@@ -237,8 +241,8 @@ def _preview(patched, vae: training.TrainingVAE, batch: Batch, denoised) -> torc
     return torch.cat([batch.images[:1], hint, decoded], dim=2).clamp(0, 1)
 
 
-class _Session:
-    """The patched MODEL clone, the training VAE and the hooks, set up once and released at the end."""
+class Session:
+    """The patched MODEL clone, the training VAE (when given) and the hooks, set up once and released at the end."""
 
     def __init__(self, model, vae, adapter: DtCAdapter, dtype, gradient_checkpointing: bool):
         if adapter_patch.hint_channel_offset(model) is None:
@@ -259,7 +263,7 @@ class _Session:
             for m in self.checkpointed:
                 patch(m)
         comfy.model_management.load_models_gpu([self.patched], force_full_load=True)
-        self.vae = training.TrainingVAE(vae)
+        self.vae = training.TrainingVAE(vae) if vae is not None else None
         self.sampling = self.patched.model.model_sampling
 
     def release(self):
@@ -267,7 +271,8 @@ class _Session:
 
         for m in self.checkpointed:
             unpatch(m)
-        self.vae.release()
+        if self.vae is not None:
+            self.vae.release()
         for extra in self.patched.get_additional_models_with_key(adapter_patch.ADDITIONAL_MODELS_KEY):
             training.release(extra, [])
         training.release(self.patched, self.wrappers)
@@ -311,7 +316,7 @@ def train_dtc(
         optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
-        session = _Session(model, vae, trained, dtype, settings.gradient_checkpointing)
+        session = Session(model, vae, trained, dtype, settings.gradient_checkpointing)
         trained.train()
         context_of = _Context(clip_vision, trained, settings.reference_size)
         if vgg is not None:  # a copy with normal tensors (one built inside ComfyUI's executor holds inference tensors)
@@ -415,7 +420,7 @@ def masked_x0_error(
     )
     with torch.inference_mode(False), torch.no_grad():
         evaluated = adapter_patch.training_copy(adapter).requires_grad_(False)
-        session = _Session(model, vae, evaluated, torch.float32, False)
+        session = Session(model, vae, evaluated, torch.float32, False)
         try:
             context_of = _Context(clip_vision, evaluated, plain.reference_size)
             errors = []

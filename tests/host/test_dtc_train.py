@@ -60,7 +60,7 @@ def test_untrained_training_forward_is_the_base_model_exactly(trainer, tiny_inpa
         copy = adapter_patch.training_copy(adapter)
         for film in copy.film:
             film.register_forward_hook(lambda *_: calls.append(1))
-        session = trainer._Session(model, vae, copy, torch.float32, False)
+        session = trainer.Session(model, vae, copy, torch.float32, False)
         try:
             context_of = trainer._Context(dinov2, copy, REFERENCE)
             x0, xt, patched = trainer._predict(
