@@ -84,26 +84,7 @@ def main(argv=None) -> int:
         if rank == 0:
             print(message, flush=True)
 
-    settings = trainer.DtCSettings(
-        steps=opts.steps,
-        learning_rate=opts.learning_rate,
-        batch_size=opts.batch_size,
-        grad_accumulation=opts.grad_accumulation,
-        resolution=opts.resolution,
-        reference_size=opts.reference_size,
-        trainable=opts.trainable,
-        mask_mode=opts.mask_mode,
-        fine_probability=opts.fine_probability,
-        flip_probability=opts.flip_probability,
-        rotation_degrees=opts.rotation_degrees,
-        condition_dropout=opts.condition_dropout,
-        perceptual_weight=opts.perceptual_weight,
-        seed=opts.seed,
-        dtype=opts.dtype,
-        checkpoint_every=opts.checkpoint_every,
-        preview_every=opts.preview_every,
-        gradient_checkpointing=opts.gradient_checkpointing,
-    )
+    settings = trainer.DtCSettings.from_values(vars(opts))
     settings.validate()
     with torch.inference_mode(False):
         model, _clip, vae = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=True, output_clip=False)[

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -78,6 +78,11 @@ class DtCSettings:
     checkpoint_every: int = 0
     preview_every: int = 0
     gradient_checkpointing: bool = False
+
+    @classmethod
+    def from_values(cls, values) -> "DtCSettings":
+        """The settings named in `values` (node inputs, CLI options: the same names), defaults for the rest."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def validate(self):
         probabilities = ("fine_probability", "flip_probability", "condition_dropout")

@@ -311,26 +311,8 @@ class DtCTrain(io.ComfyNode):
         path, listed = output_path(
             adapter_name, folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0], "adapter_name", "dtc/my_adapter"
         )
-        settings = DtCSettings(
-            steps=steps,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            grad_accumulation=grad_accumulation,
-            resolution=resolution,
-            reference_size=reference_size,
-            trainable=trainable,
-            mask_mode=mask_mode,
-            fine_probability=fine_probability,
-            flip_probability=flip_probability,
-            rotation_degrees=rotation_degrees,
-            condition_dropout=condition_dropout,
-            perceptual_weight=perceptual_weight,
-            seed=training_seed,
-            dtype=training_dtype,
-            checkpoint_every=checkpoint_every,
-            preview_every=preview_every,
-            gradient_checkpointing=gradient_checkpointing,
-        )
+        named = dict(locals(), seed=training_seed, dtype=training_dtype)
+        settings = DtCSettings.from_values(named)
         settings.validate()
         if perceptual_weight > 0 and vgg16 == NONE:
             raise ValueError(

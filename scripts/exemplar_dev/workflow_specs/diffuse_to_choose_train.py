@@ -18,7 +18,12 @@ SPEC = [
         "title": "Inpainting model (9-channel SD1.5)",
         "widgets": {"ckpt_name": TINY_SD15_INPAINT_NAME},
     },
-    {"id": 2, "type": "CLIPVisionLoader", "title": "DINOv2 (giant in the paper)", "widgets": {"clip_name": DINOV2_NAME}},
+    {
+        "id": 2,
+        "type": "CLIPVisionLoader",
+        "title": "DINOv2 (giant in the paper)",
+        "widgets": {"clip_name": DINOV2_NAME},
+    },
     {
         "id": 3,
         "type": "ExemplarDtCAdapterCreate",
