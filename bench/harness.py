@@ -19,24 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import torch  # noqa: E402
 
 from exemplar_dev import host  # noqa: E402
-from exemplar_dev.tiny_models import random_state_dict, tiny_unet  # noqa: E402
+from exemplar_dev.tiny_models import TINY_SD15_UNET, random_state_dict, tiny_unet  # noqa: E402
 
-FULL_SD15_UNET = {
-    "image_size": 32,
-    "in_channels": 4,
-    "out_channels": 4,
-    "model_channels": 320,
+FULL_SD15_UNET = {  # the tiny model's config at SD1.5's real depth
+    **TINY_SD15_UNET,
     "num_res_blocks": [2, 2, 2, 2],
     "channel_mult": [1, 2, 4, 4],
     "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
     "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
-    "transformer_depth_middle": 1,
-    "context_dim": 768,
-    "num_heads": 8,
-    "num_head_channels": -1,
-    "use_spatial_transformer": True,
-    "use_linear_in_transformer": False,
-    "legacy": False,
 }
 
 _models: dict = {}

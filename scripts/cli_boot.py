@@ -1,4 +1,4 @@
-"""The one start-up helper of the command-line scripts: import the pack without its `__init__`, boot ComfyUI's libraries.
+"""The one start-up helper of the command-line scripts: import the pack without its `__init__`, boot ComfyUI.
 
 It lives in scripts/ rather than in the pack (`nodes/common/`) because it has to run *before* any pack
 module can be imported: the pack's root `__init__.py` registers nodes and so needs a running ComfyUI, and
@@ -36,7 +36,7 @@ def pack_module(dotted: str):
 
 
 def comfyui_dir(given: str | os.PathLike | None = None) -> Path:
-    """The ComfyUI folder: `given`, else $COMFYUI_DIR, else the ComfyUI this pack is installed in (custom_nodes/<pack>)."""
+    """The ComfyUI folder: `given`, else $COMFYUI_DIR, else the ComfyUI this pack is installed in (custom_nodes/...)."""
     given = given or os.environ.get("COMFYUI_DIR")
     candidate = Path(given) if given else PACK_ROOT.parent.parent
     if not (candidate / "comfy" / "model_management.py").is_file():

@@ -41,7 +41,9 @@ def fit_images(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
         keep = max(1, round(w * height / width))
         top = (h - keep) // 2
         pixels = pixels[:, top : top + keep]
-    resized = F.interpolate(pixels.movedim(-1, 1).float(), size=(height, width), mode="bicubic", align_corners=False, antialias=True)
+    resized = F.interpolate(
+        pixels.movedim(-1, 1).float(), size=(height, width), mode="bicubic", align_corners=False, antialias=True
+    )
     return resized.clamp(0, 1).movedim(1, -1).to(images.dtype)
 
 

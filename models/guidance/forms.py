@@ -154,24 +154,18 @@ FORMS: dict[str, GuidanceForm] = {
         ("text_scale", "reference_scale"),
         dreaminpainter,
     ),
-    "style_context_official": GuidanceForm(
-        "style_context_official",
-        ("full", "context", "style", "negative"),
-        "full",
-        "negative",
-        ("neg_scale", "style_scale", "context_scale"),
-        style_context,
-        {"form": "official"},
-    ),
-    "style_context_paper": GuidanceForm(
-        "style_context_paper",
-        ("full", "context", "style", "negative"),
-        "full",
-        "negative",
-        ("neg_scale", "style_scale", "context_scale"),
-        style_context,
-        {"form": "paper"},
-    ),
+    **{
+        f"style_context_{variant}": GuidanceForm(
+            f"style_context_{variant}",
+            ("full", "context", "style", "negative"),
+            "full",
+            "negative",
+            ("neg_scale", "style_scale", "context_scale"),
+            style_context,
+            {"form": variant},
+        )
+        for variant in ("official", "paper")
+    },
 }
 
 

@@ -68,7 +68,7 @@ def release(patcher, wrappers) -> None:
 
 
 def prediction_type(model_sampling) -> str:
-    """"eps" or "v"; a clear error for the samplings the trainers' noising does not describe (EDM, flow, x0)."""
+    """ "eps" or "v"; a clear error for the samplings the trainers' noising does not describe (EDM, flow, x0)."""
     import comfy.model_sampling as ms
 
     if not isinstance(model_sampling, (ms.EDM, ms.CONST, ms.X0)):
@@ -76,7 +76,9 @@ def prediction_type(model_sampling) -> str:
             return "v"
         if isinstance(model_sampling, ms.EPS):
             return "eps"
-    raise ValueError(f"training supports eps- and v-prediction models; this model samples with {type(model_sampling).__name__}")
+    raise ValueError(
+        f"training supports eps- and v-prediction models; this model samples with {type(model_sampling).__name__}"
+    )
 
 
 def inner_clip(clip):
@@ -85,12 +87,14 @@ def inner_clip(clip):
     name = getattr(outer, "clip", None)
     inner = getattr(outer, name, None) if name else None
     if inner is None or not hasattr(inner, "process_tokens") or not hasattr(inner.transformer, "text_model"):
-        raise ValueError(f"training needs an SD1.x-style CLIP text encoder (one CLIP-L/H tower); got {type(outer).__name__}")
+        raise ValueError(
+            f"training needs an SD1.x-style CLIP text encoder (one CLIP-L/H tower); got {type(outer).__name__}"
+        )
     return outer, inner
 
 
 def _layer_options(clip, outer, inner):
-    """The output layer ComfyUI's encode would use for this CLIP (its clip-skip setting), read the way encode sets it."""
+    """The output layer ComfyUI's encode would use for this CLIP (its clip-skip setting), read as encode sets it."""
     outer.reset_clip_options()
     if clip.layer_idx is not None:
         outer.set_clip_options({"layer": clip.layer_idx})
@@ -101,12 +105,16 @@ def _layer_options(clip, outer, inner):
     return layer, layer_idx, inner.layer_norm_hidden_state
 
 
-def transformer_forward(transformer, embeds: torch.Tensor, layer: str, layer_idx, layer_norm_hidden_state: bool) -> torch.Tensor:
+def transformer_forward(
+    transformer, embeds: torch.Tensor, layer: str, layer_idx, layer_norm_hidden_state: bool
+) -> torch.Tensor:
     """ComfyUI's CLIPTextModel forward (causal mask, no padding mask) with out-of-place residuals."""
     from comfy.ldm.modules.attention import optimized_attention_for_device
 
     text_model = transformer.text_model
-    position = comfy.model_management.cast_to(text_model.embeddings.position_embedding.weight, dtype=embeds.dtype, device=embeds.device)
+    position = comfy.model_management.cast_to(
+        text_model.embeddings.position_embedding.weight, dtype=embeds.dtype, device=embeds.device
+    )
     x = embeds + position
     length = x.shape[1]
     mask = torch.full((length, length), -torch.finfo(x.dtype).max, dtype=x.dtype, device=x.device).triu_(1)
@@ -127,7 +135,7 @@ def transformer_forward(transformer, embeds: torch.Tensor, layer: str, layer_idx
 
 
 class TextEncoder:
-    """Differentiable prompt -> cross-attention context [B, 77, dim] through a ComfyUI CLIP (one 77-token chunk each)."""
+    """Differentiable prompt -> cross-attention context [B, 77, dim] through a ComfyUI CLIP (one 77-token chunk)."""
 
     def __init__(self, clip):
         self.clip = clip
@@ -139,7 +147,9 @@ class TextEncoder:
         """The one chunk of `tokens` (clip.tokenize's output, or one built like it) as a row for `encode_rows`."""
         chunks = tokens[self.key]
         if len(chunks) != 1 or any(weight != 1.0 for _, weight in chunks[0]):
-            raise ValueError(f"training prompt {prompt!r} must fit in one 77-token chunk and carry no (word:weight) syntax")
+            raise ValueError(
+                f"training prompt {prompt!r} must fit in one 77-token chunk and carry no (word:weight) syntax"
+            )
         return [token for token, _ in chunks[0]]
 
     def encode_rows(self, rows: list[list]) -> torch.Tensor:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-import comfy.ldm.modules.attention as attention
+from comfy.ldm.modules import attention
 from comfy.ldm.modules.attention import BasicTransformerBlock, SpatialTransformer
 
 from ...models.dreaminpainter.reference_attention import reference_logit_bias, tile_reference

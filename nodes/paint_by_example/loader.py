@@ -13,14 +13,14 @@ import json
 import os
 from pathlib import Path
 
-import comfy.model_management as mm
+import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
 import comfy.supported_models
 import comfy.utils
 import torch
 
-from ...models.paint_by_example import checkpoint as pbe_checkpoint
+from ...models.paint_by_example import checkpoint
 from ...models.paint_by_example.checkpoint import PbECheckpointError
 from ...models.paint_by_example.encoder import ExemplarEncoder, encoder_from_state_dict
 
@@ -47,19 +47,19 @@ class PbEExemplarEncoder:
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """CLIP-normalised pixels [B, 3, S, S] -> context [B, 1, C] (float32, intermediate device)."""
-        mm.load_model_gpu(self.patcher)
+        comfy.model_management.load_model_gpu(self.patcher)
         with torch.no_grad():
             out = self.model(pixels.to(self.load_device, self.dtype))
-        return out.float().to(mm.intermediate_device())
+        return out.float().to(comfy.model_management.intermediate_device())
 
     def unconditional(self, batch: int) -> torch.Tensor:
-        return self.model.unconditional(batch).detach().float().to(mm.intermediate_device()).clone()
+        return self.model.unconditional(batch).detach().float().to(comfy.model_management.intermediate_device()).clone()
 
 
 def make_encoder(encoder_sd: dict[str, torch.Tensor]) -> PbEExemplarEncoder:
-    load_device = mm.text_encoder_device()
-    offload_device = mm.text_encoder_offload_device()
-    dtype = torch.float16 if mm.should_use_fp16(load_device, prioritize_performance=False) else torch.float32
+    load_device = comfy.model_management.text_encoder_device()
+    offload_device = comfy.model_management.text_encoder_offload_device()
+    dtype = torch.float16 if comfy.model_management.should_use_fp16(load_device, prioritize_performance=False) else torch.float32
     try:
         encoder = encoder_from_state_dict(encoder_sd, dtype)
     except (ValueError, RuntimeError) as error:
@@ -69,12 +69,12 @@ def make_encoder(encoder_sd: dict[str, torch.Tensor]) -> PbEExemplarEncoder:
 
 def make_unet(unet_sd: dict[str, torch.Tensor], source: str):
     """ldm-layout UNet weights (no prefix) -> ModelPatcher of an SD1 BaseModel with PbE's concat keys."""
-    in_channels = unet_sd[pbe_checkpoint.UNET_INPUT_KEY].shape[1]
+    in_channels = unet_sd[checkpoint.UNET_INPUT_KEY].shape[1]
     patcher = comfy.sd.load_diffusion_model_state_dict(dict(unet_sd))
     if patcher is None:
         raise PbECheckpointError(f"{source}: ComfyUI could not recognise the UNet (expected an SD1 UNet with 9 input channels)")
     config = patcher.model.model_config
-    if not isinstance(config, comfy.supported_models.SD15) or config.unet_config.get("in_channels") != pbe_checkpoint.PBE_UNET_IN_CHANNELS:
+    if not isinstance(config, comfy.supported_models.SD15) or config.unet_config.get("in_channels") != checkpoint.PBE_UNET_IN_CHANNELS:
         raise PbECheckpointError(
             f"{source}: the UNet was detected as {type(config).__name__} with {in_channels} input channels; "
             "Paint by Example needs an SD1 UNet (context 768) with 9 input channels"
@@ -93,7 +93,7 @@ def make_vae(vae_sd: dict[str, torch.Tensor], source: str):
 def load_checkpoint(path: str | os.PathLike):
     """Official single-file checkpoint (.ckpt read with weights_only=True, or .safetensors) -> (MODEL, VAE, encoder)."""
     name = Path(path).name
-    parts = pbe_checkpoint.split_official(pbe_checkpoint.read_state_dict(path))
+    parts = checkpoint.split_official(checkpoint.read_state_dict(path))
     return make_unet(parts.unet, name), make_vae(parts.vae, name), make_encoder(parts.encoder)
 
 
@@ -110,7 +110,7 @@ def _read_component(folder: Path, component: str) -> dict[str, torch.Tensor]:
     directory = folder / component
     for name in _WEIGHT_FILES[component]:
         if (directory / name).is_file():
-            return pbe_checkpoint.read_state_dict(directory / name)
+            return checkpoint.read_state_dict(directory / name)
     raise PbECheckpointError(
         f"{folder.name}: expected a diffusers Paint-by-Example folder with {component}/ holding one of "
         f"{', '.join(_WEIGHT_FILES[component])}"
@@ -169,9 +169,9 @@ def load_diffusers_folder(folder: str | os.PathLike):
     if not config_path.is_file():
         raise PbECheckpointError(f"{folder.name}: no unet/config.json; expected a diffusers PaintByExamplePipeline folder")
     unet = unet_from_diffusers(_read_component(folder, "unet"), json.loads(config_path.read_text()))
-    if unet.get(pbe_checkpoint.UNET_INPUT_KEY) is None or unet[pbe_checkpoint.UNET_INPUT_KEY].shape[1] != 9:
+    if unet.get(checkpoint.UNET_INPUT_KEY) is None or unet[checkpoint.UNET_INPUT_KEY].shape[1] != 9:
         raise PbECheckpointError(f"{folder.name}: unet/ does not take 9 input channels; not a Paint-by-Example UNet")
-    encoder = pbe_checkpoint.encoder_from_diffusers(_read_component(folder, "image_encoder"))
+    encoder = checkpoint.encoder_from_diffusers(_read_component(folder, "image_encoder"))
     return make_unet(unet, folder.name), make_vae(_read_component(folder, "vae"), folder.name), make_encoder(encoder)
 
 

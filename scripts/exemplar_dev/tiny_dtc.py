@@ -7,13 +7,12 @@ DtC main UNet is conditioned on image tokens). Weights are deterministic (tiny_m
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from .host import boot
-from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_state_dict, tiny_unet
+from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_clip_vision_model, random_state_dict, tiny_unet
 
 TINY_SD15_INPAINT_NAME = "exemplar_tiny_sd15_inpaint.safetensors"
 TINY_DTC_ADAPTER_NAME = "exemplar_tiny_dtc_adapter.safetensors"
@@ -77,16 +76,7 @@ def load_tiny_inpaint_model(directory: Path, seed: int = 0):
 
 def tiny_dinov2(directory: Path, seed: int = 0, config: dict | None = None):
     """A ComfyUI ClipVisionModel (CLIP_VISION) running the DINOv2 code path at a tiny width."""
-    boot()
-    import comfy.clip_vision
-
-    path = Path(directory) / "tiny_dinov2.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config or TINY_DINOV2_CONFIG))
-    model = comfy.clip_vision.ClipVisionModel(str(path))
-    missing, unexpected = model.load_sd(random_state_dict(model.model, "", seed))
-    assert not missing and not unexpected, (missing, unexpected)
-    return model
+    return random_clip_vision_model(Path(directory) / "tiny_dinov2.json", config or TINY_DINOV2_CONFIG, seed)
 
 
 def inpaint_conds(size: int = 8, batch: int = 1, tokens: int = 6, seed: int = 7):

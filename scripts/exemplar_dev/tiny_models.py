@@ -146,13 +146,17 @@ def tiny_clip_vision(directory: Path, seed: int = 0, config: dict | None = None)
 
     Stock CLIPVisionLoader only recognises full-size encoders, so tests build this one directly.
     """
+    return random_clip_vision_model(Path(directory) / "tiny_clip_vision.json", config or TINY_CLIP_VISION_CONFIG, seed)
+
+
+def random_clip_vision_model(config_path: Path, config: dict, seed: int):
+    """ComfyUI's ClipVisionModel built from `config` (written to `config_path`) with deterministic random weights."""
     boot()
     import comfy.clip_vision
 
-    path = Path(directory) / "tiny_clip_vision.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config or TINY_CLIP_VISION_CONFIG))
-    model = comfy.clip_vision.ClipVisionModel(str(path))
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(config))
+    model = comfy.clip_vision.ClipVisionModel(str(config_path))
     missing, unexpected = model.load_sd(random_state_dict(model.model, "", seed))
     assert not missing and not unexpected, (missing, unexpected)
     return model

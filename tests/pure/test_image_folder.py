@@ -5,7 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from comfyui_exemplar.models.common.image_folder import fit_images, image_files, load_image_folder, load_images, read_image
+from comfyui_exemplar.models.common.image_folder import (
+    fit_images,
+    image_files,
+    load_image_folder,
+    load_images,
+    read_image,
+)
 
 
 def save(path, pixels, **kwargs):
@@ -35,11 +41,15 @@ def test_bands_outside_the_centre_crop_are_cut_away(tmp_path):
     # a target of the image's own aspect ratio crops nothing: all three bands, a third each
     same_aspect = load_images([tmp_path / "wide.png"], 30, 15)[0]
     assert same_aspect.shape == (15, 30, 3)
-    assert same_aspect[:, :6, 0].min() > 0.99 and same_aspect[:, 12:18, 1].min() > 0.99 and same_aspect[:, -6:, 2].min() > 0.99
+    assert (
+        same_aspect[:, :6, 0].min() > 0.99
+        and same_aspect[:, 12:18, 1].min() > 0.99
+        and same_aspect[:, -6:, 2].min() > 0.99
+    )
 
 
 def test_shrinking_is_antialiased():
-    """A one-pixel checkerboard shrunk 7x is flat grey; plain bilinear sampling lands on single pixels and keeps 0s and 1s."""
+    """A one-pixel checkerboard shrunk 7x is flat grey; plain bilinear sampling lands on single pixels: 0s and 1s."""
     board = (torch.arange(63)[:, None] + torch.arange(63)[None]) % 2
     image = board.float()[None, ..., None].repeat(1, 1, 1, 3)
     small = fit_images(image, 9, 9)

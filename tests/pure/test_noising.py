@@ -24,7 +24,10 @@ def test_schedule_conversions_invert_each_other():
 def test_sigma_sample_scaled_by_sqrt_alpha_is_the_ddpm_sample(t, seed):
     sigmas, alphas_cumprod = sd1_sigmas()
     g = torch.Generator().manual_seed(seed)
-    x0, noise = torch.randn(2, 4, 3, 3, generator=g, dtype=torch.float64), torch.randn(2, 4, 3, 3, generator=g, dtype=torch.float64)
+    x0, noise = (
+        torch.randn(2, 4, 3, 3, generator=g, dtype=torch.float64),
+        torch.randn(2, 4, 3, 3, generator=g, dtype=torch.float64),
+    )
     sigma = sigmas[[t, t]]
     a = alphas_cumprod[t]
     ddpm = a.sqrt() * x0 + (1 - a).sqrt() * noise
