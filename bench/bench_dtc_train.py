@@ -85,29 +85,35 @@ def comfy_side(config, inputs, checkpointing: bool):
         for film in adapter.film:  # trained-looking FiLM: the cost must not depend on zeros
             torch.nn.init.normal_(film.proj.weight, std=1e-3)
         params = trainer._trainable_parameters(adapter, "all")
-    sessions = {}
+    from comfy_extras.nodes_train import find_all_highest_child_module_with_forward, patch, unpatch
 
-    def session(ckpt):
-        if ckpt not in sessions:
-            sessions[ckpt] = trainer.Session(model, None, adapter, torch.float32, ckpt)
-            sessions[ckpt].injection.set_hint(inputs["hint_image"])
-        return sessions[ckpt]
+    session = trainer.Session(model, None, adapter, torch.float32, False)
+    session.injection.set_hint(inputs["hint_image"])
+    # the blocks Session(gradient_checkpointing=True) wraps; patched around one step only, because they are the
+    # same module objects for every variant here
+    blocks = find_all_highest_child_module_with_forward(session.patched.model.diffusion_model)
+    blocks += find_all_highest_child_module_with_forward(adapter.hint_encoder)
 
     def step(ckpt=checkpointing, plain=False):
-        s = session(ckpt)
-        with torch.inference_mode(False), torch.enable_grad():
-            x = inputs["x"].requires_grad_(plain)
-            conds = {"c_concat": inputs["concat"], "c_crossattn": inputs["context"]}
-            if plain:
-                out = model.model.apply_model(x, inputs["sigma"], **conds)
-            else:
-                out = trainer.call_model(s.patched, x, inputs["sigma"], torch.float32, **conds)
-            out.float().square().mean().backward()
+        for m in blocks if ckpt else ():
+            patch(m)
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                x = inputs["x"].requires_grad_(plain)
+                conds = {"c_concat": inputs["concat"], "c_crossattn": inputs["context"]}
+                if plain:
+                    out = model.model.apply_model(x, inputs["sigma"], **conds)
+                else:
+                    out = trainer.call_model(session.patched, x, inputs["sigma"], torch.float32, **conds)
+                out.float().square().mean().backward()
+        finally:
+            for m in blocks if ckpt else ():
+                unpatch(m)
         for p in params:
             p.grad = None
         return out
 
-    return model, adapter, params, step, sessions
+    return model, adapter, params, step, session
 
 
 def diffusers_side(config, inputs):
@@ -160,7 +166,7 @@ def main():
         "hint_image": torch.rand(1, LATENT * 8, LATENT * 8, 3, generator=g),
         "sigma": torch.tensor([2.0]),
     }
-    model, adapter, dtc_params, dtc_step, sessions = comfy_side(config, inputs, False)
+    model, adapter, dtc_params, dtc_step, session = comfy_side(config, inputs, False)
     unet, controlnet, cn_step = diffusers_side(config, inputs)
 
     repeats = int(os.environ.get("EXEMPLAR_BENCH_REPEATS", "3"))
@@ -204,8 +210,7 @@ def main():
         )
     lines.append(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.1f} GB, "
                  f"threads {torch.get_num_threads()}")
-    for s in sessions.values():
-        s.release()
+    session.release()
     extra = "\n".join(lines)
     print(extra, flush=True)
     return text + "\n" + extra
