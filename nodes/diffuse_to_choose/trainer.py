@@ -318,23 +318,24 @@ def train_dtc(
     with torch.inference_mode(False), torch.enable_grad():
         trained = adapter_patch.training_copy(adapter, state)
         params = _trainable_parameters(trained, settings.trainable)
-        optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
-        if optimizer_state is not None:
-            optimizer.load_state_dict(optimizer_state)
         session = Session(model, vae, trained, dtype, settings.gradient_checkpointing)
-        trained.train()
-        context_of = _Context(clip_vision, trained, settings.reference_size)
-        if vgg is not None:  # a copy with normal tensors (one built inside ComfyUI's executor holds inference tensors)
-            vgg = vgg16_features({k: v.clone() for k, v in vgg.state_dict().items()}, len(vgg.taps))
-            vgg = vgg.to(session.patched.load_device)
-        losses, previews = [], []
-
-        def result(step):
-            return DtCTrainResult(
-                trained, step, _metadata(settings, step, world, extra_metadata), list(losses), previews
-            )
-
         try:
+            # after the session has put the adapter on the compute device: load_state_dict moves the state to the params
+            optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
+            if optimizer_state is not None:
+                optimizer.load_state_dict(optimizer_state)
+            trained.train()
+            context_of = _Context(clip_vision, trained, settings.reference_size)
+            if vgg is not None:  # a copy with normal tensors (one built in ComfyUI's executor holds inference tensors)
+                vgg = vgg16_features({k: v.clone() for k, v in vgg.state_dict().items()}, len(vgg.taps))
+                vgg = vgg.to(session.patched.load_device)
+            losses, previews = [], []
+
+            def result(step):
+                return DtCTrainResult(
+                    trained, step, _metadata(settings, step, world, extra_metadata), list(losses), previews
+                )
+
             for step in range(start_step, settings.steps):
                 summed = {"loss": 0.0, "diffusion": 0.0, "perceptual": 0.0}
                 for micro in range(settings.grad_accumulation):
