@@ -127,20 +127,9 @@ def main(argv=None) -> int:
                 atomic_write = cli_boot.pack_module("models.common.atomic_file").atomic_write
                 atomic_write(target, lambda tmp: pixels.save(tmp, format="PNG"))
 
-        result = trainer.train_dtc(
-            model,
-            vae,
-            clip_vision,
-            adapter,
-            dataset,
-            settings,
-            vgg=vgg,
-            resume_from=opts.resume,
-            checkpoint=checkpoint,
-            on_step=on_step,
-            on_preview=on_preview,
-            extra_metadata={"trainer": "cli"},
-        )
+        result = trainer.train_dtc(model, vae, clip_vision, adapter, dataset, settings, vgg=vgg,
+                                   resume_from=opts.resume, checkpoint=checkpoint, on_step=on_step,
+                                   on_preview=on_preview, extra_metadata={"trainer": "cli"})
         if rank == 0:
             trainer.save_checkpoint(output, result)
             log(f"wrote {output}")
