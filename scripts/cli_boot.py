@@ -44,6 +44,12 @@ def comfyui_dir(given: str | os.PathLike | None = None) -> Path:
     return candidate.resolve()
 
 
+def one_gpu_per_rank(cpu: bool) -> None:
+    """Under torchrun on GPUs, show each rank only its own GPU (must run before torch first sees CUDA)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not cpu and "LOCAL_RANK" in os.environ:
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", os.environ["LOCAL_RANK"])
+
+
 def boot_comfyui(root: str | os.PathLike, cpu: bool = False, base_directory: str | os.PathLike | None = None) -> None:
     """Make ComfyUI's libraries importable and configured (no server, no custom nodes); idempotent."""
     root = str(Path(root).resolve())

@@ -18,8 +18,6 @@ to --resolution with antialiased bicubic interpolation, exactly as the node's fo
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -60,9 +58,7 @@ def parse_args(argv=None):
 
 def boot(comfyui: str | None, cpu: bool):
     """ComfyUI's libraries (no server, no custom nodes) and the pack's DreamBooth trainer."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not cpu and "LOCAL_RANK" in os.environ:
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", os.environ["LOCAL_RANK"])  # one GPU per rank, before torch sees CUDA
+    cli_boot.one_gpu_per_rank(cpu)
     cli_boot.boot_comfyui(cli_boot.comfyui_dir(comfyui), cpu)
     return cli_boot.pack_module("nodes.dreambooth.trainer")
 
@@ -77,16 +73,6 @@ def save_images(images, folder: Path, start: int):
         atomic_write(folder / f"class_{start + i:05d}.png", lambda tmp: pixels.save(tmp, format="PNG"))
 
 
-def digest(state_dict) -> str:
-    import torch
-
-    h = hashlib.sha256()
-    for key in sorted(state_dict):
-        h.update(key.encode())
-        h.update(state_dict[key].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def main(argv=None) -> int:
     opts = parse_args(argv)
     trainer = boot(opts.comfyui, opts.cpu)
@@ -97,10 +83,8 @@ def main(argv=None) -> int:
     import comfy.model_management
     import comfy.sd
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo" if opts.cpu or not torch.cuda.is_available() else "nccl")
-    rank = dist.get_rank() if dist.is_initialized() else 0
+    train_loop = cli_boot.pack_module("models.common.train_loop")
+    rank, world = train_loop.init_distributed(opts.cpu)
 
     def log(message):
         if rank == 0:
@@ -145,7 +129,7 @@ def main(argv=None) -> int:
         output = Path(opts.output)
 
         def checkpoint(result, optimizer_state):
-            path = trainer.save_checkpoint(trainer.checkpoint_path(output, result.step), result, optimizer_state)
+            path = trainer.save_checkpoint(train_loop.checkpoint_path(output, result.step), result, optimizer_state)
             log(f"checkpoint {path}")
 
         def on_step(step, total, losses):
@@ -162,12 +146,8 @@ def main(argv=None) -> int:
             trainer.save_checkpoint(output, result, result.optimizer_state)
             log(f"wrote {output}")
         if opts.rank_report_dir:
-            report = {"rank": rank, "world_size": world, "digest": digest(result.state_dict), "losses": result.losses}
-            atomic_write = cli_boot.pack_module("models.common.atomic_file").atomic_write
-            atomic_write(Path(opts.rank_report_dir) / f"rank{rank}.json", lambda tmp: tmp.write_text(json.dumps(report)))
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+            train_loop.write_rank_report(opts.rank_report_dir, result.state_dict, result.losses)
+    train_loop.finish_distributed()
     return 0
 
 

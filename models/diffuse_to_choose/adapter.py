@@ -281,7 +281,8 @@ class DtCAdapter(nn.Module):
             )
         return self.image_projection(tokens.to(self.dtype))
 
-    def metadata(self) -> dict[str, str]:
+    def metadata(self, extra: dict | None = None) -> dict[str, str]:
+        """The file header; `extra` adds fields of its own (a training run's step and settings)."""
         fields = {
             "base_arch": self.config.get("base_arch", "unknown"),
             "unet_config": json.dumps(self.config.get("unet_config", {}), sort_keys=True),
@@ -290,6 +291,7 @@ class DtCAdapter(nn.Module):
             "image_dim": self.image_dim,
             "context_dim": self.context_dim,
         }
+        fields.update({k: v for k, v in (extra or {}).items() if k not in fields})
         return write_header(KIND, FORMAT_VERSION, fields)
 
 
@@ -310,7 +312,7 @@ def parse_metadata(metadata: dict[str, str] | None, source: str = "file") -> dic
         raise ValueError(f"{source} has an unreadable DtC adapter header: {error}") from error
 
 
-def save_adapter(adapter: DtCAdapter, path: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+def save_adapter(adapter: DtCAdapter, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
     """Write the adapter as safetensors (state-dict keys = the documented layout) atomically."""
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in adapter.state_dict().items()}
-    return save_safetensors_atomic(path, state, adapter.metadata())
+    return save_safetensors_atomic(path, state, adapter.metadata(extra))

@@ -23,3 +23,4 @@ def register(name: str, extensions: set[str] | None = None) -> str:
 
 
 register(EXEMPLAR_FOLDER)
+VGG_FOLDER = register("vgg", {".pth", ".pt", ".safetensors"})

@@ -176,3 +176,43 @@ class TextEncoder:
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
         return self.encode_rows([self.rows(p, self.clip.tokenize(p)) for p in prompts])
+
+
+def sample_sigmas(model_sampling, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """One training sigma per sample: a uniform percent of the schedule mapped by the model's own sampling."""
+    # percent_to_sigma returns sentinels at exactly 0 (a huge sigma) and 1 (sigma 0): stay strictly inside
+    percents = torch.rand(batch, generator=generator).clamp(1e-6, 1 - 1e-6)
+    return torch.tensor([float(model_sampling.percent_to_sigma(p.item())) for p in percents])
+
+
+class TrainingVAE:
+    """A VAE for a training loop: encodes without gradients, decodes with them (for image-space losses).
+
+    Runs a private deep copy of the VAE's first-stage model on the VAE's device: the copy's tensors are normal ones
+    even when the VAE was loaded inside ComfyUI's executor (inference tensors, which autograd cannot save, also sit
+    outside the layers a weight wrapper reaches, e.g. TAESD's latent scale), and the user's VAE is never touched.
+    The encode is ComfyUI's VAE.encode without tiling (crop to the compression factor, scale to [-1, 1],
+    first-stage encode); the decode is VAE.decode's first-stage decode and `process_output`.
+    """
+
+    def __init__(self, vae):
+        import copy
+
+        self.vae = vae
+        with torch.inference_mode(False):
+            self.model = copy.deepcopy(vae.first_stage_model).to(device=vae.device).requires_grad_(False).eval()
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """IMAGE [B, H, W, 3] -> raw latents (as VAEEncode returns them), float32 on the VAE's device."""
+        vae = self.vae
+        with torch.no_grad():
+            x = vae.process_input(vae.vae_encode_crop_pixels(pixels[..., :3]).movedim(-1, 1))
+            return self.model.encode(x.to(device=vae.device, dtype=vae.vae_dtype)).float()
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Raw latents -> images [B, 3, H, W] in [0, 1], differentiable in the latents."""
+        vae = self.vae
+        return vae.process_output(self.model.decode(latents.to(device=vae.device, dtype=vae.vae_dtype)).float())
+
+    def release(self) -> None:
+        self.model = None

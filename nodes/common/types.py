@@ -25,3 +25,6 @@ ExemplarStagedEmbeddingType = io.Custom("EXEMPLAR_STAGED_EMBEDDING")
 
 ExemplarMetricsType = io.Custom("EXEMPLAR_METRICS")
 """Evaluation results: {metric name: one float per image}, for plots and the sweep CLI."""
+
+ExemplarPairDatasetType = io.Custom("EXEMPLAR_PAIR_DATASET")
+"""A scanned folder of (image, reference, mask, caption) training pairs (models/common/datasets.py)."""

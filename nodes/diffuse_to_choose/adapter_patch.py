@@ -106,6 +106,21 @@ def create_adapter(model, image_dim: int = 1536, seed: int = 0) -> DtCAdapter:
     return adapter.eval()
 
 
+def training_copy(adapter: DtCAdapter, state: dict[str, torch.Tensor] | None = None) -> DtCAdapter:
+    """A float32 CPU copy of `adapter` (or of its structure holding `state`) with normal, trainable tensors.
+
+    Call under torch.inference_mode(False): an adapter made inside ComfyUI's executor holds inference tensors.
+    """
+    config = adapter.config
+    copy = _empty_adapter(config.get("base_arch", "unknown"), config["unet_config"], adapter.latent_channels, adapter.image_dim)
+    source = adapter.state_dict() if state is None else state
+    missing = set(copy.state_dict()) - set(source)
+    if missing:
+        raise ValueError(f"the adapter state lacks {len(missing)} tensors of this layout, e.g. {sorted(missing)[0]}")
+    copy.load_state_dict({k: source[k].detach().clone().to(device="cpu", dtype=torch.float32) for k in copy.state_dict()})
+    return copy
+
+
 def load_adapter(path: str) -> DtCAdapter:
     """Read an adapter file (format in docs/dtc.md); a file of another kind or version is a clear error.
 
@@ -168,6 +183,11 @@ class DtCInjection(comfyui_compat.SharedOnClone):
         self.strength = strength
         self.key = f"exemplar_dtc_features_{uuid.uuid4().hex}"
         self._adapted: tuple | None = None
+
+    def set_hint(self, hint_image: torch.Tensor) -> None:
+        """Swap the hint image (a trainer does, every step); the cached adapted hint is dropped."""
+        self.hint_image = hint_image
+        self._adapted = None
 
     def hint_latent(self, latent_shape, device) -> torch.Tensor:
         """Adapted hint (+ masked-source latent when the model has no masked-source channels) at latent size."""

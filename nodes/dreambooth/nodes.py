@@ -15,7 +15,6 @@ from .trainer import (
     TRAIN_DTYPES,
     DreamBoothSettings,
     PromptSet,
-    checkpoint_path,
     encode_images,
     generate_class_images,
     lora_output_path,
@@ -23,6 +22,7 @@ from .trainer import (
     supplied_class_images,
     train_dreambooth,
 )
+from ...models.common.train_loop import checkpoint_path
 from ...models.dreambooth.rare_token_identifier import rare_token_candidates, tokenisation
 
 NO_RESUME = "none"

@@ -37,7 +37,16 @@ import comfy.utils
 from comfy.weight_adapter import LoRAAdapter
 
 from ...models.common import noising
-from ...models.common.atomic_file import atomic_write
+from ...models.common.train_loop import (
+    TRAIN_DTYPES,
+    average_gradients,
+    distributed,
+    load_optimizer_state,
+    output_path,
+    pick,
+    save_optimizer_state,
+    step_generator,
+)
 from ...models.common.image_folder import IMAGE_SUFFIXES, fit_images, load_image_folder
 from ...models.dreambooth.lora_file import (
     UNET_PREFIX,
@@ -55,8 +64,6 @@ from ...models.dreambooth.lora_file import (
 from ...models.dreambooth.prior_preservation import prior_preservation_loss
 from ..common import comfyui_compat, training
 
-TRAIN_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-OPTIMIZER_SUFFIX = ".optimizer-state"
 
 
 @dataclass
@@ -188,40 +195,15 @@ def load_resume(path: str | Path | None) -> tuple[dict[str, LoraPair], int, dict
     state_dict, metadata = load_lora_file(path)
     if "exemplar.step" not in metadata:
         raise ValueError(f"resume_from: {Path(path).name} has no 'exemplar.step' in its header; only the pack's DreamBooth checkpoints can be resumed")
-    optimizer_state = None
-    side = Path(str(path) + OPTIMIZER_SUFFIX)
-    if side.is_file():
-        optimizer_state = torch.load(side, map_location="cpu", weights_only=True)
-    return read_lora_state_dict(state_dict), int(metadata["exemplar.step"]), optimizer_state
+    return read_lora_state_dict(state_dict), int(metadata["exemplar.step"]), load_optimizer_state(path)
 
 
 def save_checkpoint(path: str | Path, result: TrainResult, optimizer_state: dict | None = None) -> Path:
     """The LoRA file (atomic) and, for resuming, the optimizer state beside it (atomic)."""
     path = save_lora_file(path, result.state_dict, result.metadata)
     if optimizer_state is not None:
-        atomic_write(Path(str(path) + OPTIMIZER_SUFFIX), lambda tmp: torch.save(optimizer_state, tmp))
+        save_optimizer_state(path, optimizer_state)
     return path
-
-
-def _step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
-    """The noise and timesteps of one micro-step depend only on (seed, step, micro, rank), so a resumed run draws
-    exactly what the uninterrupted run drew. The multipliers are distinct primes, so nearby tuples (step 1 micro 0
-    vs step 0 micro 1, rank 0 vs rank 1) never share a seed."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + micro * 104_729 + rank * 15_485_863) % (2**63))
-
-
-def _distributed():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist
-    return None
-
-
-def _pick(count: int, batch: int, generator: torch.Generator) -> torch.Tensor:
-    if batch <= count:
-        return torch.randperm(count, generator=generator)[:batch]
-    return torch.randint(count, (batch,), generator=generator)
 
 
 def train_dreambooth(
@@ -257,7 +239,7 @@ def train_dreambooth(
         raise ValueError("without a CLIP, pass the instance (and class) conditionings")
 
     training.prediction_type(model.get_model_object("model_sampling"))  # the noising below is eps/v-space
-    dist = _distributed()
+    dist = distributed()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
     resume_pairs, start_step, optimizer_state = load_resume(resume_from)
     if start_step >= settings.steps:
@@ -308,28 +290,23 @@ def train_dreambooth(
             for step in range(start_step, settings.steps):
                 summed = {"loss": 0.0, "instance": 0.0, "prior": 0.0}
                 for micro in range(settings.grad_accumulation):
-                    g = _step_generator(settings.seed, step, micro, rank)
+                    g = step_generator(settings.seed, step, micro, rank)
                     if te is not None:
                         conds = (_text_context(text, prompts.instance_prompt), _text_context(text, prompts.class_prompt) if use_prior else None)
                     else:
                         conds = fixed
-                    x0 = instance_x0[_pick(instance_x0.shape[0], settings.batch_size, g).to(device)]
+                    x0 = instance_x0[pick(instance_x0.shape[0], settings.batch_size, g).to(device)]
                     n_instance = x0.shape[0]
                     context = [_repeat(conds[0], n_instance)]
                     if use_prior:
-                        x0 = torch.cat([x0, class_x0[_pick(class_x0.shape[0], settings.batch_size, g).to(device)]])
+                        x0 = torch.cat([x0, class_x0[pick(class_x0.shape[0], settings.batch_size, g).to(device)]])
                         context.append(_repeat(conds[1], x0.shape[0] - n_instance))
                     loss = _micro_step(mp, sampling, x0, context, n_instance, settings, g, dtype)
                     (loss.total / settings.grad_accumulation).backward()
                     summed["loss"] += loss.total.item() / settings.grad_accumulation
                     summed["instance"] += loss.instance.item() / settings.grad_accumulation
                     summed["prior"] += (loss.prior.item() if loss.prior is not None else 0.0) / settings.grad_accumulation
-                if dist is not None:
-                    for p in params:
-                        if p.grad is None:
-                            p.grad = torch.zeros_like(p)
-                        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-                        p.grad /= world
+                average_gradients(params)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 summed["step"] = step + 1
@@ -388,9 +365,7 @@ def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, 
     device = x0.device
     batch = x0.shape[0]
     noise = torch.randn(x0.shape, generator=g).to(device)
-    # percent_to_sigma returns sentinels at exactly 0 (a huge sigma) and 1 (sigma 0): stay strictly inside
-    percents = torch.rand(batch, generator=g).clamp(1e-6, 1 - 1e-6)
-    sigmas = torch.tensor([float(sampling.percent_to_sigma(p.item())) for p in percents], device=device)
+    sigmas = training.sample_sigmas(sampling, batch, g).to(device)
     xt = noising.add_noise(x0, noise, sigmas)
     cond = {}
     for key in context[0]:
@@ -472,15 +447,4 @@ def supplied_class_images(images: torch.Tensor | None, folder: Path | None, coun
 
 def lora_output_path(name: str, root: str | Path) -> tuple[Path, str]:
     """`name` (relative, no extension needed) -> (path under the loras folder `root`, name as LoraLoader lists it)."""
-    clean = name.strip().replace("\\", "/")
-    if not clean or clean.startswith("/") or any(part in ("", "..", ".") for part in clean.split("/")):
-        raise ValueError(f"lora_name: expected a relative name like 'dreambooth/sks_dog', got {name!r}")
-    if not clean.endswith(".safetensors"):
-        clean += ".safetensors"
-    return Path(root) / clean, clean
-
-
-def checkpoint_path(path: str | Path, step: int) -> Path:
-    """Where the intermediate checkpoint of `step` goes: beside the final file, `<stem>_stepNNNNNN<suffix>`."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}_step{step:06d}{path.suffix}")
+    return output_path(name, root, "lora_name", "dreambooth/sks_dog")

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from exemplar_dev.host import pack_submodule
 from exemplar_dev.paths import BASE_DIR, PACK_ROOT, comfyui_dir
 from exemplar_dev.tiny_models import TINY_SD15_NAME
 
@@ -74,9 +75,7 @@ def test_two_gloo_processes_agree_on_the_final_weights(folders):
     # the file rank 0 wrote holds those weights and the stock loader's layout
     from safetensors.torch import load_file
 
-    sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    from dreambooth_train import digest
-
+    digest = pack_submodule("models.common.train_loop").state_digest
     saved = load_file(str(folders / "ddp" / "lora.safetensors"))
     assert digest(saved) == ranks[0]["digest"]
     assert all(k.startswith("lora_unet_") for k in saved)

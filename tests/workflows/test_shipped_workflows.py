@@ -9,6 +9,7 @@ from exemplar_dev import workflows
 TEST_STEPS = 2
 # over ~8 s each on the 2-core CPU host (pytest --durations); `make test-fast` skips them
 SLOW = {
+    "diffuse_to_choose_train",
     "diffuse_to_choose_tryon",
     "dreambooth_train_and_sample",
     "dreaminpainter_reference_inpaint",
@@ -33,7 +34,8 @@ SHIPPED = [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW else p for 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_workflow_runs_and_saves_an_image(comfy, path, model_folder, output_folder):
-    model_folder("loras")  # a training workflow writes its LoRA here, not into the checkout's .comfy/
+    model_folder("loras")  # the training workflows write here (LoRA, DtC adapter), not into the checkout's .comfy/
+    model_folder("exemplar")
     prompt = shrink(workflows.load_api(path))
     outputs = workflows.run(prompt)
     saved = [

@@ -1,0 +1,357 @@
+"""Diffuse to Choose training as nodes: a paired dataset folder, and the adapter trainer (trainer.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+from comfy_api.latest import io
+
+from ...models.common.datasets import LAYOUTS, PairDataset, scan_pairs
+from ...models.common.perceptual import read_weight_file, vgg16_features
+from ...models.common.train_loop import TRAIN_DTYPES, checkpoint_path, output_path
+from ...models.common.train_masks import MASK_MODES
+from ..common.model_folders import EXEMPLAR_FOLDER, VGG_FOLDER
+from ..common.types import ExemplarAdapterType, ExemplarPairDatasetType
+from .nodes import CATEGORY, _require_adapter
+from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
+
+NONE = "none"
+
+
+def dataset_folder(folder: str) -> Path:
+    path = Path(folder_paths.get_input_directory()) / folder
+    if not folder or folder == NONE or not path.is_dir():
+        raise ValueError(f"folder: expected a subfolder of ComfyUI's input folder holding the dataset, got {folder!r}")
+    return path
+
+
+def load_vgg(name: str):
+    if name == NONE:
+        return None
+    path = folder_paths.get_full_path_or_raise(VGG_FOLDER, name)
+    return vgg16_features(read_weight_file(path), source=name)
+
+
+def losses_csv(losses: list[dict]) -> str:
+    rows = [f"{r['step']},{r['loss']:.6f},{r['diffusion']:.6f},{r['perceptual']:.6f}" for r in losses]
+    return "step,loss,diffusion,perceptual\n" + "\n".join(rows)
+
+
+def _pil(image: torch.Tensor) -> Image.Image:
+    return Image.fromarray((image[0].clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
+
+
+class DtCPairDataset(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExemplarDtCPairDataset",
+            display_name="DtC Training Pairs",
+            category=CATEGORY,
+            description=(
+                "Scans a dataset folder of training pairs in ComfyUI's input folder: the pack's layout (images/, "
+                "references/, optional masks/ and captions/, matched by name) or VITON-HD as published (image/, "
+                "cloth/, cloth-mask/, agnostic-mask/). Bad samples are listed by file name and left out."
+            ),
+            inputs=[
+                io.Combo.Input(
+                    "folder",
+                    options=[NONE] + folder_paths.get_input_subfolders(),
+                    default=NONE,
+                    tooltip="A subfolder of the input folder holding the dataset (see docs/training.md).",
+                ),
+                io.Combo.Input(
+                    "layout",
+                    options=list(LAYOUTS),
+                    default="auto",
+                    tooltip="auto: VITON-HD when image/ and cloth/ exist, else the pack's images/ + references/.",
+                ),
+            ],
+            outputs=[
+                ExemplarPairDatasetType.Output(display_name="dataset", tooltip="The usable pairs (read on use)."),
+                io.String.Output(
+                    display_name="report", tooltip="How many pairs are usable and what was left out, why."
+                ),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, folder, layout) -> io.NodeOutput:
+        dataset = scan_pairs(dataset_folder(folder), layout)
+        report = dataset.report()
+        return io.NodeOutput(dataset, report, ui={"text": [report]})
+
+
+class DtCTrain(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ExemplarDtCTrain",
+            display_name="Train DtC Adapter",
+            category=CATEGORY,
+            is_output_node=True,
+            description=(
+                "Trains a Diffuse to Choose adapter on a dataset of pairs with the main inpainting UNet frozen: the "
+                "hint path (hint CNN, UNet-encoder copy, FiLM) and the DINOv2 projection, loss = epsilon MSE + "
+                "perceptual_weight x VGG16 perceptual loss. Shows loss and previews, writes checkpoints, resumes "
+                "exactly; the file goes to models/exemplar/ for Load DtC Adapter."
+            ),
+            inputs=[
+                io.Model.Input(
+                    "model", tooltip="The inpainting model the adapter is for (not modified; stays frozen)."
+                ),
+                io.Vae.Input(
+                    "vae", tooltip="Its VAE: encodes sources and masked sources, decodes for the perceptual loss."
+                ),
+                io.ClipVision.Input(
+                    "clip_vision", tooltip="DINOv2 (giant in the paper) whose tokens the adapter projects."
+                ),
+                ExemplarAdapterType.Input(
+                    "adapter", tooltip="The adapter to start from (Create DtC Adapter, or a loaded one)."
+                ),
+                ExemplarPairDatasetType.Input("dataset", tooltip="From DtC Training Pairs."),
+                io.String.Input(
+                    "adapter_name",
+                    default="dtc/my_adapter",
+                    tooltip="Output file in models/exemplar/ (.safetensors added).",
+                ),
+                io.Int.Input(
+                    "steps",
+                    default=1000,
+                    min=1,
+                    max=10_000_000,
+                    tooltip="Optimizer steps (the total, also when resuming).",
+                ),
+                io.Float.Input(
+                    "learning_rate",
+                    default=1e-5,
+                    min=1e-8,
+                    max=1.0,
+                    step=1e-6,
+                    tooltip="AdamW, constant (paper: 1e-5).",
+                ),
+                io.Int.Input(
+                    "batch_size",
+                    default=1,
+                    min=1,
+                    max=256,
+                    tooltip="Pairs per micro-batch (and per rank under torchrun).",
+                ),
+                io.Int.Input(
+                    "grad_accumulation", default=1, min=1, max=1024, tooltip="Micro-batches per optimizer step."
+                ),
+                io.Int.Input(
+                    "resolution",
+                    default=512,
+                    min=64,
+                    max=2048,
+                    step=8,
+                    tooltip="Training size of the source images (square).",
+                ),
+                io.Int.Input(
+                    "reference_size",
+                    default=224,
+                    min=14,
+                    max=1022,
+                    step=14,
+                    tooltip="DINOv2 input size: 224 gives the paper's 257 tokens.",
+                ),
+                io.Combo.Input(
+                    "trainable",
+                    options=list(TRAINABLE),
+                    default="all",
+                    tooltip="What trains: FiLM only, + hint CNN, + UNet-encoder copy, + DINOv2 projection (all).",
+                ),
+                io.Combo.Input(
+                    "mask_mode",
+                    options=list(MASK_MODES),
+                    default="mixed",
+                    tooltip=(
+                        "mixed: the given mask or its bounding box (fine_probability); given; box; "
+                        "irregular (Paint by Example's)."
+                    ),
+                ),
+                io.Float.Input(
+                    "fine_probability",
+                    default=0.5,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="mixed mode: chance of the given (fine-grained) mask.",
+                ),
+                io.Float.Input(
+                    "flip_probability",
+                    default=0.5,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Chance of a horizontal flip, separately for the source pair and the reference.",
+                ),
+                io.Float.Input(
+                    "rotation_degrees",
+                    default=10.0,
+                    min=0.0,
+                    max=180.0,
+                    step=0.5,
+                    tooltip="The reference is rotated by a uniform angle in +-this.",
+                ),
+                io.Float.Input(
+                    "condition_dropout",
+                    default=0.1,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Chance of zero reference tokens (the negative of DtC Image Conditioning), for guidance.",
+                ),
+                io.Float.Input(
+                    "perceptual_weight",
+                    default=0.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.01,
+                    tooltip="Weight of the VGG16 perceptual loss (needs vgg16); 0 = off.",
+                ),
+                io.Combo.Input(
+                    "vgg16",
+                    options=[NONE] + folder_paths.get_filename_list(VGG_FOLDER),
+                    default=NONE,
+                    tooltip="VGG16 ImageNet weights in models/vgg/ (torchvision's vgg16-397923af.pth).",
+                ),
+                io.Int.Input(
+                    "training_seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    tooltip="Seeds pairs, masks, augmentations, noise, timesteps (fixed: a re-queue does not retrain).",
+                ),
+                io.Combo.Input(
+                    "training_dtype",
+                    options=list(TRAIN_DTYPES),
+                    default="fp32",
+                    tooltip="Compute precision (bf16 autocast on supporting GPUs).",
+                ),
+                io.Int.Input(
+                    "checkpoint_every",
+                    default=0,
+                    min=0,
+                    max=1_000_000,
+                    tooltip="Save <adapter_name>_stepNNNNNN every N steps (0 = only the final file).",
+                ),
+                io.Int.Input(
+                    "preview_every",
+                    default=0,
+                    min=0,
+                    max=1_000_000,
+                    tooltip="Show source | hint | predicted x0 every N steps (and at the end).",
+                ),
+                io.Combo.Input(
+                    "resume_from",
+                    options=[NONE] + folder_paths.get_filename_list(EXEMPLAR_FOLDER),
+                    default=NONE,
+                    tooltip="A checkpoint this trainer wrote; training continues exactly from its step to 'steps'.",
+                ),
+                io.Boolean.Input(
+                    "gradient_checkpointing",
+                    default=False,
+                    tooltip="Recompute activations in backward: less memory, slower.",
+                ),
+            ],
+            outputs=[
+                ExemplarAdapterType.Output(
+                    display_name="adapter", tooltip="The trained adapter (for Apply DtC Adapter)."
+                ),
+                io.String.Output(
+                    display_name="adapter_name", tooltip="The written file, as Load DtC Adapter lists it."
+                ),
+                io.String.Output(display_name="losses", tooltip="Per-step loss, diffusion and perceptual terms (CSV)."),
+                io.Image.Output(display_name="previews", tooltip="Source | hint | predicted x0, one row per preview."),
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        model,
+        vae,
+        clip_vision,
+        adapter,
+        dataset,
+        adapter_name,
+        steps,
+        learning_rate,
+        batch_size,
+        grad_accumulation,
+        resolution,
+        reference_size,
+        trainable,
+        mask_mode,
+        fine_probability,
+        flip_probability,
+        rotation_degrees,
+        condition_dropout,
+        perceptual_weight,
+        vgg16,
+        training_seed,
+        training_dtype,
+        checkpoint_every,
+        preview_every,
+        resume_from,
+        gradient_checkpointing,
+    ) -> io.NodeOutput:
+        _require_adapter(adapter)
+        if not isinstance(dataset, PairDataset):
+            raise ValueError(f"dataset must come from DtC Training Pairs, got {type(dataset).__name__}")
+        path, listed = output_path(
+            adapter_name, folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0], "adapter_name", "dtc/my_adapter"
+        )
+        named = dict(locals(), seed=training_seed, dtype=training_dtype)
+        settings = DtCSettings.from_values(named)
+        settings.validate()
+        if perceptual_weight > 0 and vgg16 == NONE:
+            raise ValueError(
+                "vgg16: perceptual_weight > 0 needs VGG16 weights in models/vgg/; pick a file or set the weight to 0"
+            )
+        vgg = load_vgg(vgg16) if perceptual_weight > 0 else None
+        resume = None if resume_from == NONE else folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, resume_from)
+        pbar = comfy.utils.ProgressBar(steps)
+        latest = {}
+
+        def on_preview(step, image):
+            latest["preview"] = ("JPEG", _pil(image), 512)
+
+        def on_step(step, total, losses):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            pbar.update_absolute(step, total, latest.pop("preview", None))
+
+        def checkpoint(result):
+            save_checkpoint(checkpoint_path(path, result.step), result)
+
+        result = train_dtc(
+            model,
+            vae,
+            clip_vision,
+            adapter,
+            dataset,
+            settings,
+            vgg=vgg,
+            resume_from=resume,
+            checkpoint=checkpoint,
+            on_step=on_step,
+            on_preview=on_preview,
+            extra_metadata={"trainer": "node"},
+        )
+        save_checkpoint(path, result)
+        previews = torch.cat(result.previews).to(comfy.model_management.intermediate_device())
+        last = result.losses[-1]["loss"] if result.losses else float("nan")
+        text = f"wrote {EXEMPLAR_FOLDER}/{listed} at step {result.step} (last loss {last:.4f})"
+        return io.NodeOutput(result.adapter, listed, losses_csv(result.losses), previews, ui={"text": [text]})
+
+
+NODES = [DtCPairDataset, DtCTrain]
