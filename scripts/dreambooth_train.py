@@ -33,7 +33,9 @@ def parse_args(argv=None):
     p.add_argument("--instance-prompt", required=True, help="'a [identifier] [class noun]'")
     p.add_argument("--class-dir", help="folder of class images (missing ones are generated into it)")
     p.add_argument("--class-prompt", default="", help="'a [class noun]'")
-    p.add_argument("--num-class-images", type=int, default=0, help="generate class images until the folder holds this many")
+    p.add_argument(
+        "--num-class-images", type=int, default=0, help="generate class images until the folder holds this many"
+    )
     p.add_argument("--class-steps", type=int, default=25, help="sampling steps per generated class image")
     p.add_argument("--class-cfg", type=float, default=7.0)
     p.add_argument("--output", required=True, help="LoRA file to write (.safetensors)")
@@ -91,16 +93,27 @@ def main(argv=None) -> int:
             print(message, flush=True)
 
     settings = trainer.DreamBoothSettings(
-        rank=opts.rank, alpha=opts.alpha, learning_rate=opts.learning_rate, steps=opts.steps, batch_size=opts.batch_size,
-        grad_accumulation=opts.grad_accumulation, prior_loss_weight=opts.prior_loss_weight, train_text_encoder=opts.train_text_encoder,
-        seed=opts.seed, dtype=opts.dtype, checkpoint_every=opts.checkpoint_every, gradient_checkpointing=opts.gradient_checkpointing,
+        rank=opts.rank,
+        alpha=opts.alpha,
+        learning_rate=opts.learning_rate,
+        steps=opts.steps,
+        batch_size=opts.batch_size,
+        grad_accumulation=opts.grad_accumulation,
+        prior_loss_weight=opts.prior_loss_weight,
+        train_text_encoder=opts.train_text_encoder,
+        seed=opts.seed,
+        dtype=opts.dtype,
+        checkpoint_every=opts.checkpoint_every,
+        gradient_checkpointing=opts.gradient_checkpointing,
     )
     settings.validate()
     with torch.inference_mode(False):
         model, clip, vae = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=True, output_clip=True)[:3]
         files = image_folder.image_files(opts.instance_dir)
         if not files:
-            raise SystemExit(f"--instance-dir {opts.instance_dir}: no images ({', '.join(image_folder.IMAGE_SUFFIXES)})")
+            raise SystemExit(
+                f"--instance-dir {opts.instance_dir}: no images ({', '.join(image_folder.IMAGE_SUFFIXES)})"
+            )
         instance_images = image_folder.load_images(files, opts.resolution, opts.resolution)
         class_images = None
         if opts.class_dir and opts.prior_loss_weight > 0:
@@ -112,19 +125,41 @@ def main(argv=None) -> int:
                     raise SystemExit("--class-prompt is needed to generate class images")
                 log(f"generating {missing} class images of {opts.class_prompt!r}")
                 generated = trainer.generate_class_images(
-                    model, clip, vae, opts.class_prompt, missing, opts.resolution, opts.resolution, opts.class_steps, opts.class_cfg,
-                    "euler", "normal", opts.seed + len(have), 4,
-                    on_step=lambda done, total: log(f"  class images: {done}/{total} sampling steps") if done % max(total // 10, 1) == 0 else None,
+                    model,
+                    clip,
+                    vae,
+                    opts.class_prompt,
+                    missing,
+                    opts.resolution,
+                    opts.resolution,
+                    opts.class_steps,
+                    opts.class_cfg,
+                    "euler",
+                    "normal",
+                    opts.seed + len(have),
+                    4,
+                    on_step=lambda done, total: log(f"  class images: {done}/{total} sampling steps")
+                    if done % max(total // 10, 1) == 0
+                    else None,
                 )
                 save_images(generated, class_dir, len(have))
             if dist.is_initialized():
                 dist.barrier()
-            class_images = image_folder.load_image_folder(class_dir, opts.resolution, opts.resolution) if class_dir.is_dir() else None
+            class_images = (
+                image_folder.load_image_folder(class_dir, opts.resolution, opts.resolution)
+                if class_dir.is_dir()
+                else None
+            )
             if class_images is None:
-                raise SystemExit(f"--class-dir {opts.class_dir}: no class images; pass --num-class-images to generate some")
+                raise SystemExit(
+                    f"--class-dir {opts.class_dir}: no class images; pass --num-class-images to generate some"
+                )
         instance_latents = trainer.encode_images(vae, instance_images, opts.resolution)
         class_latents = trainer.encode_images(vae, class_images, opts.resolution) if class_images is not None else None
-        log(f"{len(files)} instance images, {0 if class_latents is None else class_latents.shape[0]} class images, world size {world}")
+        log(
+            f"{len(files)} instance images, {0 if class_latents is None else class_latents.shape[0]} class "
+            f"images, world size {world}"
+        )
 
         output = Path(opts.output)
 
@@ -135,11 +170,21 @@ def main(argv=None) -> int:
         def on_step(step, total, losses):
             comfy.model_management.throw_exception_if_processing_interrupted()
             if step == total or step % max(total // 20, 1) == 0:
-                log(f"step {step}/{total} loss {losses['loss']:.4f} (instance {losses['instance']:.4f}, prior {losses['prior']:.4f})")
+                log(
+                    f"step {step}/{total} loss {losses['loss']:.4f} (instance {losses['instance']:.4f}, prior "
+                    f"{losses['prior']:.4f})"
+                )
 
         result = trainer.train_dreambooth(
-            model, instance_latents, trainer.PromptSet(opts.instance_prompt, opts.class_prompt), settings, clip=clip,
-            class_latents=class_latents, resume_from=opts.resume, checkpoint=checkpoint, on_step=on_step,
+            model,
+            instance_latents,
+            trainer.PromptSet(opts.instance_prompt, opts.class_prompt),
+            settings,
+            clip=clip,
+            class_latents=class_latents,
+            resume_from=opts.resume,
+            checkpoint=checkpoint,
+            on_step=on_step,
             extra_metadata={"resolution": opts.resolution, "trainer": "cli"},
         )
         if rank == 0:

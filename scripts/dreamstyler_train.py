@@ -24,8 +24,14 @@ import cli_boot
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (default: $COMFYUI_DIR, else the ComfyUI this pack is installed in)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--comfyui",
+        default=os.environ.get("COMFYUI_DIR"),
+        help="ComfyUI folder (default: $COMFYUI_DIR, else the ComfyUI this pack is installed in)",
+    )
     p.add_argument("--checkpoint", required=True, help="an SD1.x checkpoint file (eps or v prediction)")
     p.add_argument("--images", nargs="+", required=True, help="style image files or folders of images")
     p.add_argument("--captions", nargs="+", default=["a painting"], help="one caption per image, or one for all")
@@ -77,8 +83,12 @@ def main(argv=None) -> int:
     if clip is None or vae is None:
         sys.exit(f"{options.checkpoint} has no text encoder or VAE; a full SD1.x checkpoint is needed")
     settings = inversion.InversionSettings(
-        stages=options.stages, steps=options.steps, learning_rate=options.lr, batch_size=options.batch_size,
-        flip_probability=options.flip, seed=options.seed,
+        stages=options.stages,
+        steps=options.steps,
+        learning_rate=options.lr,
+        batch_size=options.batch_size,
+        flip_probability=options.flip,
+        seed=options.seed,
     )
     print(f"training {options.token} on {len(names)} image(s): {', '.join(names)}", flush=True)
     started = time.perf_counter()
@@ -86,11 +96,22 @@ def main(argv=None) -> int:
 
     def on_step(step, loss):
         if (step + 1) % every == 0 or step + 1 == options.steps:
-            print(f"step {step + 1}/{options.steps}  loss {loss:.4f}  {time.perf_counter() - started:.0f} s", flush=True)
+            print(
+                f"step {step + 1}/{options.steps}  loss {loss:.4f}  {time.perf_counter() - started:.0f} s", flush=True
+            )
 
     embedding, losses = training.train(
-        model, clip, vae, images, options.captions, options.token, settings, options.template, options.init_word,
-        options.vectors_per_stage, on_step,
+        model,
+        clip,
+        vae,
+        images,
+        options.captions,
+        options.token,
+        settings,
+        options.template,
+        options.init_word,
+        options.vectors_per_stage,
+        on_step,
     )
     ours, official = training.write_files(embedding, options.out_dir, options.name, options.overwrite)
     print(f"wrote {ours} and {official}; {training.loss_summary(losses)}")

@@ -33,12 +33,15 @@ from ..common.atomic_file import save_safetensors_atomic
 KIND = "dtc_adapter"
 FORMAT_VERSION = 1
 HINT_ADAPTER_WIDTHS = (16, 32, 64)
+IMAGE_ENCODER_BY_WIDTH = {1536: "DINOv2 giant", 1024: "DINOv2 large"}
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: int = 10000) -> torch.Tensor:
     """Sinusoidal timestep embedding [N, dim] (cos half first), the form SD UNets use."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(0, half, dtype=torch.float32, device=timesteps.device) / half)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(0, half, dtype=torch.float32, device=timesteps.device) / half
+    )
     args = timesteps[:, None].float() * freqs[None]
     embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     if dim % 2:
@@ -73,7 +76,9 @@ def film_index_for_output_block(output_block: int, num_input_blocks: int) -> int
     """
     index = num_input_blocks - 1 - output_block
     if not 0 <= index < num_input_blocks:
-        raise ValueError(f"output block {output_block} has no skip feature in a UNet of {num_input_blocks} input blocks")
+        raise ValueError(
+            f"output block {output_block} has no skip feature in a UNet of {num_input_blocks} input blocks"
+        )
     return index
 
 
@@ -149,7 +154,14 @@ class FiLM(nn.Module):
 class HintEncoder(nn.Module):
     """Copy of a UNet's encoder (time embedding, input blocks, middle block; label embedding for SDXL)."""
 
-    def __init__(self, time_embed: nn.Module, input_blocks: nn.ModuleList, middle_block: nn.Module, model_channels: int, label_emb: nn.Module | None = None):
+    def __init__(
+        self,
+        time_embed: nn.Module,
+        input_blocks: nn.ModuleList,
+        middle_block: nn.Module,
+        model_channels: int,
+        label_emb: nn.Module | None = None,
+    ):
         super().__init__()
         self.model_channels = model_channels
         self.time_embed = time_embed
@@ -161,12 +173,16 @@ class HintEncoder(nn.Module):
     def num_input_blocks(self) -> int:
         return len(self.input_blocks)
 
-    def forward(self, x, timesteps, context=None, y=None, transformer_options: dict | None = None) -> list[torch.Tensor]:
+    def forward(
+        self, x, timesteps, context=None, y=None, transformer_options: dict | None = None
+    ) -> list[torch.Tensor]:
         """Features after every input block, then the middle block output (len = input blocks + 1)."""
         emb = self.time_embed(timestep_embedding(timesteps, self.model_channels).to(x.dtype))
         if self.label_emb is not None:
             if y is None:
-                raise ValueError("this hint encoder copies a class-conditional UNet (SDXL): it needs the model's `y` input")
+                raise ValueError(
+                    "this hint encoder copies a class-conditional UNet (SDXL): it needs the model's `y` input"
+                )
             emb = emb + self.label_emb(y)
         options = {} if transformer_options is None else transformer_options
         features = []
@@ -191,7 +207,9 @@ def add_hint_to_input(x: torch.Tensor, hint_latent: torch.Tensor, offset: int) -
     """x with `hint_latent` ([b, C, h, w], tiled to x's batch) added to channels offset..offset+C."""
     channels = hint_latent.shape[1]
     if offset < 0 or offset + channels > x.shape[1]:
-        raise ValueError(f"hint latent channels {offset}..{offset + channels} lie outside the model input's {x.shape[1]} channels")
+        raise ValueError(
+            f"hint latent channels {offset}..{offset + channels} lie outside the model input's {x.shape[1]} channels"
+        )
     if hint_latent.shape[-2:] != x.shape[-2:]:
         raise ValueError(f"hint latent {tuple(hint_latent.shape[-2:])} does not match the latent {tuple(x.shape[-2:])}")
     hint_latent = repeat_to_batch(hint_latent.to(device=x.device, dtype=x.dtype), x.shape[0], "hint")
@@ -222,7 +240,8 @@ class DtCAdapter(nn.Module):
         super().__init__()
         if len(skip_channels) != hint_encoder.num_input_blocks + 1:
             raise ValueError(
-                f"{len(skip_channels)} skip widths given for a hint encoder of {hint_encoder.num_input_blocks} input blocks + middle"
+                f"{len(skip_channels)} skip widths given for a hint encoder of {hint_encoder.num_input_blocks} "
+                f"input blocks + middle"
             )
         self.skip_channels = list(skip_channels)
         self.latent_channels = latent_channels
@@ -258,7 +277,9 @@ class DtCAdapter(nn.Module):
             hint_image = hint_image[..., :3].movedim(-1, 1)
         return self.hint_adapter(hint_image.to(self.dtype))
 
-    def hint_features(self, x, hint_latent, offset, timesteps, context=None, y=None, transformer_options=None) -> list[torch.Tensor]:
+    def hint_features(
+        self, x, hint_latent, offset, timesteps, context=None, y=None, transformer_options=None
+    ) -> list[torch.Tensor]:
         """Hint-encoder features for the model input x (the whole cond/uncond batch at once).
 
         Runs in the adapter's dtype on x's device (the caller keeps the adapter on that device).
@@ -277,7 +298,7 @@ class DtCAdapter(nn.Module):
         if tokens.shape[-1] != self.image_dim:
             raise ValueError(
                 f"image tokens have width {tokens.shape[-1]}, this adapter projects {self.image_dim}-wide tokens "
-                f"({'DINOv2 giant' if self.image_dim == 1536 else 'DINOv2 large' if self.image_dim == 1024 else 'its image encoder'})"
+                f"({IMAGE_ENCODER_BY_WIDTH.get(self.image_dim, 'its image encoder')})"
             )
         return self.image_projection(tokens.to(self.dtype))
 
@@ -298,7 +319,10 @@ class DtCAdapter(nn.Module):
 def parse_metadata(metadata: dict[str, str] | None, source: str = "file") -> dict:
     """Check a file's metadata header and return the adapter description (clear error otherwise)."""
     header = read_header(metadata, KIND, FORMAT_VERSION, source, label="Diffuse to Choose adapter")
-    raw = {name: header.value(name) for name in ("base_arch", "unet_config", "skip_channels", "latent_channels", "image_dim", "context_dim")}
+    raw = {
+        name: header.value(name)
+        for name in ("base_arch", "unet_config", "skip_channels", "latent_channels", "image_dim", "context_dim")
+    }
     try:
         return {
             "base_arch": raw["base_arch"],
@@ -312,7 +336,12 @@ def parse_metadata(metadata: dict[str, str] | None, source: str = "file") -> dic
         raise ValueError(f"{source} has an unreadable DtC adapter header: {error}") from error
 
 
-def save_adapter(adapter: DtCAdapter, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None) -> Path:
+def save_adapter(
+    adapter: DtCAdapter, path: str | os.PathLike, dtype: torch.dtype | None = None, extra: dict | None = None
+) -> Path:
     """Write the adapter as safetensors (state-dict keys = the documented layout) atomically."""
-    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in adapter.state_dict().items()}
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in adapter.state_dict().items()
+    }
     return save_safetensors_atomic(path, state, adapter.metadata(extra))

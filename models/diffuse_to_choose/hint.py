@@ -25,7 +25,9 @@ class DtCHint:
         return self.hint_image.shape[0]
 
 
-def build_hint(image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor, fit: str = "stretch", min_side: int = 8) -> DtCHint:
+def build_hint(
+    image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor, fit: str = "stretch", min_side: int = 8
+) -> DtCHint:
     """The EXEMPLAR_HINT value for a source image, its inpainting mask and the reference."""
     hints, rectangles = build_hint_images(reference, mask, tuple(image.shape[1:3]), fit, min_side)
     region = binary_mask(mask, image.shape[1:3]).to(image.dtype)

@@ -49,7 +49,7 @@ def is_text_attention_projection(module_path: str) -> bool:
 
 
 def kohya_name(prefix: str, module_path: str) -> str:
-    """"lora_unet_" + "down_blocks.0.attentions.0" -> "lora_unet_down_blocks_0_attentions_0"."""
+    """ "lora_unet_" + "down_blocks.0.attentions.0" -> "lora_unet_down_blocks_0_attentions_0"."""
     if not module_path or module_path.endswith(".weight"):
         raise ValueError(f"expected a module path without '.weight', got {module_path!r}")
     return prefix + module_path.replace(".", "_")
@@ -73,12 +73,14 @@ class LoraPair:
 
     def __post_init__(self):
         if self.down.ndim != 2 or self.up.ndim != 2 or self.up.shape[1] != self.down.shape[0]:
-            raise ValueError(f"LoRA pair needs up [out, r] and down [r, in]; got up {tuple(self.up.shape)}, down {tuple(self.down.shape)}")
+            raise ValueError(
+                f"LoRA pair needs up [out, r] and down [r, in]; got up {tuple(self.up.shape)}, down "
+                f"{tuple(self.down.shape)}"
+            )
 
     @property
     def rank(self) -> int:
         return self.down.shape[0]
-
 
 
 def lora_state_dict(pairs: Mapping[str, LoraPair], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
@@ -110,7 +112,9 @@ def lora_metadata(rank: int, alpha: float, step: int, extra: Mapping[str, object
     return {**kohya, **write_header(KIND, FORMAT_VERSION, {"step": step, **(extra or {})})}
 
 
-def save_lora_file(path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> Path:
+def save_lora_file(
+    path: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
+) -> Path:
     """Write a safetensors file via a temporary name in the same folder (readers never see half a file)."""
     return save_safetensors_atomic(path, {k: v.contiguous() for k, v in state_dict.items()}, dict(metadata))
 

@@ -43,7 +43,11 @@ class Tokenisation:
 
     def describe(self) -> str:
         shown = " + ".join(f"{piece!r} ({token})" for piece, token in zip(self.pieces, self.ids))
-        verdict = "one token: good identifier" if self.single_token else f"{len(self.ids)} tokens: prefer a single-token identifier"
+        verdict = (
+            "one token: good identifier"
+            if self.single_token
+            else f"{len(self.ids)} tokens: prefer a single-token identifier"
+        )
         return f"{self.text!r} -> {shown or 'nothing'} [{verdict}]"
 
 
@@ -53,7 +57,9 @@ def tokenisation(text: str, tokenize: Callable[[str], Sequence[int]], inverse_vo
     return Tokenisation(text, ids, tuple(inverse_vocab.get(i, "?") for i in ids))
 
 
-def is_candidate(piece: str, token_id: int, min_rank: int, min_length: int = 3, max_length: int = 4, max_vowels: int = 1) -> bool:
+def is_candidate(
+    piece: str, token_id: int, min_rank: int, min_length: int = 3, max_length: int = 4, max_vowels: int = 1
+) -> bool:
     """Criteria 1-4 of the module docstring for one vocabulary entry."""
     if not piece.endswith(WORD_END) or token_id < min_rank:
         return False
@@ -81,7 +87,10 @@ def rare_token_candidates(
         raise ValueError(f"count must be >= 1, got {count}")
     if min_length < 1 or max_length < min_length:
         raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}..{max_length}")
-    entries = sorted(((i, p) for p, i in vocab.items() if is_candidate(p, i, min_rank, min_length, max_length, max_vowels)), reverse=True)
+    entries = sorted(
+        ((i, p) for p, i in vocab.items() if is_candidate(p, i, min_rank, min_length, max_length, max_vowels)),
+        reverse=True,
+    )
     prefix = list(tokenize("a")) if tokenize is not None else None
     found: list[str] = []
     for token_id, piece in entries:

@@ -35,9 +35,7 @@ def tile_reference(tokens: torch.Tensor, per_chunk: int, chunks: int) -> torch.T
         return tokens.expand(per_chunk * chunks, -1, -1)
     if tokens.shape[0] != per_chunk:
         raise ValueError(
-            (
-                f"the reference tokens have batch {tokens.shape[0]}; the latent batch is {per_chunk} (use 1 or "
-                f"{per_chunk} references)"
-            )
+            f"the reference tokens have batch {tokens.shape[0]}; the latent batch is {per_chunk} (use 1 or "
+            f"{per_chunk} references)"
         )
     return tokens.repeat(chunks, 1, 1)

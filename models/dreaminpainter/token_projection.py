@@ -64,10 +64,8 @@ class TokenProjection(nn.Module):
         for key, value in expected.items():
             if tuple(state_dict[key].shape) != tuple(value.shape):
                 raise ValueError(
-                    (
-                        f"token projection tensor {key} has shape {tuple(state_dict[key].shape)}, expected "
-                        f"{tuple(value.shape)}"
-                    )
+                    f"token projection tensor {key} has shape {tuple(state_dict[key].shape)}, expected "
+                    f"{tuple(value.shape)}"
                 )
         projection.load_state_dict({k: v.float() for k, v in state_dict.items()})
         return projection.eval()

@@ -123,10 +123,8 @@ def train_staged_inversion(
         raise ValueError(f"init_vectors must be [stages={settings.stages}, n, dim]; got {tuple(init_vectors.shape)}")
     if latents.shape != flipped_latents.shape or latents.ndim != 4 or latents.shape[0] < 1:
         raise ValueError(
-            (
-                f"latents and flipped_latents must both be [N, C, H, W]; got {tuple(latents.shape)} and "
-                f"{tuple(flipped_latents.shape)}"
-            )
+            f"latents and flipped_latents must both be [N, C, H, W]; got {tuple(latents.shape)} and "
+            f"{tuple(flipped_latents.shape)}"
         )
     alphas_cumprod = alphas_cumprod.to(device=latents.device, dtype=torch.float64)
     generator = torch.Generator().manual_seed(settings.seed)

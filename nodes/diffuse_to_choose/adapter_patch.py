@@ -25,7 +25,13 @@ import comfy.patcher_extension
 import comfy.utils
 from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
-from ...models.diffuse_to_choose.adapter import DtCAdapter, HintEncoder, film_index_for_output_block, parse_metadata, unet_skip_channels
+from ...models.diffuse_to_choose.adapter import (
+    DtCAdapter,
+    HintEncoder,
+    film_index_for_output_block,
+    parse_metadata,
+    unet_skip_channels,
+)
 from ...models.diffuse_to_choose.hint import DtCHint
 from ..common import comfyui_compat
 
@@ -61,7 +67,9 @@ def _serialisable_unet_config(unet_config: dict) -> dict:
 
 
 def _structure(config: dict) -> dict:
-    return {key: (list(v) if isinstance(v, tuple) else v) for key in STRUCTURAL_KEYS if (v := config.get(key)) is not None}
+    return {
+        key: (list(v) if isinstance(v, tuple) else v) for key in STRUCTURAL_KEYS if (v := config.get(key)) is not None
+    }
 
 
 def model_description(model) -> tuple[str, dict]:
@@ -69,7 +77,8 @@ def model_description(model) -> tuple[str, dict]:
     base = model.model
     if not isinstance(base.diffusion_model, UNetModel):
         raise ValueError(
-            f"Diffuse to Choose needs a UNet model (SD1.x / SD2.x / SDXL); this MODEL is {type(base.diffusion_model).__name__}"
+            f"Diffuse to Choose needs a UNet model (SD1.x / SD2.x / SDXL); this MODEL is "
+            f"{type(base.diffusion_model).__name__}"
         )
     return type(base.model_config).__name__, _serialisable_unet_config(base.model_config.unet_config)
 
@@ -78,10 +87,23 @@ def _empty_adapter(base_arch: str, unet_config: dict, latent_channels: int, imag
     """An adapter with uninitialised tensors on the CPU, shaped for `unet_config`."""
     operations = comfy.ops.disable_weight_init
     unet = UNetModel(**unet_config, device="meta", operations=operations)
-    encoder = HintEncoder(unet.time_embed, unet.input_blocks, unet.middle_block, unet.model_channels, getattr(unet, "label_emb", None))
-    skips = unet_skip_channels(unet_config["model_channels"], unet_config["channel_mult"], unet_config["num_res_blocks"])
+    encoder = HintEncoder(
+        unet.time_embed, unet.input_blocks, unet.middle_block, unet.model_channels, getattr(unet, "label_emb", None)
+    )
+    skips = unet_skip_channels(
+        unet_config["model_channels"], unet_config["channel_mult"], unet_config["num_res_blocks"]
+    )
     config = {"base_arch": base_arch, "unet_config": unet_config}
-    adapter = DtCAdapter(encoder, skips, latent_channels, image_dim, unet_config["context_dim"], config, operations=operations, device="meta")
+    adapter = DtCAdapter(
+        encoder,
+        skips,
+        latent_channels,
+        image_dim,
+        unet_config["context_dim"],
+        config,
+        operations=operations,
+        device="meta",
+    )
     return adapter.to_empty(device="cpu")
 
 
@@ -112,12 +134,16 @@ def training_copy(adapter: DtCAdapter, state: dict[str, torch.Tensor] | None = N
     Call under torch.inference_mode(False): an adapter made inside ComfyUI's executor holds inference tensors.
     """
     config = adapter.config
-    copy = _empty_adapter(config.get("base_arch", "unknown"), config["unet_config"], adapter.latent_channels, adapter.image_dim)
+    copy = _empty_adapter(
+        config.get("base_arch", "unknown"), config["unet_config"], adapter.latent_channels, adapter.image_dim
+    )
     source = adapter.state_dict() if state is None else state
     missing = set(copy.state_dict()) - set(source)
     if missing:
         raise ValueError(f"the adapter state lacks {len(missing)} tensors of this layout, e.g. {sorted(missing)[0]}")
-    copy.load_state_dict({k: source[k].detach().clone().to(device="cpu", dtype=torch.float32) for k in copy.state_dict()})
+    copy.load_state_dict(
+        {k: source[k].detach().clone().to(device="cpu", dtype=torch.float32) for k in copy.state_dict()}
+    )
     return copy
 
 
@@ -131,7 +157,9 @@ def load_adapter(path: str) -> DtCAdapter:
     with safe_open(path, framework="pt") as f:
         description = parse_metadata(f.metadata(), source=path)
     state = comfy.utils.load_torch_file(path, safe_load=True)
-    adapter = _empty_adapter(description["base_arch"], description["unet_config"], description["latent_channels"], description["image_dim"])
+    adapter = _empty_adapter(
+        description["base_arch"], description["unet_config"], description["latent_channels"], description["image_dim"]
+    )
     if adapter.skip_channels != description["skip_channels"] or adapter.context_dim != description["context_dim"]:
         raise ValueError(f"{path}: its header does not describe a consistent adapter (skip widths or context width)")
     # compute dtype as ComfyUI picks it for a UNet with these weights (fp32 on CPU, where fp16 convs crawl)
@@ -139,7 +167,9 @@ def load_adapter(path: str) -> DtCAdapter:
     adapter.to(dtype)
     missing, unexpected = adapter.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: tensors do not match the DtC layout (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{path}: tensors do not match the DtC layout (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     return adapter.eval()
 
 
@@ -169,13 +199,23 @@ def hint_channel_offset(model) -> int | None:
         offset += widths.get(key, 0)
     if in_channels == latent_channels:
         return None
-    raise ValueError(f"cannot find the masked-source latent in this model's {in_channels}-channel input (concat keys {base.concat_keys})")
+    raise ValueError(
+        f"cannot find the masked-source latent in this model's {in_channels}-channel input (concat keys "
+        f"{base.concat_keys})"
+    )
 
 
 class DtCInjection(comfyui_compat.SharedOnClone):
     """Per-patch state: the adapter, the hint, and the two hooks ComfyUI calls (one object for every clone)."""
 
-    def __init__(self, adapter: DtCAdapter, hint_image: torch.Tensor, offset: int, base_latent: torch.Tensor | None, strength: float):
+    def __init__(
+        self,
+        adapter: DtCAdapter,
+        hint_image: torch.Tensor,
+        offset: int,
+        base_latent: torch.Tensor | None,
+        strength: float,
+    ):
         self.adapter = adapter
         self.hint_image = hint_image
         self.offset = offset
@@ -202,10 +242,15 @@ class DtCInjection(comfyui_compat.SharedOnClone):
         if self.base_latent is not None:
             base = self.base_latent.to(device=latent.device, dtype=latent.dtype)
             if base.shape[-2:] != latent.shape[-2:]:
-                base = torch.nn.functional.interpolate(base, size=latent.shape[-2:], mode="bilinear", align_corners=False)
+                base = torch.nn.functional.interpolate(
+                    base, size=latent.shape[-2:], mode="bilinear", align_corners=False
+                )
             if base.shape[0] != latent.shape[0]:
                 batch = max(base.shape[0], latent.shape[0])
-                base, latent = comfy.utils.repeat_to_batch_size(base, batch), comfy.utils.repeat_to_batch_size(latent, batch)
+                base, latent = (
+                    comfy.utils.repeat_to_batch_size(base, batch),
+                    comfy.utils.repeat_to_batch_size(latent, batch),
+                )
             latent = latent + base
         self._adapted = (key, latent)
         return latent
@@ -236,14 +281,18 @@ def adapter_model_patcher(adapter: DtCAdapter, model):
     """The one ModelPatcher that manages this adapter's weights (made once, shared by every patched clone)."""
     patcher = getattr(adapter, "_exemplar_patcher", None)
     if patcher is None or patcher.load_device != model.load_device:
-        patcher = comfy.model_patcher.ModelPatcher(adapter, load_device=model.load_device, offload_device=model.offload_device)
+        patcher = comfy.model_patcher.ModelPatcher(
+            adapter, load_device=model.load_device, offload_device=model.offload_device
+        )
         # kept on the adapter (a plain attribute: a ModelPatcher is no nn.Module, so it is not registered as a
         # submodule) so that every MODEL patched with this adapter shares one copy of its weights on the device
         adapter._exemplar_patcher = patcher
     return patcher.clone()
 
 
-def apply_adapter(model, adapter: DtCAdapter, hint_image: torch.Tensor, masked_source_latent=None, strength: float = 1.0):
+def apply_adapter(
+    model, adapter: DtCAdapter, hint_image: torch.Tensor, masked_source_latent=None, strength: float = 1.0
+):
     """A clone of `model` with the DtC hint path; returns (patched MODEL, the injection state).
 
     `masked_source_latent` (model space) is needed only by a model without masked-source input channels.
@@ -267,7 +316,10 @@ def _apply(model, adapter: DtCAdapter, hint_image: torch.Tensor, masked_source_l
     base_latent = None
     if offset is None:
         if masked_source_latent is None:
-            raise ValueError("this MODEL has no masked-source input channels (not an inpainting model): connect the VAE so the masked source can be encoded")
+            raise ValueError(
+                "this MODEL has no masked-source input channels (not an inpainting model): connect the VAE so "
+                "the masked source can be encoded"
+            )
         offset = 0
         base_latent = masked_source_latent()
     patched = model.clone()
@@ -275,7 +327,11 @@ def _apply(model, adapter: DtCAdapter, hint_image: torch.Tensor, masked_source_l
     if strength == 0:
         return patched, injection
     adapter_patcher = adapter_model_patcher(adapter, model)
-    patched.set_additional_models(ADDITIONAL_MODELS_KEY, patched.get_additional_models_with_key(ADDITIONAL_MODELS_KEY) + [adapter_patcher])
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, injection.diffusion_model_wrapper)
+    patched.set_additional_models(
+        ADDITIONAL_MODELS_KEY, patched.get_additional_models_with_key(ADDITIONAL_MODELS_KEY) + [adapter_patcher]
+    )
+    patched.add_wrapper_with_key(
+        comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, injection.diffusion_model_wrapper
+    )
     patched.set_model_output_block_patch(injection.output_block_patch)
     return patched, injection

@@ -24,7 +24,10 @@ SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloa
 
 def _require_adapter(adapter, name: str = "adapter") -> DtCAdapter:
     if not isinstance(adapter, DtCAdapter):
-        raise ValueError(f"{name} must be a Diffuse to Choose adapter (from the DtC adapter loader or create node), got {type(adapter).__name__}")
+        raise ValueError(
+            f"{name} must be a Diffuse to Choose adapter (from the DtC adapter loader or create node), got "
+            f"{type(adapter).__name__}"
+        )
     return adapter
 
 
@@ -41,9 +44,23 @@ class DtCAdapterCreate(io.ComfyNode):
                 "(so the adapter changes nothing until trained), the image projection is seeded random."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="The base model (SD1.x inpainting for the paper's setup; SDXL works too)."),
-                io.Int.Input("image_dim", default=1536, min=1, max=8192, tooltip="Width of the image tokens: 1536 for DINOv2 giant (paper), 1024 for DINOv2 large."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFF, tooltip="Seed of the random initial weights (hint adapter, image projection)."),
+                io.Model.Input(
+                    "model", tooltip="The base model (SD1.x inpainting for the paper's setup; SDXL works too)."
+                ),
+                io.Int.Input(
+                    "image_dim",
+                    default=1536,
+                    min=1,
+                    max=8192,
+                    tooltip="Width of the image tokens: 1536 for DINOv2 giant (paper), 1024 for DINOv2 large.",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFF,
+                    tooltip="Seed of the random initial weights (hint adapter, image projection).",
+                ),
             ],
             outputs=[ExemplarAdapterType.Output(display_name="adapter")],
         )
@@ -60,7 +77,9 @@ class DtCAdapterLoader(io.ComfyNode):
             node_id="ExemplarDtCAdapterLoader",
             display_name="Load DtC Adapter",
             category=CATEGORY,
-            description="Loads a Diffuse to Choose adapter file (safetensors with a dtc_adapter header) from models/exemplar/.",
+            description=(
+                "Loads a Diffuse to Choose adapter file (safetensors with a dtc_adapter header) from models/exemplar/."
+            ),
             inputs=[
                 io.Combo.Input(
                     "adapter_name",
@@ -73,7 +92,9 @@ class DtCAdapterLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter_name) -> io.NodeOutput:
-        return io.NodeOutput(adapter_patch.load_adapter(folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, adapter_name)))
+        return io.NodeOutput(
+            adapter_patch.load_adapter(folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, adapter_name))
+        )
 
 
 class DtCAdapterSave(io.ComfyNode):
@@ -89,8 +110,14 @@ class DtCAdapterSave(io.ComfyNode):
             ),
             inputs=[
                 ExemplarAdapterType.Input("adapter", tooltip="The adapter to save."),
-                io.String.Input("filename_prefix", default="exemplar/dtc_adapter", tooltip="Path and name prefix inside the output folder."),
-                io.Combo.Input("dtype", options=list(SAVE_DTYPES), default="fp16", tooltip="Precision of the saved tensors."),
+                io.String.Input(
+                    "filename_prefix",
+                    default="exemplar/dtc_adapter",
+                    tooltip="Path and name prefix inside the output folder.",
+                ),
+                io.Combo.Input(
+                    "dtype", options=list(SAVE_DTYPES), default="fp16", tooltip="Precision of the saved tensors."
+                ),
             ],
             outputs=[],
             is_output_node=True,
@@ -99,7 +126,9 @@ class DtCAdapterSave(io.ComfyNode):
     @classmethod
     def execute(cls, adapter, filename_prefix, dtype) -> io.NodeOutput:
         _require_adapter(adapter)
-        folder, name, counter, _subfolder, _ = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory())
+        folder, name, counter, _subfolder, _ = folder_paths.get_save_image_path(
+            filename_prefix, folder_paths.get_output_directory()
+        )
         path = save_adapter(adapter, os.path.join(folder, f"{name}_{counter:05}_.safetensors"), SAVE_DTYPES[dtype])
         return io.NodeOutput(ui={"text": [str(path)]})
 
@@ -117,16 +146,34 @@ class BuildDtCHint(io.ComfyNode):
             ),
             inputs=[
                 io.Image.Input("image", tooltip="The source image (e.g. the person photo)."),
-                io.Mask.Input("mask", tooltip="White = the region to regenerate (e.g. the garment area); any resolution, thresholded at 0.5."),
+                io.Mask.Input(
+                    "mask",
+                    tooltip=(
+                        "White = the region to regenerate (e.g. the garment area); any resolution, thresholded at 0.5."
+                    ),
+                ),
                 io.Image.Input("reference", tooltip="The item to put there (e.g. a garment product photo)."),
-                io.Combo.Input("fit", options=list(FIT_MODES), default="stretch", tooltip="stretch: fill the rectangle; fit: keep the reference's aspect ratio."),
-                io.Int.Input("min_side", default=8, min=1, max=4096, tooltip="Smallest rectangle side (px) accepted; a smaller rectangle is an error."),
+                io.Combo.Input(
+                    "fit",
+                    options=list(FIT_MODES),
+                    default="stretch",
+                    tooltip="stretch: fill the rectangle; fit: keep the reference's aspect ratio.",
+                ),
+                io.Int.Input(
+                    "min_side",
+                    default=8,
+                    min=1,
+                    max=4096,
+                    tooltip="Smallest rectangle side (px) accepted; a smaller rectangle is an error.",
+                ),
             ],
             outputs=[
                 ExemplarHintType.Output(display_name="hint"),
                 io.Image.Output(display_name="hint_image"),
                 io.Image.Output(display_name="masked_source"),
-                io.Mask.Output(display_name="rectangle", tooltip="White = the rectangle the reference was pasted into."),
+                io.Mask.Output(
+                    display_name="rectangle", tooltip="White = the rectangle the reference was pasted into."
+                ),
             ],
         )
 
@@ -149,14 +196,23 @@ class DtCApply(io.ComfyNode):
                 "and FiLM modules modulate the UNet's skip features with its features."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="The model the adapter was made for (an inpainting model for the paper's setup)."),
+                io.Model.Input(
+                    "model", tooltip="The model the adapter was made for (an inpainting model for the paper's setup)."
+                ),
                 ExemplarAdapterType.Input("adapter", tooltip="From Load DtC Adapter or Create DtC Adapter."),
                 ExemplarHintType.Input("hint", tooltip="From DtC Hint."),
-                io.Float.Input("strength", default=1.0, min=0.0, max=10.0, step=0.01, tooltip="Scales the FiLM modulation (gamma and beta); 0 leaves the model unchanged."),
+                io.Float.Input(
+                    "strength",
+                    default=1.0,
+                    min=0.0,
+                    max=10.0,
+                    step=0.01,
+                    tooltip="Scales the FiLM modulation (gamma and beta); 0 leaves the model unchanged.",
+                ),
                 io.Vae.Input(
                     "vae",
                     optional=True,
-                    tooltip="Needed only for a non-inpainting model: encodes the masked source that the hint is added to.",
+                    tooltip="Needed only for a non-inpainting model: encodes the masked source the hint is added to.",
                 ),
             ],
             outputs=[io.Model.Output(display_name="model")],
@@ -184,7 +240,10 @@ class DtCImageConditioning(io.ComfyNode):
                 "is the projection of all-zero tokens."
             ),
             inputs=[
-                io.ClipVision.Input("clip_vision", tooltip="DINOv2 giant (paper) or large from Load CLIP Vision; its width must match the adapter."),
+                io.ClipVision.Input(
+                    "clip_vision",
+                    tooltip="DINOv2 giant (paper) or large from Load CLIP Vision; its width must match the adapter.",
+                ),
                 io.Image.Input("reference", tooltip="The item image (e.g. the garment)."),
                 ExemplarAdapterType.Input("adapter", tooltip="Holds the image projection."),
                 io.Int.Input(
@@ -193,9 +252,17 @@ class DtCImageConditioning(io.ComfyNode):
                     min=0,
                     max=2048,
                     step=14,
-                    tooltip="Encoder input size: 224 gives the paper's 257 tokens; 0 = the encoder's own size (518 for DINOv2 in ComfyUI).",
+                    tooltip=(
+                        "Encoder input size: 224 gives the paper's 257 tokens; 0 = the encoder's own size (518 for "
+                        "DINOv2 in ComfyUI)."
+                    ),
                 ),
-                io.Combo.Input("crop", options=["center", "none"], default="center", tooltip="center: resize the short side and centre-crop; none: squash."),
+                io.Combo.Input(
+                    "crop",
+                    options=["center", "none"],
+                    default="center",
+                    tooltip="center: resize the short side and centre-crop; none: squash.",
+                ),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive"),
@@ -209,8 +276,12 @@ class DtCImageConditioning(io.ComfyNode):
         tokens = encode_tokens(clip_vision, reference, resolution, crop == "center")
         device = comfy.model_management.intermediate_device()
         with torch.no_grad():
-            positive = adapter.project_image(tokens.to(adapter.image_projection.weight.device)).to(device, torch.float32)
-            negative = adapter.project_image(torch.zeros_like(tokens[:1]).to(adapter.image_projection.weight.device)).to(device, torch.float32)
+            positive = adapter.project_image(tokens.to(adapter.image_projection.weight.device)).to(
+                device, torch.float32
+            )
+            negative = adapter.project_image(
+                torch.zeros_like(tokens[:1]).to(adapter.image_projection.weight.device)
+            ).to(device, torch.float32)
         return io.NodeOutput([[positive, {}]], [[negative, {}]])
 
 
@@ -229,7 +300,9 @@ class HintImage(io.ComfyNode):
             is_deprecated=True,
             inputs=[
                 io.Image.Input("image", tooltip="Source image; only its size is used."),
-                io.Mask.Input("mask", tooltip="White = the region the reference goes into (any resolution; thresholded at 0.5)."),
+                io.Mask.Input(
+                    "mask", tooltip="White = the region the reference goes into (any resolution; thresholded at 0.5)."
+                ),
                 io.Image.Input("reference", tooltip="The reference (e.g. a product or garment photo)."),
                 io.Combo.Input(
                     "fit",

@@ -403,8 +403,17 @@ def train_dtc(
 
 
 @torch.no_grad()
-def masked_x0_error(model, vae, clip_vision, adapter: DtCAdapter, dataset: PairDataset, settings: DtCSettings,
-                    samples: int = 8, sigma_percent: float = 0.5, seed: int = 12345) -> float:
+def masked_x0_error(
+    model,
+    vae,
+    clip_vision,
+    adapter: DtCAdapter,
+    dataset: PairDataset,
+    settings: DtCSettings,
+    samples: int = 8,
+    sigma_percent: float = 0.5,
+    seed: int = 12345,
+) -> float:
     """Mean squared error of the x0 prediction inside the (latent-size) mask against the source latent.
 
     Held-out evaluation: `samples` draws (no dropout, no augmentation beyond the mask choice) at one noise level,

@@ -26,7 +26,8 @@ def encode_tokens(clip_vision, image: torch.Tensor, resolution: int = 0, crop: b
         return clip_vision.encode_image(image, crop=crop)["last_hidden_state"]
     if not is_dinov2(clip_vision):
         raise ValueError(
-            f"resolution {resolution} needs a DINOv2 CLIP_VISION; this encoder runs only at its own {clip_vision.image_size} px (use 0)"
+            f"resolution {resolution} needs a DINOv2 CLIP_VISION; this encoder runs only at its own "
+            f"{clip_vision.image_size} px (use 0)"
         )
     model = clip_vision.model
     patch = model.embeddings.patch_embeddings.projection.kernel_size[0]
@@ -41,7 +42,9 @@ def encode_tokens(clip_vision, image: torch.Tensor, resolution: int = 0, crop: b
     x = embeddings.patch_embeddings(pixels)
     cls = embeddings.cls_token.to(device=x.device, dtype=x.dtype).expand(x.shape[0], -1, -1)
     grid = (resolution // patch, resolution // patch)
-    positions = interpolate_position_embeddings(comfy.model_management.cast_to_device(embeddings.position_embeddings, x.device, x.dtype), grid)
+    positions = interpolate_position_embeddings(
+        comfy.model_management.cast_to_device(embeddings.position_embeddings, x.device, x.dtype), grid
+    )
     x = torch.cat([cls, x], dim=1) + positions
     x, _ = model.encoder(x)
     x = model.layernorm(x)

@@ -65,7 +65,6 @@ from ...models.dreambooth.prior_preservation import prior_preservation_loss
 from ..common import comfyui_compat, training
 
 
-
 @dataclass
 class DreamBoothSettings:
     """Training hyper-parameters (defaults: diffusers' DreamBooth-LoRA recipe, lr 1e-4)."""
@@ -132,7 +131,11 @@ def _diffusers_names(model) -> dict[str, str]:
         table = comfy.utils.unet_to_diffusers(model.model_config.unet_config)
     except Exception:  # not a UNet ComfyUI can map (then the ldm path itself is used; the loader accepts both)
         return {}
-    return {ldm[: -len(".weight")]: diffusers[: -len(".weight")] for diffusers, ldm in table.items() if ldm.endswith(".weight")}
+    return {
+        ldm[: -len(".weight")]: diffusers[: -len(".weight")]
+        for diffusers, ldm in table.items()
+        if ldm.endswith(".weight")
+    }
 
 
 def unet_lora_names(model) -> dict[str, str]:
@@ -158,11 +161,15 @@ def text_encoder_lora_names(clip) -> dict[str, str]:
     if not out:
         raise ValueError("clip: found no text-encoder attention projections to put a LoRA on")
     if len(encoders) > 1:
-        raise ValueError(f"clip: text-encoder LoRA supports one CLIP text model (SD1.x/2.x); this CLIP has {sorted(encoders)}")
+        raise ValueError(
+            f"clip: text-encoder LoRA supports one CLIP text model (SD1.x/2.x); this CLIP has {sorted(encoders)}"
+        )
     return out
 
 
-def _attach(patcher, names: dict[str, str], settings: DreamBoothSettings, resume: dict[str, LoraPair]) -> list[_Adapter]:
+def _attach(
+    patcher, names: dict[str, str], settings: DreamBoothSettings, resume: dict[str, LoraPair]
+) -> list[_Adapter]:
     adapters = []
     modules = dict(patcher.model.named_modules())
     for weight_key in sorted(names):
@@ -185,7 +192,10 @@ def _attach(patcher, names: dict[str, str], settings: DreamBoothSettings, resume
 
 
 def _pairs(adapters: list[_Adapter], alpha: float) -> dict[str, LoraPair]:
-    return {a.name: LoraPair(a.module.lora_down.weight.detach().float(), a.module.lora_up.weight.detach().float(), alpha) for a in adapters}
+    return {
+        a.name: LoraPair(a.module.lora_down.weight.detach().float(), a.module.lora_up.weight.detach().float(), alpha)
+        for a in adapters
+    }
 
 
 def load_resume(path: str | Path | None) -> tuple[dict[str, LoraPair], int, dict | None]:
@@ -194,7 +204,10 @@ def load_resume(path: str | Path | None) -> tuple[dict[str, LoraPair], int, dict
         return {}, 0, None
     state_dict, metadata = load_lora_file(path)
     if "exemplar.step" not in metadata:
-        raise ValueError(f"resume_from: {Path(path).name} has no 'exemplar.step' in its header; only the pack's DreamBooth checkpoints can be resumed")
+        raise ValueError(
+            f"resume_from: {Path(path).name} has no 'exemplar.step' in its header; only the pack's DreamBooth "
+            f"checkpoints can be resumed"
+        )
     return read_lora_state_dict(state_dict), int(metadata["exemplar.step"]), load_optimizer_state(path)
 
 
@@ -243,7 +256,9 @@ def train_dreambooth(
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
     resume_pairs, start_step, optimizer_state = load_resume(resume_from)
     if start_step >= settings.steps:
-        raise ValueError(f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})")
+        raise ValueError(
+            f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})"
+        )
 
     dtype = TRAIN_DTYPES[settings.dtype]
     with torch.inference_mode(False), torch.enable_grad():
@@ -261,7 +276,9 @@ def train_dreambooth(
             frozen += training.differentiable_frozen_weights(te.patcher, {a.weight_key for a in adapters})
         missing = set(resume_pairs) - {a.name for a in adapters}
         if missing:
-            raise ValueError(f"resume_from: {len(missing)} LoRA entries do not match this model/settings, e.g. {sorted(missing)[0]}")
+            raise ValueError(
+                f"resume_from: {len(missing)} LoRA entries do not match this model/settings, e.g. {sorted(missing)[0]}"
+            )
         params = [p for a in adapters for p in (a.module.lora_up.weight, a.module.lora_down.weight)]
         optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
         if optimizer_state is not None:
@@ -269,16 +286,22 @@ def train_dreambooth(
 
         text = training.TextEncoder(te) if te is not None else None
         checkpointing = contextlib.ExitStack()
-        checkpointing.enter_context(comfyui_compat.gradient_checkpointing(mp.model.diffusion_model, settings.gradient_checkpointing))
+        checkpointing.enter_context(
+            comfyui_compat.gradient_checkpointing(mp.model.diffusion_model, settings.gradient_checkpointing)
+        )
         mp.model.requires_grad_(False)
         try:
-            comfy.model_management.load_models_gpu([mp] + ([te.patcher] if te is not None else []), force_full_load=True)
+            comfy.model_management.load_models_gpu(
+                [mp] + ([te.patcher] if te is not None else []), force_full_load=True
+            )
             device = training.check_on_load_device(mp, "DreamBooth training (MODEL)")
             if te is not None:
                 training.check_on_load_device(te.patcher, "DreamBooth training (CLIP)")
             sampling = mp.model.model_sampling
             instance_x0 = mp.model.process_latent_in(instance_latents.detach().clone().float()).to(device)
-            class_x0 = mp.model.process_latent_in(class_latents.detach().clone().float()).to(device) if use_prior else None
+            class_x0 = (
+                mp.model.process_latent_in(class_latents.detach().clone().float()).to(device) if use_prior else None
+            )
 
             fixed = None
             if te is None:
@@ -292,7 +315,10 @@ def train_dreambooth(
                 for micro in range(settings.grad_accumulation):
                     g = step_generator(settings.seed, step, micro, rank)
                     if te is not None:
-                        conds = (_text_context(text, prompts.instance_prompt), _text_context(text, prompts.class_prompt) if use_prior else None)
+                        conds = (
+                            _text_context(text, prompts.instance_prompt),
+                            _text_context(text, prompts.class_prompt) if use_prior else None,
+                        )
                     else:
                         conds = fixed
                     x0 = instance_x0[pick(instance_x0.shape[0], settings.batch_size, g).to(device)]
@@ -305,19 +331,33 @@ def train_dreambooth(
                     (loss.total / settings.grad_accumulation).backward()
                     summed["loss"] += loss.total.item() / settings.grad_accumulation
                     summed["instance"] += loss.instance.item() / settings.grad_accumulation
-                    summed["prior"] += (loss.prior.item() if loss.prior is not None else 0.0) / settings.grad_accumulation
+                    summed["prior"] += (
+                        loss.prior.item() if loss.prior is not None else 0.0
+                    ) / settings.grad_accumulation
                 average_gradients(params)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 summed["step"] = step + 1
                 losses.append(summed)
                 if not all(math.isfinite(summed[k]) for k in ("loss", "instance", "prior")):
-                    raise FloatingPointError(f"DreamBooth loss became {summed['loss']} at step {step + 1}; lower the learning rate or use fp32")
+                    raise FloatingPointError(
+                        f"DreamBooth loss became {summed['loss']} at step {step + 1}; lower the learning rate or "
+                        f"use fp32"
+                    )
                 if on_step is not None:
                     on_step(step + 1, settings.steps, summed)
                 done = step + 1
-                if checkpoint is not None and rank == 0 and settings.checkpoint_every and done % settings.checkpoint_every == 0 and done < settings.steps:
-                    checkpoint(_result(adapters, settings, done, losses, prompts, world, extra_metadata), optimizer.state_dict())
+                if (
+                    checkpoint is not None
+                    and rank == 0
+                    and settings.checkpoint_every
+                    and done % settings.checkpoint_every == 0
+                    and done < settings.steps
+                ):
+                    checkpoint(
+                        _result(adapters, settings, done, losses, prompts, world, extra_metadata),
+                        optimizer.state_dict(),
+                    )
             result = _result(adapters, settings, settings.steps, losses, prompts, world, extra_metadata)
             result.optimizer_state = optimizer.state_dict()
             return result
@@ -357,7 +397,10 @@ def _encode(clip, prompt: str) -> dict:
 
 
 def _repeat(cond: dict, n: int) -> dict:
-    return {k: (v.repeat(n, *([1] * (v.ndim - 1))) if torch.is_tensor(v) and v.shape[0] == 1 else v) for k, v in cond.items()}
+    return {
+        k: (v.repeat(n, *([1] * (v.ndim - 1))) if torch.is_tensor(v) and v.shape[0] == 1 else v)
+        for k, v in cond.items()
+    }
 
 
 def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, dtype):
@@ -379,9 +422,9 @@ def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, 
     return prior_preservation_loss(eps, noise, n_instance, settings.prior_loss_weight)
 
 
-
 def square_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """IMAGE [B, H, W, C] -> [B, resolution, resolution, 3]: centre-cropped square, resized (models/common/image_folder.py)."""
+    """IMAGE [B, H, W, C] -> [B, resolution, resolution, 3]: centre-cropped square, resized as
+    models/common/image_folder.py does."""
     if resolution % 8:
         raise ValueError(f"resolution must be a multiple of 8, got {resolution}")
     return fit_images(images, resolution, resolution)
@@ -395,9 +438,23 @@ def encode_images(vae, images: torch.Tensor, resolution: int, batch: int = 4) ->
 
 
 @torch.no_grad()
-def generate_class_images(model, clip, vae, prompt: str, count: int, width: int, height: int, steps: int, cfg: float,
-                          sampler_name: str, scheduler: str, seed: int, batch_size: int, negative: str = "",
-                          on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def generate_class_images(
+    model,
+    clip,
+    vae,
+    prompt: str,
+    count: int,
+    width: int,
+    height: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    seed: int,
+    batch_size: int,
+    negative: str = "",
+    on_step: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
     """`count` images of `prompt` from the frozen model through the stock sampler; image i uses seed + i."""
     import comfy.sample
 
@@ -426,20 +483,37 @@ def generate_class_images(model, clip, vae, prompt: str, count: int, width: int,
             if on_step is not None:
                 on_step(base + (step + 1) * n, total)
 
-        samples = comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative_cond, latent,
-                                      callback=callback, disable_pbar=True, seed=seed + start)
+        samples = comfy.sample.sample(
+            model,
+            noise,
+            steps,
+            cfg,
+            sampler_name,
+            scheduler,
+            positive,
+            negative_cond,
+            latent,
+            callback=callback,
+            disable_pbar=True,
+            seed=seed + start,
+        )
         done += n * steps
         images.append(vae.decode(samples))
     return torch.cat(images)[:count].float()
 
 
-def supplied_class_images(images: torch.Tensor | None, folder: Path | None, count: int, width: int, height: int) -> torch.Tensor | None:
-    """The class images the user gave, at most `count`: `images` first, then the files of `folder`, all fitted to width x height."""
+def supplied_class_images(
+    images: torch.Tensor | None, folder: Path | None, count: int, width: int, height: int
+) -> torch.Tensor | None:
+    """The class images the user gave, at most `count`: `images` first, then the files of `folder`, all fitted to
+    width x height."""
     supplied = None if images is None else fit_images(images, width, height)[:count]
     if folder is not None:
         loaded = load_image_folder(folder, width, height)
         if loaded is None:
-            raise ValueError(f"folder: {folder.name!r} holds no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)})")
+            raise ValueError(
+                f"folder: {folder.name!r} holds no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)})"
+            )
         supplied = loaded if supplied is None else torch.cat([supplied, loaded.to(supplied)])
         supplied = supplied[:count]
     return supplied

@@ -59,10 +59,8 @@ class ReferenceEncodeCLIPVision(io.ComfyNode):
     def execute(cls, clip_vision, reference, tokens, crop, subject_mask=None, blank_background=False) -> io.NodeOutput:
         if subject_mask is not None and subject_mask.shape[0] not in (1, reference.shape[0]):
             raise ValueError(
-                (
-                    f"subject_mask has batch {subject_mask.shape[0]}; expected 1 or the reference batch "
-                    f"{reference.shape[0]}"
-                )
+                f"subject_mask has batch {subject_mask.shape[0]}; expected 1 or the reference batch "
+                f"{reference.shape[0]}"
             )
         crop_center = crop == "center"
         if subject_mask is not None and blank_background:

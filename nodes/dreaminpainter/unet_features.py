@@ -37,10 +37,8 @@ def diffusion_unet(model) -> UNetModel:
     unet = getattr(model.model, "diffusion_model", None)
     if not isinstance(unet, UNetModel):
         raise ValueError(
-            (
-                f"this reference encoder needs a UNet model (SD1.x / SD2.x / SDXL); the given MODEL is "
-                f"{type(unet).__name__}"
-            )
+            f"this reference encoder needs a UNet model (SD1.x / SD2.x / SDXL); the given MODEL is "
+            f"{type(unet).__name__}"
         )
     return unet
 

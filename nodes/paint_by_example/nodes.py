@@ -135,10 +135,8 @@ class PbEEncode(io.ComfyNode):
         if reference_mask is not None:
             if reference_mask.shape[0] not in (1, reference.shape[0]):
                 raise ValueError(
-                    (
-                        f"reference_mask has batch {reference_mask.shape[0]}; expected 1 or the reference batch "
-                        f"{reference.shape[0]}"
-                    )
+                    f"reference_mask has batch {reference_mask.shape[0]}; expected 1 or the reference batch "
+                    f"{reference.shape[0]}"
                 )
             reference = blank_outside_mask(reference, reference_mask)
         pixels = reference_pixels(reference, exemplar_encoder.image_size, crop)

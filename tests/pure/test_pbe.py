@@ -12,7 +12,11 @@ from hypothesis.extra.numpy import arrays
 
 from comfyui_exemplar.models.paint_by_example import checkpoint as ckpt
 from comfyui_exemplar.models.paint_by_example import inputs
-from comfyui_exemplar.models.paint_by_example.clip_vision_tower import CLIPVisionTower, VisionTowerConfig, tower_config_from_state_dict
+from comfyui_exemplar.models.paint_by_example.clip_vision_tower import (
+    CLIPVisionTower,
+    VisionTowerConfig,
+    tower_config_from_state_dict,
+)
 from comfyui_exemplar.models.paint_by_example.encoder import (
     ExemplarEncoder,
     ExemplarEncoderConfig,
@@ -40,7 +44,11 @@ def test_mapper_block_with_one_token_is_value_path_then_mlp():
         for p in block.parameters():
             p.normal_(0, 0.3)
     x = torch.randn(3, 1, 16)
-    v = F.linear(F.layer_norm(x, (16,), block.ln_1.weight, block.ln_1.bias), block.attn.c_qkv.weight[32:], block.attn.c_qkv.bias[32:])
+    v = F.linear(
+        F.layer_norm(x, (16,), block.ln_1.weight, block.ln_1.bias),
+        block.attn.c_qkv.weight[32:],
+        block.attn.c_qkv.bias[32:],
+    )
     h = x + block.attn.c_proj(v)  # one token: softmax weight 1, attention output = v (rows 2W..3W of c_qkv)
     expected = h + block.mlp.c_proj(0.5 * (lambda u: u * (1 + torch.erf(u / 2**0.5)))(block.mlp.c_fc(block.ln_2(h))))
     torch.testing.assert_close(block(x), expected, rtol=0, atol=1e-5)
@@ -61,7 +69,13 @@ def test_encoder_output_is_projection_of_final_ln_of_mapper_of_pooled_cls():
 def test_vision_tower_matches_transformers_clip_vision_model(equal_up_to_rounding):
     transformers = pytest.importorskip("transformers")
     config = transformers.CLIPVisionConfig(
-        hidden_size=128, intermediate_size=160, num_hidden_layers=3, num_attention_heads=2, image_size=42, patch_size=14, hidden_act="quick_gelu"
+        hidden_size=128,
+        intermediate_size=160,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        image_size=42,
+        patch_size=14,
+        hidden_act="quick_gelu",
     )
     torch.manual_seed(2)
     hf = transformers.CLIPVisionModel(config).eval()
@@ -84,7 +98,9 @@ def test_encoder_sizes_are_inferred_from_weights_and_loaded_strictly():
     sd = encoder.state_dict()
     config = encoder_config_from_state_dict(sd)
     assert config == ExemplarEncoderConfig(TOWER, 3, 64, 1, 24)
-    rebuilt = encoder_from_state_dict(dict(sd, **{"transformer.vision_model.embeddings.position_ids": torch.arange(17)[None]}))
+    rebuilt = encoder_from_state_dict(
+        dict(sd, **{"transformer.vision_model.embeddings.position_ids": torch.arange(17)[None]})
+    )
     pixels = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(rebuilt(pixels), encoder(pixels), rtol=0, atol=0)
     with pytest.raises(ValueError, match="missing"):
@@ -98,8 +114,14 @@ def test_official_and_diffusers_encoder_layouts_round_trip_with_fused_qkv():
     diffusers = ckpt.encoder_to_diffusers(sd)
     qkv = sd["mapper.resblocks.1.attn.c_qkv.weight"]
     torch.testing.assert_close(diffusers["mapper.blocks.1.attn1.to_q.weight"], qkv[:64], rtol=0, atol=0)
-    torch.testing.assert_close(diffusers["mapper.blocks.1.attn1.to_v.bias"], sd["mapper.resblocks.1.attn.c_qkv.bias"][128:], rtol=0, atol=0)
-    assert "mapper.blocks.0.norm3.weight" in diffusers and "uncond_vector" in diffusers and "final_layer_norm.bias" in diffusers
+    torch.testing.assert_close(
+        diffusers["mapper.blocks.1.attn1.to_v.bias"], sd["mapper.resblocks.1.attn.c_qkv.bias"][128:], rtol=0, atol=0
+    )
+    assert (
+        "mapper.blocks.0.norm3.weight" in diffusers
+        and "uncond_vector" in diffusers
+        and "final_layer_norm.bias" in diffusers
+    )
     back = ckpt.encoder_from_diffusers(diffusers)
     assert back.keys() == sd.keys()
     assert all(torch.equal(back[k], sd[k]) for k in sd)
@@ -119,11 +141,17 @@ def _fake_official(in_channels=9):
 
 def test_split_official_layout_round_trip():
     sd, encoder = _fake_official()
-    assert "cond_stage_model.mapper.resblocks.0.attn.c_qkv.weight" in sd and "learnable_vector" in sd and "proj_out.weight" in sd
+    assert (
+        "cond_stage_model.mapper.resblocks.0.attn.c_qkv.weight" in sd
+        and "learnable_vector" in sd
+        and "proj_out.weight" in sd
+    )
     sd["model_ema.decay"] = torch.tensor(0.999)
     parts = ckpt.split_official(sd)
     assert parts.encoder.keys() == encoder.keys()
-    assert parts.unet.keys() == {"input_blocks.0.0.weight", "out.2.weight"} and parts.vae.keys() == {"decoder.conv_in.weight"}
+    assert parts.unet.keys() == {"input_blocks.0.0.weight", "out.2.weight"} and parts.vae.keys() == {
+        "decoder.conv_in.weight"
+    }
     assert parts.ignored == ["model_ema.decay"]
 
 
@@ -145,7 +173,9 @@ def test_read_state_dict_safe_and_lightning_and_refusals(tmp_path):
     tensors = {"a": torch.ones(2), "b": torch.zeros(3)}
     torch.save({"state_dict": tensors, "global_step": 3}, tmp_path / "l.ckpt")
     assert ckpt.read_state_dict(tmp_path / "l.ckpt").keys() == {"a", "b"}
-    torch.save({"state_dict": tensors}, tmp_path / "legacy.ckpt", _use_new_zipfile_serialization=False)  # cannot be mmapped
+    torch.save(
+        {"state_dict": tensors}, tmp_path / "legacy.ckpt", _use_new_zipfile_serialization=False
+    )  # cannot be mmapped
     assert torch.equal(ckpt.read_state_dict(tmp_path / "legacy.ckpt")["a"], torch.ones(2))
     torch.save({"state_dict": tensors, "hparams": pickle.PickleError("arbitrary object")}, tmp_path / "u.ckpt")
     with pytest.raises(ckpt.PbECheckpointError, match="u.ckpt: this checkpoint needs arbitrary unpickling"):
@@ -167,7 +197,10 @@ def test_convert_to_safetensors_keeps_every_tensor_and_refuses_non_pbe(tmp_path)
     assert loaded.keys() == sd.keys() and all(torch.equal(loaded[k], sd[k]) for k in sd)
     with pytest.raises(FileExistsError):
         ckpt.convert_to_safetensors(tmp_path / "pbe.ckpt", tmp_path / "pbe.safetensors")
-    torch.save({"state_dict": {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3)}}, tmp_path / "sd.ckpt")
+    torch.save(
+        {"state_dict": {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3)}},
+        tmp_path / "sd.ckpt",
+    )
     with pytest.raises(ckpt.PbECheckpointError):
         ckpt.convert_to_safetensors(tmp_path / "sd.ckpt", tmp_path / "sd.safetensors")
     assert not (tmp_path / "sd.safetensors").exists()
@@ -200,12 +233,18 @@ def test_inpaint_inputs_crop_to_the_latent_grid_and_grey_the_hole():
 def test_reference_pixels_squash_and_center_crop():
     image = torch.rand(1, 20, 40, 3)
     squash = inputs.reference_pixels(image, 10, "squash", mean=(0, 0, 0), std=(1, 1, 1))
-    expected = F.interpolate(image.movedim(-1, 1), size=(10, 10), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    expected = F.interpolate(
+        image.movedim(-1, 1), size=(10, 10), mode="bicubic", antialias=True, align_corners=False
+    ).clamp(0, 1)
     torch.testing.assert_close(squash, expected, rtol=0, atol=0)
     center = inputs.reference_pixels(image, 10, "center", mean=(0, 0, 0), std=(1, 1, 1))
-    resized = F.interpolate(image.movedim(-1, 1), size=(10, 20), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    resized = F.interpolate(
+        image.movedim(-1, 1), size=(10, 20), mode="bicubic", antialias=True, align_corners=False
+    ).clamp(0, 1)
     torch.testing.assert_close(center, resized[..., 5:15], rtol=0, atol=0)
-    norm = inputs.reference_pixels(torch.full((1, 10, 10, 3), 0.5), 10, "squash", mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 2.0))
+    norm = inputs.reference_pixels(
+        torch.full((1, 10, 10, 3), 0.5), 10, "squash", mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 2.0)
+    )
     assert norm[0, :, 0, 0].tolist() == [0.0, 1.0, 0.25]
     with pytest.raises(ValueError, match="crop must be one of"):
         inputs.reference_pixels(image, 10, "fit")
