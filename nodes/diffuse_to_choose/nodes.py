@@ -133,6 +133,31 @@ class DtCAdapterSave(io.ComfyNode):
         return io.NodeOutput(ui={"text": [str(path)]})
 
 
+def hint_inputs() -> list:
+    """The inputs of DtC Hint, and of the deprecated Hint Image node it replaces (same names, same meaning)."""
+    return [
+        io.Image.Input("image", tooltip="The source image (e.g. the person photo)."),
+        io.Mask.Input(
+            "mask",
+            tooltip="White = the region to regenerate (e.g. the garment area); any resolution, thresholded at 0.5.",
+        ),
+        io.Image.Input("reference", tooltip="The item to put there (e.g. a garment product photo)."),
+        io.Combo.Input(
+            "fit",
+            options=list(FIT_MODES),
+            default="stretch",
+            tooltip="stretch: fill the rectangle; fit: keep the reference's aspect ratio, centred in it.",
+        ),
+        io.Int.Input(
+            "min_side",
+            default=8,
+            min=1,
+            max=4096,
+            tooltip="Smallest rectangle side (px) accepted; a smaller rectangle is an error.",
+        ),
+    ]
+
+
 class BuildDtCHint(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -144,29 +169,7 @@ class BuildDtCHint(io.ComfyNode):
                 "Builds the Diffuse to Choose hint: the reference resized into the largest axis-aligned rectangle "
                 "inside the mask on a black image the size of the source, plus the masked source it belongs to."
             ),
-            inputs=[
-                io.Image.Input("image", tooltip="The source image (e.g. the person photo)."),
-                io.Mask.Input(
-                    "mask",
-                    tooltip=(
-                        "White = the region to regenerate (e.g. the garment area); any resolution, thresholded at 0.5."
-                    ),
-                ),
-                io.Image.Input("reference", tooltip="The item to put there (e.g. a garment product photo)."),
-                io.Combo.Input(
-                    "fit",
-                    options=list(FIT_MODES),
-                    default="stretch",
-                    tooltip="stretch: fill the rectangle; fit: keep the reference's aspect ratio.",
-                ),
-                io.Int.Input(
-                    "min_side",
-                    default=8,
-                    min=1,
-                    max=4096,
-                    tooltip="Smallest rectangle side (px) accepted; a smaller rectangle is an error.",
-                ),
-            ],
+            inputs=hint_inputs(),
             outputs=[
                 ExemplarHintType.Output(display_name="hint"),
                 io.Image.Output(display_name="hint_image"),
@@ -298,26 +301,7 @@ class HintImage(io.ComfyNode):
                 "resized into the largest axis-aligned rectangle that fits inside the mask."
             ),
             is_deprecated=True,
-            inputs=[
-                io.Image.Input("image", tooltip="Source image; only its size is used."),
-                io.Mask.Input(
-                    "mask", tooltip="White = the region the reference goes into (any resolution; thresholded at 0.5)."
-                ),
-                io.Image.Input("reference", tooltip="The reference (e.g. a product or garment photo)."),
-                io.Combo.Input(
-                    "fit",
-                    options=list(FIT_MODES),
-                    default="stretch",
-                    tooltip="stretch: fill the rectangle; fit: keep the reference's aspect ratio, centred in it.",
-                ),
-                io.Int.Input(
-                    "min_side",
-                    default=8,
-                    min=1,
-                    max=4096,
-                    tooltip="Smallest rectangle side (px) accepted; a smaller rectangle is an error.",
-                ),
-            ],
+            inputs=hint_inputs(),
             outputs=[
                 io.Image.Output(display_name="hint"),
                 io.Mask.Output(display_name="rectangle"),
