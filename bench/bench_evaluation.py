@@ -39,6 +39,7 @@ def main():
     boot()
     nodes = pack_submodule("nodes.evaluation.nodes")
     style = pack_submodule("models.evaluation.style")
+    perceptual = pack_submodule("models.common.perceptual")
     encoders = pack_submodule("nodes.evaluation.encoders")
     torch.manual_seed(0)
     images = torch.rand(BATCH, 512, 512, 3)
@@ -69,15 +70,13 @@ def main():
         print(report(f"{title}: seconds per image pair", per_call, "stock encode_image of both batches"))
         del clip_vision
 
-    vgg = style.VGG16Features()
-    vgg.load_vgg_state_dict(random_state_dict(vgg, "", seed=2))
-    vgg.eval().requires_grad_(False)
-    encoder = encoders.VGGStyleEncoder(vgg.state_dict())
+    vgg_shapes = perceptual.VGG16Features(taps=style.STYLE_LAYERS)
+    encoder = encoders.VGGStyleEncoder(random_state_dict(vgg_shapes, "", seed=2))
     patches = torch.rand(BATCH * 5 + 5, 3, 224, 224)
 
     def vgg_forward():
         with torch.no_grad():
-            encoder.loaded()(style.normalise(patches))
+            encoder.loaded()(patches)
 
     def style_score():
         with torch.no_grad():

@@ -5,14 +5,17 @@ so its file loads as it is: torchvision's published `vgg16-397923af.pth` (keys `
 `features.N.bias`; the classifier keys are ignored), a safetensors copy of it, or a file holding only the
 features keys without the `features.` prefix. Nothing is downloaded.
 
-"The first five layers" (DtC paper) are read as the first five convolutions with their ReLUs (conv1_1, conv1_2,
-conv2_1, conv2_2, conv3_1; torchvision indices features.1, .3, .6, .8, .11); `layers` chooses how many (1..13).
-Inputs are images in [0, 1], normalised with ImageNet's mean and std as torchvision's weights expect. The loss
-is the mean over the chosen layers of the mean squared difference of the two images' features.
+The outputs are taken at `taps`, indices into torchvision's `features` (0..30; e.g. the style score's
+relu1_1 ... relu5_1 = 1, 6, 11, 18, 25), or at the ReLUs of the first `layers` convolutions. "The first five
+layers" (DtC paper) are read as the first five convolutions with their ReLUs (conv1_1, conv1_2, conv2_1, conv2_2,
+conv3_1; torchvision indices features.1, .3, .6, .8, .11). Inputs are images in [0, 1], normalised with ImageNet's
+mean and std as torchvision's weights expect. The loss is the mean over the taps of the mean squared difference of
+the two images' features.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -22,6 +25,20 @@ VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_LAYERS = 5
+
+
+def _modules() -> list[nn.Module]:
+    modules, channels = [], 3
+    for entry in VGG16_LAYOUT:
+        if entry == "M":
+            modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            modules += [nn.Conv2d(channels, entry, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+            channels = entry
+    return modules
+
+
+FEATURE_COUNT = len(_modules())  # 31: torchvision's features.0 .. features.30
 
 
 def relu_indices(layers: int) -> list[int]:
@@ -39,21 +56,19 @@ def relu_indices(layers: int) -> list[int]:
 
 
 class VGG16Features(nn.Module):
-    """torchvision's VGG16 `features` up to the ReLU of convolution `layers`; forward returns those ReLU outputs."""
+    """torchvision's VGG16 `features` up to the last tap; forward returns the outputs of the tapped modules.
 
-    def __init__(self, layers: int = DEFAULT_LAYERS):
+    Give `taps` (increasing `features` indices) or `layers` (the ReLUs of the first `layers` convolutions),
+    not both; neither means `layers=5`."""
+
+    def __init__(self, layers: int | None = None, taps: Sequence[int] | None = None):
         super().__init__()
-        self.taps = relu_indices(layers)
-        modules, channels = [], 3
-        for entry in VGG16_LAYOUT:
-            if len(modules) > self.taps[-1]:
-                break
-            if entry == "M":
-                modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                modules += [nn.Conv2d(channels, entry, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
-                channels = entry
-        self.features = nn.Sequential(*modules[: self.taps[-1] + 1])
+        if layers is not None and taps is not None:
+            raise ValueError(f"VGG16Features takes layers or taps, not both (got layers={layers}, taps={taps})")
+        if taps is None:
+            taps = relu_indices(DEFAULT_LAYERS if layers is None else layers)
+        self.taps = check_taps(taps)
+        self.features = nn.Sequential(*_modules()[: self.taps[-1] + 1])
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -70,6 +85,18 @@ class VGG16Features(nn.Module):
         return out
 
 
+def check_taps(taps: Sequence[int]) -> list[int]:
+    """`taps` as a list, checked to be increasing torchvision `features` indices."""
+    taps = list(taps)
+    if not taps or any(not isinstance(t, int) or isinstance(t, bool) for t in taps):
+        raise ValueError(
+            f"taps: expected torchvision VGG16 `features` indices (ints 0..{FEATURE_COUNT - 1}), got {taps}"
+        )
+    if taps[0] < 0 or taps[-1] >= FEATURE_COUNT or any(a >= b for a, b in zip(taps, taps[1:])):
+        raise ValueError(f"taps: expected increasing indices in 0..{FEATURE_COUNT - 1} (VGG16 `features`), got {taps}")
+    return taps
+
+
 def features_state_dict(state_dict: dict[str, torch.Tensor], source: str = "file") -> dict[str, torch.Tensor]:
     """The `features.*` entries of a torchvision VGG16 state dict (or an unprefixed features-only one)."""
     prefixed = {k: v for k, v in state_dict.items() if k.startswith("features.")}
@@ -84,10 +111,13 @@ def features_state_dict(state_dict: dict[str, torch.Tensor], source: str = "file
 
 
 def vgg16_features(
-    state_dict: dict[str, torch.Tensor], layers: int = DEFAULT_LAYERS, source: str = "file"
+    state_dict: dict[str, torch.Tensor],
+    layers: int | None = None,
+    source: str = "file",
+    taps: Sequence[int] | None = None,
 ) -> VGG16Features:
-    """A frozen VGG16Features (eval, fp32) holding the weights of `state_dict`."""
-    network = VGG16Features(layers)
+    """A frozen VGG16Features (eval, fp32) of `layers` or `taps` holding the weights of `state_dict`."""
+    network = VGG16Features(layers, taps)
     wanted = network.state_dict()
     given = features_state_dict(state_dict, source)
     missing = [k for k in wanted if k not in given]

@@ -327,7 +327,7 @@ def train_dtc(
             trained.train()
             context_of = _Context(clip_vision, trained, settings.reference_size)
             if vgg is not None:  # a copy with normal tensors (one built in ComfyUI's executor holds inference tensors)
-                vgg = vgg16_features({k: v.clone() for k, v in vgg.state_dict().items()}, len(vgg.taps))
+                vgg = vgg16_features({k: v.clone() for k, v in vgg.state_dict().items()}, taps=vgg.taps)
                 vgg = vgg.to(session.patched.load_device)
             losses, previews = [], []
 

@@ -14,14 +14,12 @@ import torch
 import comfy.clip_model
 import comfy.model_management
 import comfy.model_patcher
-import comfy.utils
 import folder_paths
 
-from ...models.evaluation.style import VGG16Features
-from ..common.model_folders import register
+from ...models.common.perceptual import VGG16Features, read_weight_file, vgg16_features
+from ...models.evaluation.style import STYLE_LAYERS
+from ..common.model_folders import VGG_FOLDER
 from ..diffuse_to_choose.vision_tokens import encode_tokens, is_dinov2
-
-VGG_FOLDER = register("vgg")
 
 
 def _embed(clip_vision, image: torch.Tensor, crop: bool, resolution: int) -> torch.Tensor:
@@ -94,9 +92,7 @@ class VGGStyleEncoder:
 
     def __init__(self, state_dict: dict[str, torch.Tensor], name: str = "vgg16"):
         self.name = name
-        self.model = VGG16Features()
-        self.model.load_vgg_state_dict(state_dict)
-        self.model.eval().requires_grad_(False)
+        self.model = vgg16_features(state_dict, source=name, taps=STYLE_LAYERS)
         self.patcher = comfy.model_patcher.ModelPatcher(
             self.model,
             load_device=comfy.model_management.get_torch_device(),
@@ -116,11 +112,13 @@ def load_vgg(vgg_name: str) -> VGGStyleEncoder:
     path = folder_paths.get_full_path_or_raise(VGG_FOLDER, vgg_name)
     key = (path, os.path.getmtime(path))
     if key not in _VGG_CACHE:
-        state_dict = comfy.utils.load_torch_file(path, safe_load=True)
         try:
-            encoder = VGGStyleEncoder(state_dict, vgg_name)
+            encoder = VGGStyleEncoder(read_weight_file(path), vgg_name)
         except ValueError as error:
-            raise ValueError(f"vgg_name: {vgg_name} is {error} (expected torchvision's VGG16 layout)") from None
+            raise ValueError(
+                f"vgg_name: {error}; expected torchvision's VGG16 file (vgg16-397923af.pth, or its features.* "
+                "tensors as .safetensors) in models/vgg/"
+            ) from None
         _VGG_CACHE.clear()
         _VGG_CACHE[key] = encoder
     return _VGG_CACHE[key]

@@ -18,8 +18,9 @@ from ...models.evaluation.embeddings import PAIRINGS, SCORES, as_score, crop_to_
 from ...models.evaluation.pixels import background_metrics
 from ...models.evaluation.plot import format_value, sweep_figure
 from ...models.evaluation.style import style_scores
+from ..common.model_folders import VGG_FOLDER
 from ..common.types import ExemplarMetricsType
-from .encoders import VGG_FOLDER, has_projection, image_embeds, load_vgg, text_embeds
+from .encoders import has_projection, image_embeds, load_vgg, text_embeds
 
 CATEGORY = "exemplar/evaluation"
 MAX_PLOTTED = 4

@@ -72,7 +72,7 @@ def tiny_clip_text(seed: int = 1, state_dict: dict[str, torch.Tensor] | None = N
 
 
 def random_vgg16_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    vgg = pack_submodule("models.evaluation.style").VGG16Features(last_layer=30)
+    vgg = pack_submodule("models.common.perceptual").VGG16Features(taps=(30,))
     return random_state_dict(vgg, "", seed)
 
 

@@ -199,16 +199,42 @@ def test_style_score_node_reads_vgg_from_the_model_folder(node, model_folder):
     mean, metrics, _ = run(node, "ExemplarStyleScore", vgg_name="vgg16_test.safetensors", images=images,
                            style_image=style_image, patch_fraction=0.5, patch_size=64).result
     style = pack_submodule("models.evaluation.style")
-    vgg = style.VGG16Features()
-    vgg.load_vgg_state_dict(sd)
+    vgg = pack_submodule("models.common.perceptual").vgg16_features(sd, taps=style.STYLE_LAYERS)
     expected = style.style_scores(vgg, images, style_image, 0.5, 64)
     torch.testing.assert_close(torch.tensor(metrics["style score"]).double(), expected, rtol=1e-6, atol=0)
     assert mean == pytest.approx(float(expected.mean()), rel=1e-6)
     assert metrics["style score"][1] == pytest.approx(100.0, abs=1e-6) and metrics["style score"][0] < 100
     atomic_save({"features.0.weight": torch.zeros(8, 3, 3, 3)}, folder / "not_vgg.safetensors", {})
-    with pytest.raises(ValueError, match="vgg_name: not_vgg.safetensors is not a VGG16 state dict"):
+    with pytest.raises(ValueError, match=r"vgg_name: not_vgg.safetensors: VGG16 weights lack \['features.0.bias'.*"
+                                         r"expected torchvision's VGG16 file \(vgg16-397923af.pth"):
         run(node, "ExemplarStyleScore", vgg_name="not_vgg.safetensors", images=images, style_image=style_image,
             patch_fraction=0.5, patch_size=64)
+
+
+def test_style_score_node_reads_torchvisions_own_file_and_taps_its_features(node, model_folder):
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(4)
+    reference = torchvision.models.vgg16(weights=None).features.eval()
+    torch.save(reference.state_dict(), model_folder("vgg") / "vgg16_torchvision.pth")  # features.* without prefix
+    style_image = quantised(16, 1, 64)
+    images = torch.cat([quantised(17, 2, 64), style_image])
+    run_out = run(node, "ExemplarStyleScore", vgg_name="vgg16_torchvision.pth", images=images,
+                  style_image=style_image, patch_fraction=0.5, patch_size=64).result
+    style = pack_submodule("models.evaluation.style")
+    vgg = pack_submodule("nodes.evaluation.encoders").load_vgg("vgg16_torchvision.pth").loaded()
+    pixels = style.five_patches(images, 0.5, 64).to(next(vgg.parameters()))
+    with torch.no_grad():
+        ours = vgg(pixels)
+        h, expected = normalised(pixels.movedim(1, -1), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), []
+        for index, module in enumerate(reference.to(pixels.device)):
+            h = module(h)
+            if index in style.STYLE_LAYERS:
+                expected.append(h)
+    assert len(ours) == 5
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    scores = run_out[1]["style score"]
+    assert scores[2] == pytest.approx(100.0, abs=1e-6) and max(scores[:2]) < 100
 
 
 def test_plot_metrics_draws_one_figure_from_several_metric_nodes(node):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from skimage import color, metrics
 
+from comfyui_exemplar.models.common import perceptual
 from comfyui_exemplar.models.evaluation import embeddings, pixels, plot, style
 
 
@@ -133,7 +134,7 @@ def test_mask_box_crops_each_image_to_its_masks_bounding_box():
 @pytest.fixture(scope="module")
 def vgg():
     torch.manual_seed(0)
-    model = style.VGG16Features()
+    model = perceptual.VGG16Features(taps=style.STYLE_LAYERS)
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.05)
     return model.eval()
@@ -147,7 +148,10 @@ def test_vgg_features_match_torchvisions_vgg16(vgg):
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(21))
     ours = vgg(x)
     with torch.no_grad():
-        expected, h = [], x
+        expected = []
+        h = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+            1, 3, 1, 1
+        )
         for index, module in enumerate(reference):
             h = module(h)
             if index in style.STYLE_LAYERS:
@@ -158,9 +162,12 @@ def test_vgg_features_match_torchvisions_vgg16(vgg):
         assert torch.equal(o, e)
 
 
-def test_vgg_loader_names_what_is_missing():
-    with pytest.raises(ValueError, match=r"not a VGG16 state dict: missing \['features.0.weight'"):
-        style.VGG16Features().load_vgg_state_dict({"classifier.0.weight": torch.zeros(1)})
+def test_vgg_loader_names_what_is_missing(vgg):
+    with pytest.raises(ValueError, match=r"style.pth is not a VGG16 weight file: expected torchvision's keys"):
+        perceptual.vgg16_features({"classifier.0.weight": torch.zeros(1)}, source="style.pth", taps=style.STYLE_LAYERS)
+    partial = {k: v for k, v in vgg.state_dict().items() if k != "features.24.bias"}
+    with pytest.raises(ValueError, match=r"style.pth: VGG16 weights lack \['features.24.bias'\]"):
+        perceptual.vgg16_features(partial, source="style.pth", taps=style.STYLE_LAYERS)
 
 
 def test_gram_matches_a_direct_sum():

@@ -33,6 +33,40 @@ def test_features_match_torchvision(reference, layers):
         torch.testing.assert_close(feature, expected[str(index)], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("taps", [(1, 6, 11, 18, 25), (0, 4, 30)])
+def test_taps_at_any_feature_index_match_torchvision(reference, taps):
+    ours = perceptual.vgg16_features(reference.state_dict(), taps=taps)
+    assert len(ours.features) == taps[-1] + 1
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        got = ours(images)
+        h = (images - torch.tensor(perceptual.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+            perceptual.IMAGENET_STD
+        ).view(1, 3, 1, 1)
+        expected = []
+        for index, module in enumerate(reference.features):
+            h = module(h)
+            if index in taps:
+                expected.append(h.clone())  # torchvision's ReLUs work in place
+    assert len(got) == len(taps)
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)
+
+
+def test_taps_and_layers_are_checked():
+    assert perceptual.VGG16Features().taps == perceptual.VGG16Features(layers=5).taps == [1, 3, 6, 8, 11]
+    assert perceptual.VGG16Features(taps=(3, 8)).taps == [3, 8]
+    with pytest.raises(ValueError, match="layers or taps, not both"):
+        perceptual.VGG16Features(layers=2, taps=(1,))
+    with pytest.raises(ValueError, match=r"taps: expected increasing indices in 0..30 "
+                       r"\(VGG16 `features`\), got \[6, 1\]"):
+        perceptual.VGG16Features(taps=(6, 1))
+    with pytest.raises(ValueError, match=r"got \[31\]"):
+        perceptual.VGG16Features(taps=(31,))
+    with pytest.raises(ValueError, match=r"taps: expected torchvision VGG16 `features` indices"):
+        perceptual.VGG16Features(taps=())
+
+
 def test_the_first_five_layers_are_conv1_1_to_conv3_1():
     assert perceptual.relu_indices(5) == [1, 3, 6, 8, 11]
     network = perceptual.VGG16Features(5)
