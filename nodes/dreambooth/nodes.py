@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import comfy.model_management
 import comfy.samplers
@@ -15,6 +13,7 @@ from .trainer import (
     TRAIN_DTYPES,
     DreamBoothSettings,
     PromptSet,
+    class_image_folder,
     encode_images,
     generate_class_images,
     lora_output_path,
@@ -191,11 +190,10 @@ class DreamBoothClassImages(io.ComfyNode):
             raise ValueError("class_noun: expected a noun such as 'dog', got an empty string")
         prompt = f"a {class_noun}"
         path = None
+        input_dir = folder_paths.get_input_directory()
         if folder and folder != NO_FOLDER:
-            path = Path(folder_paths.get_input_directory()) / folder
-            if not path.is_dir():
-                raise ValueError(f"folder: {folder!r} is not a subfolder of the input folder")
-        supplied = supplied_class_images(images, path, count, width, height)
+            path = class_image_folder(folder, input_dir)
+        supplied = supplied_class_images(images, path, input_dir, count, width, height)
         missing = count - (supplied.shape[0] if supplied is not None else 0)
         parts = [supplied] if supplied is not None else []
         if missing > 0:
