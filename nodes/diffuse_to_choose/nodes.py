@@ -12,6 +12,7 @@ from comfy_api.latest import io
 
 from . import adapter_patch
 from ..common.model_folders import EXEMPLAR_FOLDER
+from ..common.output_names import check_output_name
 from .vision_tokens import encode_tokens
 from ...models.diffuse_to_choose.adapter import DtCAdapter, save_adapter
 from ...models.diffuse_to_choose.hint import DtCHint, build_hint
@@ -125,6 +126,7 @@ class DtCAdapterSave(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter, filename_prefix, dtype) -> io.NodeOutput:
+        filename_prefix = check_output_name(filename_prefix, "filename_prefix", "exemplar/dtc_adapter")
         _require_adapter(adapter)
         folder, name, counter, _subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory()

@@ -18,6 +18,7 @@ from ...models.common.perceptual import read_weight_file, vgg16_features
 from ...models.common.train_loop import TRAIN_DTYPES, checkpoint_path, output_path
 from ...models.common.train_masks import MASK_MODES
 from ..common.model_folders import EXEMPLAR_FOLDER, VGG_FOLDER
+from ..common.output_names import check_output_name
 from ..common.types import ExemplarAdapterType, ExemplarPairDatasetType
 from .nodes import CATEGORY, _require_adapter
 from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
@@ -305,6 +306,7 @@ class DtCTrain(io.ComfyNode):
         resume_from,
         gradient_checkpointing,
     ) -> io.NodeOutput:
+        adapter_name = check_output_name(adapter_name, "adapter_name", "dtc/my_adapter")
         _require_adapter(adapter)
         if not isinstance(dataset, PairDataset):
             raise ValueError(f"dataset must come from DtC Training Pairs, got {type(dataset).__name__}")

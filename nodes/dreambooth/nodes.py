@@ -22,6 +22,7 @@ from .trainer import (
     train_dreambooth,
 )
 from ...models.common.train_loop import checkpoint_path
+from ..common.output_names import check_output_name
 from ...models.dreambooth.rare_token_identifier import rare_token_candidates, tokenisation
 
 NO_RESUME = "none"
@@ -384,6 +385,7 @@ class DreamBoothTrain(io.ComfyNode):
         gradient_checkpointing,
         class_images=None,
     ) -> io.NodeOutput:
+        lora_name = check_output_name(lora_name, "lora_name", "dreambooth/sks_dog")
         path, listed = lora_output_path(lora_name, folder_paths.get_folder_paths("loras")[0])
         if not instance_prompt.strip():
             raise ValueError("instance_prompt: expected 'a [identifier] [class noun]', got an empty string")

@@ -368,6 +368,8 @@ class DreamStylerTrain(io.ComfyNode):
         name,
         overwrite,
     ) -> io.NodeOutput:
+        directory = folder_paths.get_folder_paths("embeddings")[0]
+        training.check_target(directory, name, overwrite)
         settings = InversionSettings(
             stages=stages,
             steps=steps,
@@ -376,8 +378,6 @@ class DreamStylerTrain(io.ComfyNode):
             flip_probability=flip_probability,
             seed=seed,
         )
-        directory = folder_paths.get_folder_paths("embeddings")[0]
-        training.check_target(directory, name, overwrite)
         progress = comfy.utils.ProgressBar(steps)
         comfy.model_management.throw_exception_if_processing_interrupted()
 

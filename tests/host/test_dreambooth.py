@@ -261,7 +261,7 @@ def test_class_image_folder_stays_inside_the_input_folder(node, base, input_fold
 
 
 def test_bad_inputs_are_clear_errors(node, base, loras):
-    with pytest.raises(ValueError, match="lora_name: expected a relative name"):
+    with pytest.raises(ValueError, match="lora_name: a relative name without"):
         train(node, base, "../outside")
     with pytest.raises(ValueError, match="resolution must be a multiple of 8"):
         train(node, base, "test_db/bad", resolution=60)
