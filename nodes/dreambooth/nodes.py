@@ -347,6 +347,12 @@ class DreamBoothTrain(io.ComfyNode):
                     optional=True,
                     tooltip="Class images (DreamBooth Class Images node); none = plain fine-tune.",
                 ),
+                io.Boolean.Input(
+                    "overwrite",
+                    default=False,
+                    optional=True,
+                    tooltip="Replace an existing LoRA of that name (off: a clear error before training).",
+                ),
             ],
             outputs=[
                 io.Model.Output(
@@ -384,9 +390,12 @@ class DreamBoothTrain(io.ComfyNode):
         resume_from,
         gradient_checkpointing,
         class_images=None,
+        overwrite=False,
     ) -> io.NodeOutput:
         lora_name = check_output_name(lora_name, "lora_name", "dreambooth/sks_dog")
         path, listed = lora_output_path(lora_name, folder_paths.get_folder_paths("loras")[0])
+        if path.exists() and not overwrite:
+            raise ValueError(f"lora_name: loras/{listed} already exists; choose another name or enable overwrite")
         if not instance_prompt.strip():
             raise ValueError("instance_prompt: expected 'a [identifier] [class noun]', got an empty string")
         if class_images is not None and prior_loss_weight > 0 and not class_prompt.strip():

@@ -260,6 +260,18 @@ def test_class_image_folder_stays_inside_the_input_folder(node, base, input_fold
     assert images.shape == (1, 64, 64, 3) and images[0, 0, 0, 1] > 0.7 and images[0, 0, 0, 0] < 0.1
 
 
+def test_an_existing_lora_is_replaced_only_when_overwrite_is_on(node, base, loras):
+    name = train(node, base, "test_db/kept", steps=1)[2]
+    before = (loras / name).read_bytes()
+    message = "lora_name: loras/test_db/kept.safetensors already exists; choose another name or enable overwrite"
+    for overrides in ({}, {"overwrite": False}, {"model": None, "vae": None}):  # refused before any work
+        with pytest.raises(ValueError, match=message):
+            train(node, base, " test_db/kept ", steps=1, training_seed=1, **overrides)
+    assert (loras / name).read_bytes() == before
+    assert train(node, base, "test_db/kept", steps=1, training_seed=1, overwrite=True)[2] == name
+    assert (loras / name).read_bytes() != before
+
+
 def test_bad_inputs_are_clear_errors(node, base, loras):
     with pytest.raises(ValueError, match="lora_name: a relative name without"):
         train(node, base, "../outside")
