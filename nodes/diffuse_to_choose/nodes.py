@@ -18,6 +18,7 @@ from ...models.diffuse_to_choose.adapter import DtCAdapter, save_adapter
 from ...models.diffuse_to_choose.hint import DtCHint, build_hint
 from ...models.diffuse_to_choose.hint_image import FIT_MODES, build_hint_images
 from ..common.types import ExemplarAdapterType, ExemplarHintType
+from ..common.finite import require_finite
 
 CATEGORY = "exemplar/diffuse_to_choose"
 SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -225,6 +226,7 @@ class DtCApply(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, adapter, hint, strength, vae=None) -> io.NodeOutput:
+        require_finite(strength=strength)
         _require_adapter(adapter)
         if not isinstance(hint, DtCHint):
             raise ValueError(f"hint must come from the DtC Hint node, got {type(hint).__name__}")

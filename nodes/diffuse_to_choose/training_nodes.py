@@ -22,6 +22,7 @@ from ..common.output_names import check_output_name
 from ..common.types import ExemplarAdapterType, ExemplarPairDatasetType
 from .nodes import CATEGORY, _require_adapter
 from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
+from ..common.finite import require_finite
 
 NONE = "none"
 
@@ -306,6 +307,14 @@ class DtCTrain(io.ComfyNode):
         resume_from,
         gradient_checkpointing,
     ) -> io.NodeOutput:
+        require_finite(
+            learning_rate=learning_rate,
+            fine_probability=fine_probability,
+            flip_probability=flip_probability,
+            rotation_degrees=rotation_degrees,
+            condition_dropout=condition_dropout,
+            perceptual_weight=perceptual_weight,
+        )
         adapter_name = check_output_name(adapter_name, "adapter_name", "dtc/my_adapter")
         _require_adapter(adapter)
         if not isinstance(dataset, PairDataset):

@@ -24,6 +24,7 @@ from .trainer import (
 from ...models.common.train_loop import checkpoint_path
 from ..common.output_names import check_output_name
 from ...models.dreambooth.rare_token_identifier import rare_token_candidates, tokenisation
+from ..common.finite import require_finite
 
 NO_RESUME = "none"
 NO_FOLDER = "none"
@@ -186,6 +187,7 @@ class DreamBoothClassImages(io.ComfyNode):
         images=None,
         folder=NO_FOLDER,
     ) -> io.NodeOutput:
+        require_finite(cfg=cfg)
         class_noun = class_noun.strip()
         if not class_noun:
             raise ValueError("class_noun: expected a noun such as 'dog', got an empty string")
@@ -392,6 +394,7 @@ class DreamBoothTrain(io.ComfyNode):
         class_images=None,
         overwrite=False,
     ) -> io.NodeOutput:
+        require_finite(learning_rate=learning_rate, alpha=alpha, prior_loss_weight=prior_loss_weight)
         lora_name = check_output_name(lora_name, "lora_name", "dreambooth/sks_dog")
         path, listed = lora_output_path(lora_name, folder_paths.get_folder_paths("loras")[0])
         if path.exists() and not overwrite:

@@ -10,6 +10,7 @@ import comfy.samplers
 from comfy_api.latest import io
 
 from .guiders import make_guider, sample_like_ksampler
+from ..common.finite import require_finite
 
 SCALE = {"min": -100.0, "max": 100.0, "step": 0.1, "round": 0.01}
 DUAL_STYLES = ["regular", "nested"]
@@ -356,6 +357,7 @@ class DualGuidanceKSampler(io.ComfyNode):
         denoise,
         guidance,
     ) -> io.NodeOutput:
+        require_finite(denoise=denoise)
         if guidance == "dreaminpainter":
             guider = make_guider(
                 model,
@@ -416,6 +418,7 @@ class StyleContextKSampler(io.ComfyNode):
         context_scale,
         form,
     ) -> io.NodeOutput:
+        require_finite(denoise=denoise)
         guider = _style_context_guider(
             model, positive, context, style, negative, neg_scale, style_scale, context_scale, form
         )
