@@ -24,6 +24,7 @@ from .trainer import (
 from ...models.common.train_loop import checkpoint_path
 from ..common.output_names import check_output_name
 from ...models.dreambooth.rare_token_identifier import rare_token_candidates, tokenisation
+from ..common.choices import require_choice
 from ..common.finite import require_finite
 
 NO_RESUME = "none"
@@ -188,6 +189,8 @@ class DreamBoothClassImages(io.ComfyNode):
         folder=NO_FOLDER,
     ) -> io.NodeOutput:
         require_finite(cfg=cfg)
+        require_choice("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS)
+        require_choice("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
         class_noun = class_noun.strip()
         if not class_noun:
             raise ValueError("class_noun: expected a noun such as 'dog', got an empty string")

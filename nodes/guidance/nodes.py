@@ -10,6 +10,7 @@ import comfy.samplers
 from comfy_api.latest import io
 
 from .guiders import make_guider, sample_like_ksampler
+from ..common.choices import require_choice
 from ..common.finite import require_finite
 
 SCALE = {"min": -100.0, "max": 100.0, "step": 0.1, "round": 0.01}
@@ -358,6 +359,8 @@ class DualGuidanceKSampler(io.ComfyNode):
         guidance,
     ) -> io.NodeOutput:
         require_finite(denoise=denoise)
+        require_choice("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS)
+        require_choice("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
         if guidance == "dreaminpainter":
             guider = make_guider(
                 model,
@@ -419,6 +422,8 @@ class StyleContextKSampler(io.ComfyNode):
         form,
     ) -> io.NodeOutput:
         require_finite(denoise=denoise)
+        require_choice("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS)
+        require_choice("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
         guider = _style_context_guider(
             model, positive, context, style, negative, neg_scale, style_scale, context_scale, form
         )
