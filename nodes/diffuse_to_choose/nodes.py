@@ -12,11 +12,14 @@ from comfy_api.latest import io
 
 from . import adapter_patch
 from ..common.model_folders import EXEMPLAR_FOLDER
+from ..common.output_names import check_output_name
 from .vision_tokens import encode_tokens
 from ...models.diffuse_to_choose.adapter import DtCAdapter, save_adapter
 from ...models.diffuse_to_choose.hint import DtCHint, build_hint
 from ...models.diffuse_to_choose.hint_image import FIT_MODES, build_hint_images
 from ..common.types import ExemplarAdapterType, ExemplarHintType
+from ..common.finite import require_finite
+from ..common.choices import CROP_CHOICES, require_choice
 
 CATEGORY = "exemplar/diffuse_to_choose"
 SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -125,6 +128,8 @@ class DtCAdapterSave(io.ComfyNode):
 
     @classmethod
     def execute(cls, adapter, filename_prefix, dtype) -> io.NodeOutput:
+        filename_prefix = check_output_name(filename_prefix, "filename_prefix", "exemplar/dtc_adapter")
+        require_choice("dtype", dtype, SAVE_DTYPES)
         _require_adapter(adapter)
         folder, name, counter, _subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory()
@@ -223,6 +228,7 @@ class DtCApply(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, adapter, hint, strength, vae=None) -> io.NodeOutput:
+        require_finite(strength=strength)
         _require_adapter(adapter)
         if not isinstance(hint, DtCHint):
             raise ValueError(f"hint must come from the DtC Hint node, got {type(hint).__name__}")
@@ -262,7 +268,7 @@ class DtCImageConditioning(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "crop",
-                    options=["center", "none"],
+                    options=list(CROP_CHOICES),
                     default="center",
                     tooltip="center: resize the short side and centre-crop; none: squash.",
                 ),
@@ -275,6 +281,7 @@ class DtCImageConditioning(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip_vision, reference, adapter, resolution, crop) -> io.NodeOutput:
+        require_choice("crop", crop, CROP_CHOICES)
         _require_adapter(adapter)
         tokens = encode_tokens(clip_vision, reference, resolution, crop == "center")
         device = comfy.model_management.intermediate_device()

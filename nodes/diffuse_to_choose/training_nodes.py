@@ -18,9 +18,11 @@ from ...models.common.perceptual import read_weight_file, vgg16_features
 from ...models.common.train_loop import TRAIN_DTYPES, checkpoint_path, output_path
 from ...models.common.train_masks import MASK_MODES
 from ..common.model_folders import EXEMPLAR_FOLDER, VGG_FOLDER
+from ..common.output_names import check_output_name
 from ..common.types import ExemplarAdapterType, ExemplarPairDatasetType
 from .nodes import CATEGORY, _require_adapter
 from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
+from ..common.finite import require_finite
 
 NONE = "none"
 
@@ -305,6 +307,15 @@ class DtCTrain(io.ComfyNode):
         resume_from,
         gradient_checkpointing,
     ) -> io.NodeOutput:
+        require_finite(
+            learning_rate=learning_rate,
+            fine_probability=fine_probability,
+            flip_probability=flip_probability,
+            rotation_degrees=rotation_degrees,
+            condition_dropout=condition_dropout,
+            perceptual_weight=perceptual_weight,
+        )
+        adapter_name = check_output_name(adapter_name, "adapter_name", "dtc/my_adapter")
         _require_adapter(adapter)
         if not isinstance(dataset, PairDataset):
             raise ValueError(f"dataset must come from DtC Training Pairs, got {type(dataset).__name__}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import comfy.model_management
 import comfy.samplers
@@ -15,6 +13,7 @@ from .trainer import (
     TRAIN_DTYPES,
     DreamBoothSettings,
     PromptSet,
+    class_image_folder,
     encode_images,
     generate_class_images,
     lora_output_path,
@@ -23,7 +22,10 @@ from .trainer import (
     train_dreambooth,
 )
 from ...models.common.train_loop import checkpoint_path
+from ..common.output_names import check_output_name
 from ...models.dreambooth.rare_token_identifier import rare_token_candidates, tokenisation
+from ..common.choices import require_choice
+from ..common.finite import require_finite
 
 NO_RESUME = "none"
 NO_FOLDER = "none"
@@ -186,16 +188,18 @@ class DreamBoothClassImages(io.ComfyNode):
         images=None,
         folder=NO_FOLDER,
     ) -> io.NodeOutput:
+        require_finite(cfg=cfg)
+        require_choice("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS)
+        require_choice("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
         class_noun = class_noun.strip()
         if not class_noun:
             raise ValueError("class_noun: expected a noun such as 'dog', got an empty string")
         prompt = f"a {class_noun}"
         path = None
+        input_dir = folder_paths.get_input_directory()
         if folder and folder != NO_FOLDER:
-            path = Path(folder_paths.get_input_directory()) / folder
-            if not path.is_dir():
-                raise ValueError(f"folder: {folder!r} is not a subfolder of the input folder")
-        supplied = supplied_class_images(images, path, count, width, height)
+            path = class_image_folder(folder, input_dir)
+        supplied = supplied_class_images(images, path, input_dir, count, width, height)
         missing = count - (supplied.shape[0] if supplied is not None else 0)
         parts = [supplied] if supplied is not None else []
         if missing > 0:
@@ -348,6 +352,12 @@ class DreamBoothTrain(io.ComfyNode):
                     optional=True,
                     tooltip="Class images (DreamBooth Class Images node); none = plain fine-tune.",
                 ),
+                io.Boolean.Input(
+                    "overwrite",
+                    default=False,
+                    optional=True,
+                    tooltip="Replace an existing LoRA of that name (off: a clear error before training).",
+                ),
             ],
             outputs=[
                 io.Model.Output(
@@ -385,8 +395,13 @@ class DreamBoothTrain(io.ComfyNode):
         resume_from,
         gradient_checkpointing,
         class_images=None,
+        overwrite=False,
     ) -> io.NodeOutput:
+        require_finite(learning_rate=learning_rate, alpha=alpha, prior_loss_weight=prior_loss_weight)
+        lora_name = check_output_name(lora_name, "lora_name", "dreambooth/sks_dog")
         path, listed = lora_output_path(lora_name, folder_paths.get_folder_paths("loras")[0])
+        if path.exists() and not overwrite:
+            raise ValueError(f"lora_name: loras/{listed} already exists; choose another name or enable overwrite")
         if not instance_prompt.strip():
             raise ValueError("instance_prompt: expected 'a [identifier] [class noun]', got an empty string")
         if class_images is not None and prior_loss_weight > 0 and not class_prompt.strip():

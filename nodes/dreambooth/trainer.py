@@ -47,7 +47,7 @@ from ...models.common.train_loop import (
     save_optimizer_state,
     step_generator,
 )
-from ...models.common.image_folder import IMAGE_SUFFIXES, fit_images, load_image_folder
+from ...models.common.image_folder import IMAGE_SUFFIXES, fit_images, image_files, load_images
 from ...models.dreambooth.lora_file import (
     UNET_PREFIX,
     LoraPair,
@@ -502,14 +502,42 @@ def generate_class_images(
     return torch.cat(images)[:count].float()
 
 
+def class_image_folder(folder: str, input_dir: str | Path) -> Path:
+    """`folder`, a subfolder name of ComfyUI's input directory, as a path that stays inside it. The server passes
+    any string through, so absolute names, `..` and symlinks that lead out are refused; the message repeats only
+    what the user typed."""
+    wrong = f"folder: expected a subfolder of the input folder, got {folder!r}"
+    clean = folder.replace("\\", "/")
+    if "\0" in clean or clean.startswith("/") or Path(clean).is_absolute() or ".." in clean.split("/"):
+        raise ValueError(wrong)
+    root = Path(input_dir).resolve()
+    path = (root / clean).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise ValueError(wrong)
+    if not path.is_dir():
+        raise ValueError(f"folder: {folder!r} is not a subfolder of the input folder")
+    return path
+
+
+def class_image_files(folder: Path, root: str | Path) -> list[Path]:
+    """The image files of `folder`, refusing one whose symlink leads out of `root`."""
+    root = Path(root).resolve()
+    files = image_files(folder)
+    for f in files:
+        if not f.resolve().is_relative_to(root):
+            raise ValueError(f"folder: {f.name!r} in {folder.name!r} links outside the input folder")
+    return files
+
+
 def supplied_class_images(
-    images: torch.Tensor | None, folder: Path | None, count: int, width: int, height: int
+    images: torch.Tensor | None, folder: Path | None, root: str | Path, count: int, width: int, height: int
 ) -> torch.Tensor | None:
-    """The class images the user gave, at most `count`: `images` first, then the files of `folder`, all fitted to
-    width x height."""
+    """The class images the user gave, at most `count`: `images` first, then the files of `folder` (each inside
+    `root`), all fitted to width x height."""
     supplied = None if images is None else fit_images(images, width, height)[:count]
     if folder is not None:
-        loaded = load_image_folder(folder, width, height)
+        files = class_image_files(folder, root)
+        loaded = load_images(files, width, height) if files else None
         if loaded is None:
             raise ValueError(
                 f"folder: {folder.name!r} holds no images ({', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)})"

@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from ...models.common.masks import blank_outside_mask
 from ...models.dreaminpainter.reference_tokens import TOKEN_MODES, preprocess_mask, vision_tokens
 from ..common.types import ExemplarTokensType
+from ..common.choices import CROP_CHOICES, require_choice
 
 
 class ReferenceEncodeCLIPVision(io.ComfyNode):
@@ -36,7 +37,7 @@ class ReferenceEncodeCLIPVision(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "crop",
-                    options=["center", "none"],
+                    options=list(CROP_CHOICES),
                     default="center",
                     tooltip="center: resize the short side and centre-crop; none: squash the whole image.",
                 ),
@@ -57,6 +58,8 @@ class ReferenceEncodeCLIPVision(io.ComfyNode):
 
     @classmethod
     def execute(cls, clip_vision, reference, tokens, crop, subject_mask=None, blank_background=False) -> io.NodeOutput:
+        require_choice("tokens", tokens, TOKEN_MODES)
+        require_choice("crop", crop, CROP_CHOICES)
         if subject_mask is not None and subject_mask.shape[0] not in (1, reference.shape[0]):
             raise ValueError(
                 f"subject_mask has batch {subject_mask.shape[0]}; expected 1 or the reference batch "

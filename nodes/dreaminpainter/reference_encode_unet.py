@@ -7,6 +7,7 @@ from comfy_api.latest import io
 
 from .unet_features import encode_reference, valid_blocks
 from ..common.types import ExemplarTokensType
+from ..common.choices import CROP_CHOICES, require_choice
 
 
 class ReferenceEncodeUNet(io.ComfyNode):
@@ -59,7 +60,7 @@ class ReferenceEncodeUNet(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "crop",
-                    options=["center", "none"],
+                    options=list(CROP_CHOICES),
                     default="center",
                     tooltip="center: crop the short side's square; none: squash the whole image.",
                 ),
@@ -103,6 +104,7 @@ class ReferenceEncodeUNet(io.ComfyNode):
         blank_background=False,
         conditioning=None,
     ) -> io.NodeOutput:
+        require_choice("crop", crop, CROP_CHOICES)
         result = encode_reference(
             model,
             vae,

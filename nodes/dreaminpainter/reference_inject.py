@@ -14,6 +14,7 @@ from ...models.dreaminpainter.token_projection import (
     inject_context,
 )
 from ..common.types import ExemplarTokenProjectionType, ExemplarTokensType
+from ..common.finite import require_finite
 
 
 class ReferenceSelfAttention(io.ComfyNode):
@@ -100,6 +101,7 @@ class ReferenceSelfAttention(io.ComfyNode):
     def execute(
         cls, model, tokens, weight, start_percent, end_percent, cond_only, token_space, blocks
     ) -> io.NodeOutput:
+        require_finite(weight=weight, start_percent=start_percent, end_percent=end_percent)
         patched = patch_reference_attention(
             model,
             tokens.tokens,
@@ -163,6 +165,7 @@ class ReferenceCrossAttention(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, tokens, mode, weight, projection=None) -> io.NodeOutput:
+        require_finite(weight=weight)
         if not conditioning:
             raise ValueError("conditioning is empty")
         context_dim = conditioning[0][0].shape[-1]

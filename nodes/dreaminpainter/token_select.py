@@ -8,6 +8,7 @@ from ..common.exemplar_files import exemplar_file_list, load_exemplar_file
 from ...models.dreaminpainter.token_scorer import SCORER_KIND, SCORER_VERSION, TokenScorer
 from ...models.dreaminpainter.token_selector import CRITERIA, SELECTIONS, select_top_k
 from ..common.types import ExemplarTokenScorerType, ExemplarTokensType
+from ..common.finite import require_finite
 
 
 class TokenSelectTopK(io.ComfyNode):
@@ -79,6 +80,7 @@ class TokenSelectTopK(io.ComfyNode):
 
     @classmethod
     def execute(cls, tokens, k, criterion, selection, candidate_pool, mask_threshold, scorer=None) -> io.NodeOutput:
+        require_finite(mask_threshold=mask_threshold)
         if scorer is not None:
             scorer = scorer.to(tokens.tokens.device)
         return io.NodeOutput(select_top_k(tokens, k, criterion, selection, candidate_pool, mask_threshold, scorer))

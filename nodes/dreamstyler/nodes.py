@@ -20,6 +20,7 @@ from ...models.dreamstyler.context_prompts import (
     context_aware_prompts,
 )
 from ..common.types import ExemplarStagedEmbeddingType
+from ..common.finite import require_finite
 
 
 def _model_sampling(model):
@@ -368,6 +369,9 @@ class DreamStylerTrain(io.ComfyNode):
         name,
         overwrite,
     ) -> io.NodeOutput:
+        require_finite(learning_rate=learning_rate, flip_probability=flip_probability)
+        directory = folder_paths.get_folder_paths("embeddings")[0]
+        training.check_target(directory, name, overwrite)
         settings = InversionSettings(
             stages=stages,
             steps=steps,
@@ -376,8 +380,6 @@ class DreamStylerTrain(io.ComfyNode):
             flip_probability=flip_probability,
             seed=seed,
         )
-        directory = folder_paths.get_folder_paths("embeddings")[0]
-        training.check_target(directory, name, overwrite)
         progress = comfy.utils.ProgressBar(steps)
         comfy.model_management.throw_exception_if_processing_interrupted()
 

@@ -9,7 +9,6 @@ modified. The noise schedule is the model's own: its 1000 discrete sigmas, as cu
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,6 +20,7 @@ from ...models.dreamstyler import staged_embedding as se
 from ...models.dreamstyler.context_prompts import DEFAULT_TEMPLATE
 from ...models.dreamstyler.staged_inversion import InversionSettings, train_staged_inversion
 from ..common import comfyui_compat, training
+from ..common.output_names import check_output_name
 from .staged_encoding import check_dim, tokenize_with_vectors
 
 
@@ -187,8 +187,9 @@ def train(
 
 def check_target(directory, name: str, overwrite: bool) -> tuple[Path, Path]:
     """The two output paths; a clear error for a bad name or (without overwrite) existing files."""
-    if not name or os.path.basename(name) != name or name.startswith(".") or "/" in name or "\\" in name:
-        raise ValueError(f"name must be a plain file name without folders; got {name!r}")
+    name = check_output_name(name, "name", "my_style", folders=False)
+    if name.startswith("."):
+        raise ValueError(f"name: a hidden file name (starting with '.') is not allowed; got {name!r}")
     directory = Path(directory)
     ours, official = directory / f"{name}.safetensors", directory / f"{name}.bin"
     existing = [p.name for p in (ours, official) if p.exists()]

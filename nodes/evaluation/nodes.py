@@ -20,6 +20,7 @@ from ...models.evaluation.plot import format_value, sweep_figure
 from ...models.evaluation.style import style_scores
 from ..common.model_folders import VGG_FOLDER
 from ..common.types import ExemplarMetricsType
+from ..common.finite import require_finite
 from .encoders import has_projection, image_embeds, load_vgg, text_embeds
 
 CATEGORY = "exemplar/evaluation"
@@ -206,6 +207,7 @@ class StyleScore(io.ComfyNode):
 
     @classmethod
     def execute(cls, vgg_name, images, style_image, patch_fraction, patch_size) -> io.NodeOutput:
+        require_finite(patch_fraction=patch_fraction)
         vgg = load_vgg(vgg_name).loaded()
         values = style_scores(vgg, images, style_image, patch_fraction, patch_size)
         return metrics_output({"style score": values.to(comfy.model_management.intermediate_device())},

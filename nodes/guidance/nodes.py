@@ -10,6 +10,8 @@ import comfy.samplers
 from comfy_api.latest import io
 
 from .guiders import make_guider, sample_like_ksampler
+from ..common.choices import require_choice
+from ..common.finite import require_finite
 
 SCALE = {"min": -100.0, "max": 100.0, "step": 0.1, "round": 0.01}
 DUAL_STYLES = ["regular", "nested"]
@@ -356,6 +358,9 @@ class DualGuidanceKSampler(io.ComfyNode):
         denoise,
         guidance,
     ) -> io.NodeOutput:
+        require_finite(denoise=denoise)
+        require_choice("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS)
+        require_choice("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
         if guidance == "dreaminpainter":
             guider = make_guider(
                 model,
@@ -416,6 +421,9 @@ class StyleContextKSampler(io.ComfyNode):
         context_scale,
         form,
     ) -> io.NodeOutput:
+        require_finite(denoise=denoise)
+        require_choice("sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS)
+        require_choice("scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS)
         guider = _style_context_guider(
             model, positive, context, style, negative, neg_scale, style_scale, context_scale, form
         )

@@ -14,6 +14,8 @@ from ...models.paint_by_example.checkpoint import convert_to_safetensors
 from ...models.common.masks import binary_mask, blank_outside_mask
 from ...models.paint_by_example.inputs import CROP_MODES, inpaint_inputs, reference_pixels
 from ..common.types import ExemplarEncoderType
+from ..common.output_names import check_output_name
+from ..common.finite import require_finite
 
 _OUTPUTS = [
     io.Model.Output(display_name="MODEL"),
@@ -191,6 +193,7 @@ class PbEInpaintConditioning(io.ComfyNode):
 
     @classmethod
     def execute(cls, positive, negative, vae, pixels, mask, mask_threshold=0.5, noise_mask=True) -> io.NodeOutput:
+        require_finite(mask_threshold=mask_threshold)
         prepared = inpaint_inputs(pixels, mask, mask_threshold)
         masked_latent = vae.encode(prepared.masked)
         source_latent = vae.encode(prepared.pixels)
@@ -240,6 +243,7 @@ class PbEConvertCheckpoint(io.ComfyNode):
 
     @classmethod
     def execute(cls, ckpt_name, overwrite=False) -> io.NodeOutput:
+        check_output_name(os.path.splitext(ckpt_name)[0] + ".safetensors", "ckpt_name", "pbe/model.ckpt")
         source = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
         target = os.path.splitext(source)[0] + ".safetensors"
         try:

@@ -225,8 +225,8 @@ def test_class_images_from_an_input_subfolder(node, base, input_folder):
     images, _ = node("ExemplarDreamBoothClassImages").execute(
         model=model, clip=clip, vae=vae, class_noun="dog", count=2, width=64, height=64, steps=1, cfg=1.0,
         sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="test_db_class").result
-    trainer = pack_submodule("nodes.dreambooth.trainer")
-    torch.testing.assert_close(images, trainer.load_image_folder(folder, 64, 64))
+    image_folder = pack_submodule("models.common.image_folder")
+    torch.testing.assert_close(images, image_folder.load_image_folder(folder, 64, 64))
     assert images.shape == (2, 64, 64, 3)
     with pytest.raises(ValueError, match="folder: 'nope' is not a subfolder"):
         node("ExemplarDreamBoothClassImages").execute(
@@ -234,8 +234,46 @@ def test_class_images_from_an_input_subfolder(node, base, input_folder):
             sampler_name="euler", scheduler="normal", seed=0, batch_size=1, folder="nope")
 
 
+def test_class_image_folder_stays_inside_the_input_folder(node, base, input_folder, tmp_path):
+    from PIL import Image
+
+    model, clip, vae = base
+    outside = tmp_path / "secret_images"
+    outside.mkdir()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(outside / "private_photo.png")
+    inside = input_folder / "mixed"
+    inside.mkdir()
+    Image.new("RGB", (64, 64), (10, 200, 10)).save(inside / "ok.png")
+    (inside / "leak.png").symlink_to(outside / "private_photo.png")
+    (input_folder / "linked_out").symlink_to(outside, target_is_directory=True)
+    kwargs = dict(model=model, clip=clip, vae=vae, class_noun="dog", count=1, width=64, height=64, steps=1,
+                  cfg=1.0, sampler_name="euler", scheduler="normal", seed=0, batch_size=1)
+    escapes = {str(outside): "expected a subfolder", "../secret_images": "expected a subfolder",
+               "mixed/../../secret_images": "expected a subfolder", "linked_out": "expected a subfolder",
+               "mixed": "'leak.png' in 'mixed' links outside the input folder"}
+    for folder, message in escapes.items():
+        with pytest.raises(ValueError, match=message) as error:
+            node("ExemplarDreamBoothClassImages").execute(folder=folder, **kwargs)
+        assert str(error.value).startswith("folder: ") and "private_photo" not in str(error.value)
+    (inside / "leak.png").unlink()
+    images, _ = node("ExemplarDreamBoothClassImages").execute(folder="mixed", **kwargs).result
+    assert images.shape == (1, 64, 64, 3) and images[0, 0, 0, 1] > 0.7 and images[0, 0, 0, 0] < 0.1
+
+
+def test_an_existing_lora_is_replaced_only_when_overwrite_is_on(node, base, loras):
+    name = train(node, base, "test_db/kept", steps=1)[2]
+    before = (loras / name).read_bytes()
+    message = "lora_name: loras/test_db/kept.safetensors already exists; choose another name or enable overwrite"
+    for overrides in ({}, {"overwrite": False}, {"model": None, "vae": None}):  # refused before any work
+        with pytest.raises(ValueError, match=message):
+            train(node, base, " test_db/kept ", steps=1, training_seed=1, **overrides)
+    assert (loras / name).read_bytes() == before
+    assert train(node, base, "test_db/kept", steps=1, training_seed=1, overwrite=True)[2] == name
+    assert (loras / name).read_bytes() != before
+
+
 def test_bad_inputs_are_clear_errors(node, base, loras):
-    with pytest.raises(ValueError, match="lora_name: expected a relative name"):
+    with pytest.raises(ValueError, match="lora_name: a relative name without"):
         train(node, base, "../outside")
     with pytest.raises(ValueError, match="resolution must be a multiple of 8"):
         train(node, base, "test_db/bad", resolution=60)

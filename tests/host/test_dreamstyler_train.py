@@ -199,7 +199,7 @@ def test_bad_inputs(tiny_sd15_inference, training):
         training.prepare(model, clip, vae, style_images(3), ["a", "b"], "<x>", settings)
     with pytest.raises(ValueError, match="token must be one word"):
         training.prepare(model, clip, vae, style_images(1), ["a"], "two words", settings)
-    with pytest.raises(ValueError, match="name must be a plain file name"):
+    with pytest.raises(ValueError, match="name: a plain file name without folders"):
         training.check_target("/tmp", "../x", False)
 
 

@@ -63,6 +63,7 @@ SPEC = [
             "prior_loss_weight": 1.0,
             "resolution": 128,
             "training_seed": 0,
+            "overwrite": True,
         },
         "links": {
             "model": (1, 0),
