@@ -13,6 +13,12 @@ normalised ratio (DtC / its UNet) / (ControlNet / its UNet) is reported beside t
 Memory: weights + gradients of the trainable part + the activations autograd saves for backward (counted with
 saved-tensor hooks; under gradient checkpointing only what the checkpointed regions keep), per variant.
 
+Attention: diffusers runs PyTorch's scaled-dot-product attention on every device; ComfyUI runs it on NVIDIA GPUs
+(and with --use-pytorch-cross-attention) but its sub-quadratic attention on the CPU, which is what made ComfyUI's
+UNet ~1.5x slower than diffusers' here. So ComfyUI is booted with PyTorch attention (the kernel DtC users train with
+on a GPU, and the one the ControlNet side uses); EXEMPLAR_BENCH_ATTENTION=comfyui-cpu-default measures the CPU
+default instead.
+
 EXEMPLAR_BENCH_RES_BLOCKS=1 halves the depth (full size needs ~14 GB of RAM), EXEMPLAR_BENCH_REPEATS trades time
 for spread, EXEMPLAR_BENCH_THREADS caps torch's threads.
 """
@@ -155,8 +161,15 @@ def diffusers_side(config, inputs):
     return unet, controlnet, step
 
 
+def attention() -> str:
+    name = os.environ.get("EXEMPLAR_BENCH_ATTENTION", "pytorch")
+    if name not in ("pytorch", "comfyui-cpu-default"):
+        raise ValueError(f"EXEMPLAR_BENCH_ATTENTION: 'pytorch' or 'comfyui-cpu-default', got {name!r}")
+    return name
+
+
 def main():
-    host.boot()
+    host.boot(pytorch_attention=attention() == "pytorch")
     config = unet_config()
     g = torch.Generator().manual_seed(0)
     inputs = {
@@ -180,7 +193,10 @@ def main():
     }
     per_step = compare(variants, steps=1, repeats=repeats)
     depth = config["num_res_blocks"][0]
-    title = f"DtC vs ControlNet training step (9-ch SD1.5-shaped UNet, {depth} res blocks per level, 32x32, CPU)"
+    title = (
+        f"DtC vs ControlNet training step (9-ch SD1.5-shaped UNet, {depth} res blocks per level, 32x32, CPU, "
+        f"ComfyUI attention: {attention()})"
+    )
     text = report(title, per_step, "ControlNet training step")
 
     memory = {}

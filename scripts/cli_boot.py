@@ -50,8 +50,17 @@ def one_gpu_per_rank(cpu: bool) -> None:
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", os.environ["LOCAL_RANK"])
 
 
-def boot_comfyui(root: str | os.PathLike, cpu: bool = False, base_directory: str | os.PathLike | None = None) -> None:
-    """Make ComfyUI's libraries importable and configured (no server, no custom nodes); idempotent."""
+def boot_comfyui(
+    root: str | os.PathLike,
+    cpu: bool = False,
+    base_directory: str | os.PathLike | None = None,
+    pytorch_attention: bool = False,
+) -> None:
+    """Make ComfyUI's libraries importable and configured (no server, no custom nodes); idempotent.
+
+    `pytorch_attention` is ComfyUI's `--use-pytorch-cross-attention`: the attention NVIDIA users get by default,
+    which ComfyUI does not pick on the CPU (it takes its sub-quadratic attention there).
+    """
     root = str(Path(root).resolve())
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -61,6 +70,8 @@ def boot_comfyui(root: str | os.PathLike, cpu: bool = False, base_directory: str
     from comfy.cli_args import args
 
     args.cpu = cpu
+    if pytorch_attention:
+        args.use_pytorch_cross_attention = True
     if base_directory is not None:
         args.base_directory = str(base_directory)
     import utils.extra_config  # noqa: F401  (before anything imports ComfyUI's `nodes`)

@@ -36,12 +36,15 @@ class _SilentServer:
         pass
 
 
-def boot():
-    """Import ComfyUI once, on the CPU, with the pack loaded from BASE_DIR/custom_nodes. Returns a namespace."""
+def boot(pytorch_attention: bool = False):
+    """Import ComfyUI once, on the CPU, with the pack loaded from BASE_DIR/custom_nodes. Returns a namespace.
+
+    `pytorch_attention` only counts on the first call (ComfyUI picks its attention when it is imported).
+    """
     global _booted
     if _booted is not None:
         return _booted
-    cli_boot.boot_comfyui(comfyui_dir(), cpu=True, base_directory=BASE_DIR)
+    cli_boot.boot_comfyui(comfyui_dir(), cpu=True, base_directory=BASE_DIR, pytorch_attention=pytorch_attention)
     from comfy.cli_args import args
 
     args.disable_all_custom_nodes = False
