@@ -51,7 +51,7 @@ def _decode(value, tensors: dict[str, torch.Tensor], source: str):
         return value
     if len(value) != 1:
         raise ValueError(f"{source}: unreadable structure entry {sorted(value)!r}")
-    (tag, body), = value.items()
+    ((tag, body),) = value.items()
     if tag == _TENSOR:
         if body not in tensors:
             raise ValueError(f"{source}: the structure names tensor {body!r}, which the file does not hold")

@@ -102,7 +102,8 @@ def load_optimizer_state(path: str | Path) -> dict | None:
     except Exception as error:
         raise ValueError(
             f"{side} is neither a safetensors optimizer state nor an older pickled one readable with "
-            f"weights_only=True ({type(error).__name__}); delete it to resume with fresh optimizer moments (not bit-exact)"
+            f"weights_only=True ({type(error).__name__}); delete it to resume with fresh optimizer moments "
+            "(then not bit-exact)"
         ) from error
 
 
