@@ -134,3 +134,23 @@ def test_runtime_code_needs_nothing_left_out():
         code = (ROOT / f).read_text(encoding="utf-8")
         for name in left_out:
             assert not re.search(rf"^\s*(from|import)\s+\.*{name}\b", code, flags=re.M), f"{f} imports {name}"
+
+
+# Literals that scanners managers run (nodesafe 0.6.0's high-severity code-execution, process and decoding
+# patterns) read as code execution wherever they occur, even inside `.eval()` or `re.compile(`; one of them in the
+# published files turns the verdict into "malicious / do_not_install" (docs/development.md, "Publishing").
+SCANNER_HIGH_LITERALS = (
+    "eval(", "exec(", "compile(", "__import__(", "importlib.import_module", "execfile(", "globals()[", "locals()[",
+    "subprocess.", "os.system(", "os.popen(", "shell=True", "pty.spawn",
+    "base64.b64decode", "codecs.decode", "binascii.unhexlify", "bytes.fromhex", "marshal.loads", "pickle.loads",
+    "pickle.Unpickler", "zlib.decompress",
+)  # fmt: skip
+
+
+def test_published_files_hold_no_literal_scanners_read_as_code_execution():
+    hits = []
+    for f in archive_files():
+        if f.endswith((".py", ".js", ".md", ".txt", ".toml", ".json")):
+            text = (ROOT / f).read_text(encoding="utf-8", errors="replace")
+            hits += [f"{f}: {literal}" for literal in SCANNER_HIGH_LITERALS if literal in text]
+    assert hits == []
