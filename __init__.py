@@ -1,16 +1,24 @@
 """comfyui-exemplar: reference-driven diffusion methods as native ComfyUI nodes."""
 
-import importlib
-
 from comfy_api.latest import ComfyExtension, io
 
 from .nodes import METHODS
+from .nodes import diffuse_to_choose, dreambooth, dreaminpainter, dreamstyler, evaluation, guidance, paint_by_example
 
 WEB_DIRECTORY = "./web"  # web/docs/<node_id>.md: the help panel's page for each node
 
+# imported by name above, not loaded from strings: a method package added to nodes.METHODS is imported here too
+_PACKAGES = {
+    package.__name__.rsplit(".", 1)[-1]: package
+    for package in (diffuse_to_choose, dreambooth, dreaminpainter, dreamstyler, evaluation, guidance, paint_by_example)
+}
+
 
 def _node_list() -> list[type[io.ComfyNode]]:
-    return [node for method in METHODS for node in importlib.import_module(f"{__name__}.nodes.{method}").NODES]
+    missing = [method for method in METHODS if method not in _PACKAGES]
+    if missing:
+        raise ImportError(f"nodes.METHODS lists {missing}, which the pack's __init__.py does not import")
+    return [node for method in METHODS for node in _PACKAGES[method].NODES]
 
 
 class ExemplarExtension(ComfyExtension):

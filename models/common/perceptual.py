@@ -131,7 +131,7 @@ def vgg16_features(
                 f"{source}: {key} has shape {tuple(given[key].shape)}, VGG16 expects {tuple(tensor.shape)}"
             )
     network.load_state_dict({k: given[k].float() for k in wanted})
-    return network.eval().requires_grad_(False)
+    return network.train(False).requires_grad_(False)
 
 
 def read_weight_file(path: str | Path) -> dict[str, torch.Tensor]:

@@ -5,8 +5,9 @@
   uninterrupted run drew, and each torchrun rank draws its own data.
 - Data parallel: under torch.distributed (torchrun, any backend) the gradients are averaged with all_reduce
   before every optimizer step, so all ranks keep identical weights.
-- Checkpoints: the artefact file plus the optimizer state in a side file `<file>.optimizer-state`, both written
-  atomically; intermediate checkpoints go beside the final file as `<stem>_stepNNNNNN<suffix>`.
+- Checkpoints: the artefact file plus the optimizer state in a side file `<file>.optimizer-state` (safetensors:
+  `state_tree.py`; the suffix keeps it out of the LoRA/model pickers), both written atomically; intermediate
+  checkpoints go beside the final file as `<stem>_stepNNNNNN<suffix>`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .atomic_file import atomic_write
+from .state_tree import is_safetensors_file, load_state_tree, save_state_tree
 
 TRAIN_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 OPTIMIZER_SUFFIX = ".optimizer-state"
@@ -83,16 +85,26 @@ def optimizer_state_path(path: str | Path) -> Path:
 
 
 def save_optimizer_state(path: str | Path, state: dict) -> Path:
-    """The optimizer state for resuming `path` (atomic), beside it."""
-    return atomic_write(optimizer_state_path(path), lambda tmp: torch.save(state, tmp))
+    """The optimizer state for resuming `path`, beside it, as safetensors (atomic)."""
+    return save_state_tree(optimizer_state_path(path), state)
 
 
 def load_optimizer_state(path: str | Path) -> dict | None:
-    """The optimizer state saved beside `path`, or None when there is none (tensors only: weights_only)."""
+    """The optimizer state saved beside `path`, or None when there is none. Side files of pack versions <= 0.1.0
+    were torch.save pickles: those are still read, with weights_only=True (tensors and plain data only)."""
     side = optimizer_state_path(path)
     if not side.is_file():
         return None
-    return torch.load(side, map_location="cpu", weights_only=True)
+    if is_safetensors_file(side):
+        return load_state_tree(side)
+    try:
+        return torch.load(side, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"{side} is neither a safetensors optimizer state nor an older pickled one readable with "
+            f"weights_only=True ({type(error).__name__}); delete it to resume with fresh optimizer moments "
+            "(then not bit-exact)"
+        ) from error
 
 
 def init_distributed(cpu: bool) -> tuple[int, int]:

@@ -34,18 +34,18 @@ KIND = "dreambooth_lora"
 FORMAT_VERSION = 1
 
 # DreamBooth-LoRA targets: q/k/v/out of every self- and cross-attention (diffusers' examples).
-_UNET_ATTENTION = re.compile(r"(^|\.)attn[12]\.(to_q|to_k|to_v|to_out\.0)$")
-_TEXT_ATTENTION = re.compile(r"(^|\.)self_attn\.(q_proj|k_proj|v_proj|out_proj)$")
+_UNET_ATTENTION = r"(^|\.)attn[12]\.(to_q|to_k|to_v|to_out\.0)$"
+_TEXT_ATTENTION = r"(^|\.)self_attn\.(q_proj|k_proj|v_proj|out_proj)$"
 
 
 def is_unet_attention_projection(module_path: str) -> bool:
     """True for the q/k/v/out projections of a UNet attention (attn1 = self, attn2 = cross)."""
-    return bool(_UNET_ATTENTION.search(module_path))
+    return bool(re.search(_UNET_ATTENTION, module_path))
 
 
 def is_text_attention_projection(module_path: str) -> bool:
     """True for the q/k/v/out projections of a CLIP text-encoder self-attention."""
-    return bool(_TEXT_ATTENTION.search(module_path))
+    return bool(re.search(_TEXT_ATTENTION, module_path))
 
 
 def kohya_name(prefix: str, module_path: str) -> str:

@@ -26,7 +26,7 @@ from typing import Callable, Mapping, Sequence
 
 WORD_END = "</w>"
 VOWELS = frozenset("aeiouy")
-_PLAIN = re.compile(r"^[a-z]+$")
+_PLAIN = r"^[a-z]+$"
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def is_candidate(
     if not piece.endswith(WORD_END) or token_id < min_rank:
         return False
     text = piece[: -len(WORD_END)]
-    if not (min_length <= len(text) <= max_length) or not _PLAIN.match(text):
+    if not (min_length <= len(text) <= max_length) or not re.match(_PLAIN, text):
         return False
     return sum(ch in VOWELS for ch in text) <= max_vowels
 

@@ -68,7 +68,7 @@ class TokenProjection(nn.Module):
                     f"{tuple(value.shape)}"
                 )
         projection.load_state_dict({k: v.float() for k, v in state_dict.items()})
-        return projection.eval()
+        return projection.train(False)
 
     def metadata(self) -> dict[str, str]:
         return write_header(PROJECTION_KIND, PROJECTION_VERSION, {"in_dim": self.in_dim, "out_dim": self.out_dim})
@@ -81,7 +81,7 @@ def init_token_projection(in_dim: int, out_dim: int, seed: int = 0) -> TokenProj
     with torch.no_grad():
         projection.proj.weight.copy_(torch.randn(out_dim, in_dim, generator=generator) / in_dim**0.5)
         projection.proj.bias.zero_()
-    return projection.eval()
+    return projection.train(False)
 
 
 def inject_context(context: torch.Tensor, tokens: torch.Tensor, mode: str, weight: float) -> torch.Tensor:

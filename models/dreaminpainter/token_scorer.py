@@ -67,7 +67,7 @@ class TokenScorer(nn.Module):
                     f"token scorer tensor {key} has shape {tuple(state_dict[key].shape)}, expected {tuple(value.shape)}"
                 )
         scorer.load_state_dict({k: v.float() for k, v in state_dict.items()})
-        return scorer.eval()
+        return scorer.train(False)
 
     def metadata(self) -> dict[str, str]:
         return write_header(SCORER_KIND, SCORER_VERSION, {"dim": self.dim})
@@ -83,4 +83,4 @@ def init_token_scorer(dim: int, hidden: int = 64, seed: int = 0) -> TokenScorer:
                 continue
             module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / module.weight.shape[1] ** 0.5)
             module.bias.zero_()
-    return scorer.eval()
+    return scorer.train(False)

@@ -11,15 +11,16 @@ DEFAULT_STYLE_TEMPLATE = "A painting in the style of {token}"
 OFFICIAL_NEGATIVE = "low resolution, poorly drawn, worst quality, low quality, normal quality, blurry image, artifact"
 
 
-def placeholder_pattern(token: str) -> re.Pattern:
-    """The token as a whole word (not inside a longer word when its ends are word characters)."""
+def placeholder_pattern(token: str) -> str:
+    """A regular expression of the token as a whole word (not inside a longer word when its ends are word
+    characters)."""
     before = r"(?<![\w])" if re.match(r"\w", token[0]) else ""
     after = r"(?![\w])" if re.match(r"\w", token[-1]) else ""
-    return re.compile(before + re.escape(token) + after)
+    return before + re.escape(token) + after
 
 
 def contains_placeholder(text: str, token: str) -> bool:
-    return placeholder_pattern(token).search(text) is not None
+    return re.search(placeholder_pattern(token), text) is not None
 
 
 def fill_template(template: str, caption: str, token: str, name: str) -> str:

@@ -30,7 +30,7 @@ from ..common.atomic_file import atomic_write, save_safetensors_atomic
 KIND = "dreamstyler_staged_embedding"
 FORMAT_VERSION = 1
 NUM_TRAIN_TIMESTEPS = 1000
-_STAGE_KEY = re.compile(r"^(?P<token>.+)-T(?P<stage>\d+)$")
+_STAGE_KEY = r"^(?P<token>.+)-T(?P<stage>\d+)$"
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def from_state_dict(
     stages: dict[int, torch.Tensor] = {}
     tokens = set()
     for key, value in state.items():
-        match = _STAGE_KEY.match(str(key))
+        match = re.match(_STAGE_KEY, str(key))
         if match is None or not isinstance(value, torch.Tensor):
             raise ValueError(
                 f"{source} is not a DreamStyler staged embedding: key {key!r} is not of the form '<token>-T<k>' "

@@ -149,4 +149,4 @@ def encoder_from_state_dict(sd: dict[str, torch.Tensor], dtype: torch.dtype = to
         encoder = ExemplarEncoder(config)
     sd = {k: v for k, v in sd.items() if not k.endswith("embeddings.position_ids")}
     encoder.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
-    return encoder.eval().requires_grad_(False)
+    return encoder.train(False).requires_grad_(False)

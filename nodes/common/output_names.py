@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 MAX_COMPONENT = 200  # leaves room for the suffixes the pack adds (_step000100.safetensors) under the usual 255
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = r"[\x00-\x1f\x7f]"
+_DRIVE = r"^[A-Za-z]:"
 
 
 def check_output_name(name, input_name: str, example: str, folders: bool = True) -> str:
@@ -24,10 +24,10 @@ def check_output_name(name, input_name: str, example: str, folders: bool = True)
     clean = name.strip()
     if not clean:
         refuse("the name is blank")
-    if _CONTROL.search(clean):
+    if re.search(_CONTROL, clean):
         refuse("the name holds a control character (NUL, newline, tab, ...)")
     clean = clean.replace("\\", "/")
-    if clean.startswith("/") or _DRIVE.match(clean):
+    if clean.startswith("/") or re.match(_DRIVE, clean):
         refuse("an absolute path is not allowed")
     parts = clean.split("/")
     if not folders and len(parts) > 1:

@@ -200,7 +200,7 @@ class TrainingVAE:
 
         self.vae = vae
         with torch.inference_mode(False):
-            self.model = copy.deepcopy(vae.first_stage_model).to(device=vae.device).requires_grad_(False).eval()
+            self.model = copy.deepcopy(vae.first_stage_model).to(device=vae.device).requires_grad_(False).train(False)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """IMAGE [B, H, W, 3] -> raw latents (as VAEEncode returns them), float32 on the VAE's device."""

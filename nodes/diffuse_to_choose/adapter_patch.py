@@ -125,7 +125,7 @@ def create_adapter(model, image_dim: int = 1536, seed: int = 0) -> DtCAdapter:
                 tensor.copy_(source[key].to(device="cpu", dtype=torch.float32))
     adapter.float()
     adapter.reset_parameters(seed)
-    return adapter.eval()
+    return adapter.train(False)
 
 
 def training_copy(adapter: DtCAdapter, state: dict[str, torch.Tensor] | None = None) -> DtCAdapter:
@@ -170,7 +170,7 @@ def load_adapter(path: str) -> DtCAdapter:
         raise ValueError(
             f"{path}: tensors do not match the DtC layout (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
-    return adapter.eval()
+    return adapter.train(False)
 
 
 def check_compatible(adapter: DtCAdapter, model) -> None:

@@ -398,7 +398,7 @@ def train_dtc(
         finally:
             session.release()
         trained.requires_grad_(False)
-        trained.eval()
+        trained.train(False)
     return final
 
 

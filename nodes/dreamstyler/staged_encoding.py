@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from ...models.dreamstyler.context_prompts import contains_placeholder, placeholder_pattern
@@ -65,13 +67,13 @@ def _count(tokens: dict, ids: dict) -> dict:
 def tokenize_with_vectors(clip, text: str, token: str, vectors: torch.Tensor):
     """ComfyUI tokens of `text` with `vectors` ([n, dim]) in place of every `token` occurrence."""
     pattern = placeholder_pattern(token)
-    occurrences = len(pattern.findall(text))
+    occurrences = len(re.findall(pattern, text))
     n = vectors.shape[0]
     for marker in MARKER_WORDS:
         ids = _word_ids(clip, marker)
         if any(len(v) != 1 for v in ids.values()):
             continue
-        tokens = clip.tokenize(pattern.sub(lambda _: " " + " ".join([marker] * n) + " ", text))
+        tokens = clip.tokenize(re.sub(pattern, " " + " ".join([marker] * n) + " ", text))
         if all(c == n * occurrences for c in _count(tokens, ids).values()):
             break
     else:
