@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 import comfy.model_management
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
@@ -23,6 +20,7 @@ from ..common.types import ExemplarAdapterType, ExemplarPairDatasetType
 from .nodes import CATEGORY, _require_adapter
 from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
 from ..common.finite import require_finite
+from ..common.progress import TrainingProgress
 
 NONE = "none"
 
@@ -44,10 +42,6 @@ def load_vgg(name: str):
 def losses_csv(losses: list[dict]) -> str:
     rows = [f"{r['step']},{r['loss']:.6f},{r['diffusion']:.6f},{r['perceptual']:.6f}" for r in losses]
     return "step,loss,diffusion,perceptual\n" + "\n".join(rows)
-
-
-def _pil(image: torch.Tensor) -> Image.Image:
-    return Image.fromarray((image[0].clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
 
 
 class DtCPairDataset(io.ComfyNode):
@@ -319,9 +313,8 @@ class DtCTrain(io.ComfyNode):
         _require_adapter(adapter)
         if not isinstance(dataset, PairDataset):
             raise ValueError(f"dataset must come from DtC Training Pairs, got {type(dataset).__name__}")
-        path, listed = output_path(
-            adapter_name, folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0], "adapter_name", "dtc/my_adapter"
-        )
+        root = folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0]
+        path, listed = output_path(adapter_name, root, "adapter_name", "dtc/my_adapter")
         named = dict(locals(), seed=training_seed, dtype=training_dtype)
         settings = DtCSettings.from_values(named)
         settings.validate()
@@ -331,15 +324,11 @@ class DtCTrain(io.ComfyNode):
             )
         vgg = load_vgg(vgg16) if perceptual_weight > 0 else None
         resume = None if resume_from == NONE else folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, resume_from)
-        pbar = comfy.utils.ProgressBar(steps)
-        latest = {}
+        def save_partial(result):
+            partial = save_checkpoint(checkpoint_path(path, result.step), result)
+            return f"{EXEMPLAR_FOLDER}/{partial.relative_to(root).as_posix()}"
 
-        def on_preview(step, image):
-            latest["preview"] = ("JPEG", _pil(image), 512)
-
-        def on_step(step, total, losses):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            pbar.update_absolute(step, total, latest.pop("preview", None))
+        progress = TrainingProgress("Diffuse to Choose training", steps, save_partial=save_partial, model=model)
 
         def checkpoint(result):
             save_checkpoint(checkpoint_path(path, result.step), result)
@@ -354,9 +343,9 @@ class DtCTrain(io.ComfyNode):
             vgg=vgg,
             resume_from=resume,
             checkpoint=checkpoint,
-            on_step=on_step,
-            on_preview=on_preview,
+            on_preview=lambda step, image: None,
             extra_metadata={"trainer": "node"},
+            progress=progress,
         )
         save_checkpoint(path, result)
         previews = torch.cat(result.previews).to(comfy.model_management.intermediate_device())

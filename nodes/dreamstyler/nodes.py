@@ -3,8 +3,9 @@ and build the context-aware full / context-only / style-only prompts of style-an
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import comfy.model_management
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
@@ -21,6 +22,7 @@ from ...models.dreamstyler.context_prompts import (
 )
 from ..common.types import ExemplarStagedEmbeddingType
 from ..common.finite import require_finite
+from ..common.progress import TrainingProgress
 
 
 def _model_sampling(model):
@@ -380,13 +382,14 @@ class DreamStylerTrain(io.ComfyNode):
             flip_probability=flip_probability,
             seed=seed,
         )
-        progress = comfy.utils.ProgressBar(steps)
         comfy.model_management.throw_exception_if_processing_interrupted()
 
-        def on_step(step, loss):
-            progress.update_absolute(step + 1, steps)
-            comfy.model_management.throw_exception_if_processing_interrupted()
+        def save_partial(embedding):
+            partial = Path(directory) / f"{name}_step{int(embedding.metadata['steps']):06d}.safetensors"
+            se.save_safetensors(embedding, partial)
+            return f"embeddings/{partial.name}"
 
+        progress = TrainingProgress("DreamStyler training", steps, save_partial=save_partial, model=model)
         embedding, losses = training.train(
             model,
             clip,
@@ -398,7 +401,7 @@ class DreamStylerTrain(io.ComfyNode):
             template,
             init_word,
             vectors_per_stage,
-            on_step,
+            progress=progress,
         )
         ours, official = training.write_files(embedding, directory, name, overwrite)
         report = f"wrote {ours.name} and {official.name}; {training.loss_summary(losses)}"
