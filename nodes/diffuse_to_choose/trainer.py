@@ -5,7 +5,7 @@ mask (models/common/train_masks.py: fine-grained or bounding box, 50/50) and the
 pasted into the mask's largest rectangle, models/diffuse_to_choose/hint.py) and the masked source; the adapter runs
 exactly as at inference (adapter_patch.apply_adapter on a clone of the MODEL); DINOv2 tokens of the reference are
 projected by the adapter into the cross-attention context, replaced by the projection of zero tokens for a fraction
-of samples (condition dropout: the negative DtC Image Conditioning gives). Loss: epsilon-space MSE plus
+of samples (condition dropout: the negative Diffuse to Choose Image Conditioning gives). Loss: epsilon-space MSE plus
 `perceptual_weight` times the VGG16 perceptual loss between the decoded x0 prediction and the source image
 (models/common/perceptual.py). Augmentations: horizontal flip of the (source, mask) pair and of the reference, and a
 random rotation of the reference.
@@ -173,7 +173,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], int, dic
     if "exemplar.step" not in metadata:
         raise ValueError(
             f"resume_from: {Path(path).name} has no 'exemplar.step' in its header; only adapters written by the "
-            "DtC trainer can be resumed"
+            "Diffuse to Choose trainer can be resumed"
         )
     return load_file(str(path)), int(metadata["exemplar.step"]), load_optimizer_state(path)
 
@@ -252,7 +252,7 @@ class Session:
     def __init__(self, model, vae, adapter: DtCAdapter, dtype, gradient_checkpointing: bool):
         if adapter_patch.hint_channel_offset(model) is None:
             raise ValueError(
-                "model: DtC training needs an inpainting model (9-channel input with a masked-source latent)"
+                "model: Diffuse to Choose training needs an inpainting model (9-channel input with a masked-source latent)"
             )
         placeholder = torch.zeros(1, 8, 8, 3)
         self.patched, self.injection = adapter_patch.apply_adapter(model, adapter, placeholder)
@@ -382,7 +382,7 @@ def train_dtc(
                 losses.append(summed)
                 if not all(math.isfinite(summed[k]) for k in ("loss", "diffusion", "perceptual")):
                     raise FloatingPointError(
-                        f"DtC loss became {summed['loss']} at step {done}; lower the learning rate or use fp32"
+                        f"Diffuse to Choose loss became {summed['loss']} at step {done}; lower the learning rate or use fp32"
                     )
                 image = None
                 if on_preview is not None and (

@@ -49,7 +49,7 @@ class DtCPairDataset(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCPairDataset",
-            display_name="DtC Training Pairs",
+            display_name="Diffuse to Choose Training Pairs",
             category=CATEGORY,
             description=(
                 "Scans a dataset folder of training pairs in ComfyUI's input folder: the pack's layout (images/, "
@@ -90,14 +90,15 @@ class DtCTrain(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCTrain",
-            display_name="Train DtC Adapter",
+            display_name="Train Diffuse to Choose Adapter",
             category=CATEGORY,
+            is_experimental=True,
             is_output_node=True,
             description=(
                 "Trains a Diffuse to Choose adapter on a dataset of pairs with the main inpainting UNet frozen: the "
                 "hint path (hint CNN, UNet-encoder copy, FiLM) and the DINOv2 projection, loss = epsilon MSE + "
                 "perceptual_weight x VGG16 perceptual loss. Shows loss and previews, writes checkpoints, resumes "
-                "exactly; the file goes to models/exemplar/ for Load DtC Adapter."
+                "exactly; the file goes to models/exemplar/ for Load Diffuse to Choose Adapter."
             ),
             inputs=[
                 io.Model.Input(
@@ -110,9 +111,9 @@ class DtCTrain(io.ComfyNode):
                     "clip_vision", tooltip="DINOv2 (giant in the paper) whose tokens the adapter projects."
                 ),
                 ExemplarAdapterType.Input(
-                    "adapter", tooltip="The adapter to start from (Create DtC Adapter, or a loaded one)."
+                    "adapter", tooltip="The adapter to start from (Create Diffuse to Choose Adapter, or a loaded one)."
                 ),
-                ExemplarPairDatasetType.Input("dataset", tooltip="From DtC Training Pairs."),
+                ExemplarPairDatasetType.Input("dataset", tooltip="From Diffuse to Choose Training Pairs."),
                 io.String.Input(
                     "adapter_name",
                     default="dtc/my_adapter",
@@ -204,7 +205,7 @@ class DtCTrain(io.ComfyNode):
                     min=0.0,
                     max=1.0,
                     step=0.01,
-                    tooltip="Chance of zero reference tokens (the negative of DtC Image Conditioning), for guidance.",
+                    tooltip="Chance of zero reference tokens (the negative of Diffuse to Choose Image Conditioning), for guidance.",
                 ),
                 io.Float.Input(
                     "perceptual_weight",
@@ -261,10 +262,10 @@ class DtCTrain(io.ComfyNode):
             ],
             outputs=[
                 ExemplarAdapterType.Output(
-                    display_name="adapter", tooltip="The trained adapter (for Apply DtC Adapter)."
+                    display_name="adapter", tooltip="The trained adapter (for Apply Diffuse to Choose Adapter)."
                 ),
                 io.String.Output(
-                    display_name="adapter_name", tooltip="The written file, as Load DtC Adapter lists it."
+                    display_name="adapter_name", tooltip="The written file, as Load Diffuse to Choose Adapter lists it."
                 ),
                 io.String.Output(display_name="losses", tooltip="Per-step loss, diffusion and perceptual terms (CSV)."),
                 io.Image.Output(display_name="previews", tooltip="Source | hint | predicted x0, one row per preview."),
@@ -312,7 +313,7 @@ class DtCTrain(io.ComfyNode):
         adapter_name = check_output_name(adapter_name, "adapter_name", "dtc/my_adapter")
         _require_adapter(adapter)
         if not isinstance(dataset, PairDataset):
-            raise ValueError(f"dataset must come from DtC Training Pairs, got {type(dataset).__name__}")
+            raise ValueError(f"dataset must come from Diffuse to Choose Training Pairs, got {type(dataset).__name__}")
         root = folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0]
         path, listed = output_path(adapter_name, root, "adapter_name", "dtc/my_adapter")
         named = dict(locals(), seed=training_seed, dtype=training_dtype)

@@ -23,7 +23,7 @@ class ReferenceSelfAttention(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarReferenceSelfAttention",
             display_name="Reference Self-Attention Injection",
-            category="exemplar/inject",
+            category="exemplar/dreaminpainter",
             description=(
                 "Training-free reference injection: the reference tokens are appended to the keys and values of "
                 "self-attention in every UNet transformer block of the same width (or only the block they came from). "
@@ -122,7 +122,7 @@ class ReferenceCrossAttention(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarReferenceCrossAttention",
             display_name="Reference Cross-Attention Tokens",
-            category="exemplar/inject",
+            category="exemplar/dreaminpainter",
             description=(
                 "Puts reference tokens into the text conditioning: appended after the prompt's tokens, or "
                 "replacing them. "
@@ -197,7 +197,8 @@ class LoadTokenProjection(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarLoadTokenProjection",
             display_name="Load Token Projection",
-            category="exemplar/loaders",
+            category="exemplar/dreaminpainter",
+            is_experimental=True,
             description=(
                 "Loads a learned projection of reference tokens into the text-context width (safetensors, layout in "
                 "docs/dreaminpainter.md) from models/exemplar, for Reference Cross-Attention Tokens."

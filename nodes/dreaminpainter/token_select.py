@@ -17,7 +17,8 @@ class TokenSelectTopK(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarTokenSelectTopK",
             display_name="Select Top-K Reference Tokens",
-            category="exemplar/reference",
+            category="exemplar/dreaminpainter",
+            is_experimental=True,
             description=(
                 "Keeps the K most useful of the N reference tokens (DreamInpainter: all N tokens make the model "
                 "copy-paste the reference; K = 24 in the paper). Scores by subject saliency, feature norm or a "
@@ -92,7 +93,8 @@ class LoadTokenScorer(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarLoadTokenScorer",
             display_name="Load Token Scorer",
-            category="exemplar/loaders",
+            category="exemplar/dreaminpainter",
+            is_experimental=True,
             description=(
                 "Loads a learned per-token scorer (safetensors, layout in docs/dreaminpainter.md) from models/exemplar "
                 "for the top-K selector's 'learned' criterion."

@@ -261,7 +261,7 @@ class DreamStylerTrain(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarDreamStylerTrain",
             display_name="DreamStyler Train (Multi-Stage Textual Inversion)",
-            category="exemplar/dreamstyler/training",
+            category="exemplar/dreamstyler",
             description=(
                 "Learns a DreamStyler staged embedding from one or a few style images: T copies of the token, one per "
                 "timestep stage, trained with context-aware prompts while the model and the text encoder stay frozen. "
