@@ -168,7 +168,7 @@ def load_adapter(path: str) -> DtCAdapter:
     missing, unexpected = adapter.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(
-            f"{path}: tensors do not match the Diffuse to Choose adapter layout (missing {missing[:5]}, unexpected {unexpected[:5]})"
+            f"{path}: tensors do not match the DtC layout (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     return adapter.eval()
 
@@ -181,7 +181,7 @@ def check_compatible(adapter: DtCAdapter, model) -> None:
         differing = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         details = ", ".join(f"{k}: adapter {ours.get(k)} vs model {theirs.get(k)}" for k in differing[:4])
         raise ValueError(
-            f"this Diffuse to Choose adapter was made for a {adapter.config.get('base_arch')} UNet and does not fit this "
+            f"this DtC adapter was made for a {adapter.config.get('base_arch')} UNet and does not fit this "
             f"{base_arch} MODEL ({details})"
         )
 

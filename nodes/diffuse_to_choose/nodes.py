@@ -14,7 +14,8 @@ from . import adapter_patch
 from ..common.model_folders import EXEMPLAR_FOLDER
 from ..common.output_names import check_output_name
 from .vision_tokens import encode_tokens
-from ...models.diffuse_to_choose.adapter import DtCAdapter, save_adapter
+from ...models.diffuse_to_choose.adapter import KIND as ADAPTER_KIND, DtCAdapter, save_adapter
+from ..common.exemplar_files import files_of_kind
 from ...models.diffuse_to_choose.hint import DtCHint, build_hint
 from ...models.diffuse_to_choose.hint_image import FIT_MODES, build_hint_images
 from ..common.types import ExemplarAdapterType, ExemplarHintType
@@ -28,7 +29,8 @@ SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloa
 def _require_adapter(adapter, name: str = "adapter") -> DtCAdapter:
     if not isinstance(adapter, DtCAdapter):
         raise ValueError(
-            f"{name} must be a Diffuse to Choose adapter (from the Diffuse to Choose adapter loader or create node), got "
+            f"{name} must be a Diffuse to Choose adapter (from the Diffuse to Choose adapter loader or create node), "
+            f"got "
             f"{type(adapter).__name__}"
         )
     return adapter
@@ -88,8 +90,11 @@ class DtCAdapterLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "adapter_name",
-                    options=folder_paths.get_filename_list(EXEMPLAR_FOLDER),
-                    tooltip="An adapter file in models/exemplar/ (written by Save Diffuse to Choose Adapter or a training run).",
+                    options=files_of_kind(ADAPTER_KIND),
+                    tooltip=(
+                        "A Diffuse to Choose adapter in models/exemplar/ (written by Save Diffuse to Choose Adapter "
+                        "or a training run); only adapter files are listed."
+                    ),
                 ),
             ],
             outputs=[ExemplarAdapterType.Output(display_name="adapter")],
@@ -142,7 +147,8 @@ class DtCAdapterSave(io.ComfyNode):
 
 
 def hint_inputs() -> list:
-    """The inputs of Diffuse to Choose Hint, and of the deprecated Hint Image node it replaces (same names, same meaning)."""
+    """The inputs of Diffuse to Choose Hint, and of the deprecated Hint Image node it replaces (same names and
+    meaning)."""
     return [
         io.Image.Input("image", tooltip="The source image (e.g. the person photo)."),
         io.Mask.Input(
@@ -211,7 +217,9 @@ class DtCApply(io.ComfyNode):
                 io.Model.Input(
                     "model", tooltip="The model the adapter was made for (an inpainting model for the paper's setup)."
                 ),
-                ExemplarAdapterType.Input("adapter", tooltip="From Load Diffuse to Choose Adapter or Create Diffuse to Choose Adapter."),
+                ExemplarAdapterType.Input(
+                    "adapter", tooltip="From Load Diffuse to Choose Adapter or Create Diffuse to Choose Adapter."
+                ),
                 ExemplarHintType.Input("hint", tooltip="From Diffuse to Choose Hint."),
                 io.Float.Input(
                     "strength",
@@ -308,7 +316,8 @@ class HintImage(io.ComfyNode):
             display_name="Hint Image (Diffuse to Choose, deprecated)",
             category="exemplar/diffuse_to_choose",
             description=(
-                "Deprecated: use Diffuse to Choose Hint, whose hint_image and rectangle outputs are the same two images. "
+                "Deprecated: use Diffuse to Choose Hint, whose hint_image and rectangle outputs are the same two "
+                "images. "
                 "Builds the Diffuse to Choose hint: a black image the size of the source with the reference "
                 "resized into the largest axis-aligned rectangle that fits inside the mask."
             ),

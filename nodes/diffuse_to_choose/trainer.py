@@ -252,7 +252,8 @@ class Session:
     def __init__(self, model, vae, adapter: DtCAdapter, dtype, gradient_checkpointing: bool):
         if adapter_patch.hint_channel_offset(model) is None:
             raise ValueError(
-                "model: Diffuse to Choose training needs an inpainting model (9-channel input with a masked-source latent)"
+                "model: Diffuse to Choose training needs an inpainting model (9-channel input with a masked-source "
+                "latent)"
             )
         placeholder = torch.zeros(1, 8, 8, 3)
         self.patched, self.injection = adapter_patch.apply_adapter(model, adapter, placeholder)
@@ -382,7 +383,8 @@ def train_dtc(
                 losses.append(summed)
                 if not all(math.isfinite(summed[k]) for k in ("loss", "diffusion", "perceptual")):
                     raise FloatingPointError(
-                        f"Diffuse to Choose loss became {summed['loss']} at step {done}; lower the learning rate or use fp32"
+                        f"Diffuse to Choose loss became {summed['loss']} at step {done}; lower the learning rate or "
+                        "use fp32"
                     )
                 image = None
                 if on_preview is not None and (

@@ -20,6 +20,8 @@ from ..common.types import ExemplarAdapterType, ExemplarPairDatasetType
 from .nodes import CATEGORY, _require_adapter
 from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
 from ..common.finite import require_finite
+from ..common.exemplar_files import files_of_kind
+from ...models.diffuse_to_choose.adapter import KIND as ADAPTER_KIND
 from ..common.progress import TrainingProgress
 
 NONE = "none"
@@ -205,7 +207,10 @@ class DtCTrain(io.ComfyNode):
                     min=0.0,
                     max=1.0,
                     step=0.01,
-                    tooltip="Chance of zero reference tokens (the negative of Diffuse to Choose Image Conditioning), for guidance.",
+                    tooltip=(
+                        "Chance of zero reference tokens (the negative of Diffuse to Choose Image Conditioning), for "
+                        "guidance."
+                    ),
                 ),
                 io.Float.Input(
                     "perceptual_weight",
@@ -250,7 +255,7 @@ class DtCTrain(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "resume_from",
-                    options=[NONE] + folder_paths.get_filename_list(EXEMPLAR_FOLDER),
+                    options=[NONE] + files_of_kind(ADAPTER_KIND),
                     default=NONE,
                     tooltip="A checkpoint this trainer wrote; training continues exactly from its step to 'steps'.",
                 ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from .reference_attention import BLOCK_SCOPES, TOKEN_SPACES, patch_reference_attention
-from ..common.exemplar_files import exemplar_file_list, load_exemplar_file
+from ..common.exemplar_files import files_of_kind, load_exemplar_file
 from ...models.dreaminpainter.token_projection import (
     PROJECTION_KIND,
     PROJECTION_VERSION,
@@ -206,7 +206,7 @@ class LoadTokenProjection(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "projection_name",
-                    options=exemplar_file_list(),
+                    options=files_of_kind(PROJECTION_KIND),
                     tooltip="A token projection file in models/exemplar (exemplar.kind = token_projection).",
                 ),
             ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..common.exemplar_files import exemplar_file_list, load_exemplar_file
+from ..common.exemplar_files import files_of_kind, load_exemplar_file
 from ...models.dreaminpainter.token_scorer import SCORER_KIND, SCORER_VERSION, TokenScorer
 from ...models.dreaminpainter.token_selector import CRITERIA, SELECTIONS, select_top_k
 from ..common.types import ExemplarTokenScorerType, ExemplarTokensType
@@ -102,7 +102,7 @@ class LoadTokenScorer(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "scorer_name",
-                    options=exemplar_file_list(),
+                    options=files_of_kind(SCORER_KIND),
                     tooltip="A token scorer file in models/exemplar (exemplar.kind = token_scorer).",
                 ),
             ],

@@ -22,11 +22,33 @@ from ...models.dreamstyler.context_prompts import (
 )
 from ..common.types import ExemplarStagedEmbeddingType
 from ..common.finite import require_finite
+from ...models.common.artefact_header import KIND_KEY
+from ...models.common.file_probe import pickle_names_contain, safetensors_header
 from ..common.progress import TrainingProgress
 
 
 def _model_sampling(model):
     return None if model is None else model.get_model_object("model_sampling")
+
+
+def _is_style_file(name: str) -> bool:
+    path = folder_paths.get_full_path("embeddings", name)
+    if path is None:
+        return False
+    if name.lower().endswith(".safetensors"):
+        header = safetensors_header(path)
+        if header is None:
+            return False
+        return header.metadata.get(KIND_KEY) == se.KIND or bool(header.keys) and all(map(se.is_stage_key, header.keys))
+    return pickle_names_contain(path, (b"-T0",)) is not False  # a legacy (non-zip) pickle cannot be told: listed
+
+
+def style_files() -> list[str]:
+    """One entry per DreamStyler style in models/embeddings: the .safetensors when a style has both files (the trainer
+    writes <name>.safetensors and the official <name>.bin), else the official file; other embeddings are left out."""
+    names = [n for n in folder_paths.get_filename_list("embeddings") if _is_style_file(n)]
+    ours = {n.rsplit(".", 1)[0] for n in names if n.lower().endswith(".safetensors")}
+    return [n for n in names if n.lower().endswith(".safetensors") or n.rsplit(".", 1)[0] not in ours]
 
 
 class LoadDreamStylerEmbedding(io.ComfyNode):
@@ -44,10 +66,11 @@ class LoadDreamStylerEmbedding(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "embedding_name",
-                    options=folder_paths.get_filename_list("embeddings"),
+                    options=style_files(),
                     tooltip=(
-                        "A file in models/embeddings: the official final.bin (renamed as you like) or a .safetensors "
-                        "from the trainer."
+                        "A DreamStyler style in models/embeddings: the official final.bin (renamed as you like) or a "
+                        ".safetensors from the trainer. One entry per style (the .safetensors when both exist); other "
+                        "embeddings are not listed."
                     ),
                 ),
             ],
