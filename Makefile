@@ -34,7 +34,7 @@ thumbnails: browser  ## screenshot every workflow in the real frontend -> workfl
 	$(RUN) -m pytest -c tests/pytest.ini tests/browser -k workflow_loads $(PYTEST_ARGS)
 	$(RUN) scripts/thumbnails.py
 
-readme:  ## regenerate the README's node table from the registered nodes
+readme:  ## regenerate the README node table and locales/en/nodeDefs.json from the registered nodes
 	$(RUN) scripts/build_readme_nodes.py
 
 lint:  ## ruff, line length included (also a test: tests/pure/test_lint.py)

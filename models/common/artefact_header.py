@@ -22,6 +22,30 @@ VERSION_KEY = PREFIX + "version"
 OLDER_VERSION_KEYS = (PREFIX + "format_version", PREFIX + "format")
 
 
+WEIGHTS_GUIDE = "docs/weights.md"
+
+# kind -> (what people call it, the section of docs/weights.md that says where such a file comes from)
+KINDS = {
+    "dtc_adapter": ("Diffuse to Choose adapter", "Diffuse to Choose"),
+    "token_scorer": ("DreamInpainter token scorer", "DreamInpainter"),
+    "token_projection": ("DreamInpainter token projection", "DreamInpainter"),
+    "dreamstyler_staged_embedding": ("DreamStyler staged embedding", "DreamStyler"),
+    "dreambooth_lora": ("DreamBooth LoRA", "DreamBooth"),
+    "paint_by_example_checkpoint": ("Paint-by-Example checkpoint", "Paint by Example"),
+}
+
+
+def kind_label(kind: str) -> str:
+    return KINDS[kind][0] if kind in KINDS else f"{kind} file"
+
+
+def where_to_get(kind: str) -> str:
+    """The sentence that points at the weights guide for a `kind` file."""
+    section = KINDS[kind][1] if kind in KINDS else None
+    place = f'{WEIGHTS_GUIDE}, section "{section}"' if section else WEIGHTS_GUIDE
+    return f"Where a {kind_label(kind)} comes from (download or training): {place}."
+
+
 class ArtefactHeaderError(ValueError):
     """A file's header does not describe the artefact that was expected (the message says both)."""
 
@@ -71,20 +95,21 @@ def read_header(
 ) -> ArtefactHeader:
     """Check that `metadata` describes a `kind` file of a layout version this pack reads (1..`version`).
 
-    `label` names the kind for people ("Diffuse to Choose adapter"; default "<kind> file"). A missing
+    `label` names the kind for people (default: from KINDS, e.g. "Diffuse to Choose adapter"). A missing
     header, another kind, a newer or unreadable version each raise ArtefactHeaderError saying what
-    the file is and what was expected.
+    the file is, what was expected and (for the first two) where such a file comes from.
     """
     metadata = dict(metadata or {})
-    label = label or f"{kind} file"
+    label = label or kind_label(kind)
     found = metadata.get(KIND_KEY)
     if found is None:
         raise ArtefactHeaderError(
-            f"{source} is not a {label}: its metadata has no {KIND_KEY} (it was not written by comfyui-exemplar)"
+            f"{source} is not a {label}: it carries no comfyui-exemplar header ({KIND_KEY}), so it was not written "
+            f"by this pack (a file from another tool?). {where_to_get(kind)}"
         )
     if found != kind:
         raise ArtefactHeaderError(
-            f"{source} is not a {label}: its metadata says {KIND_KEY} = {found!r}, expected {kind!r}"
+            f"{source} is not a {label}: it is a {kind_label(found)} ({KIND_KEY} = {found!r}). {where_to_get(kind)}"
         )
     entry = _version_entry(metadata)
     if entry is None:

@@ -24,13 +24,19 @@ from pathlib import Path
 
 import torch
 
-from ..common.artefact_header import PREFIX, has_header, read_header, write_header
+from ..common.artefact_header import PREFIX, has_header, read_header, where_to_get, write_header
 from ..common.atomic_file import atomic_write, save_safetensors_atomic
+from ..common.file_probe import unpickling_detail
 
 KIND = "dreamstyler_staged_embedding"
 FORMAT_VERSION = 1
 NUM_TRAIN_TIMESTEPS = 1000
 _STAGE_KEY = r"^(?P<token>.+)-T(?P<stage>\d+)$"
+
+
+def is_stage_key(key: str) -> bool:
+    """Whether `key` names one stage's vector, '<token>-T<k>'."""
+    return _STAGE_KEY.match(key) is not None
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,7 @@ def from_state_dict(
             raise ValueError(
                 f"{source} is not a DreamStyler staged embedding: key {key!r} is not of the form '<token>-T<k>' "
                 f"holding a tensor (a plain textual-inversion embedding loads with ComfyUI's 'embedding:' syntax "
-                f"instead)"
+                f"instead). {where_to_get(KIND)}"
             )
         tokens.add(match["token"])
         stages[int(match["stage"])] = value
@@ -217,8 +223,8 @@ def load_official(path) -> StagedEmbedding:
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"refusing to load {path.name}: it is not a plain tensor file (it pickles other Python objects, "
-            f"which could run code when loaded). Only weights_only-safe files are read; details: "
-            f"{str(error).splitlines()[0]}"
+            f"which could run code when loaded). Only weights_only-safe files are read. Found: "
+            f"{unpickling_detail(error)}."
         ) from None
     return from_state_dict(state, source=path.name)
 

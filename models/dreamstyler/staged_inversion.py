@@ -110,6 +110,7 @@ def train_staged_inversion(
     alphas_cumprod: torch.Tensor,
     settings: InversionSettings,
     on_step: Callable[[int, float], None] | None = None,
+    after_step: Callable[[int, float, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, list[float]]:
     """Train the staged vectors.
 
@@ -117,6 +118,8 @@ def train_staged_inversion(
     already in the UNet's latent space); encode(vectors [B, n, dim], image_index [B]) -> context;
     unet(x_t, t [B] long, context) -> output; alphas_cumprod: [num_timesteps].
     Step k's random choices are `draw_batch` number k of a generator seeded with `settings.seed`.
+    on_step(step, loss) after step `step` (0-based); after_step(done, loss, vectors) with the number of steps done
+    and the vectors after them (detached: what a checkpoint of that step holds).
     Returns the trained vectors [T, n, dim] (float32, detached) and the loss of every step.
     """
     if init_vectors.ndim != 3 or init_vectors.shape[0] != settings.stages:
@@ -142,4 +145,6 @@ def train_staged_inversion(
         losses.append(loss.item())
         if on_step is not None:
             on_step(step, losses[-1])
+        if after_step is not None:
+            after_step(step + 1, losses[-1], vectors.detach())
     return vectors.detach().float().cpu(), losses

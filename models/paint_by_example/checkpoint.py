@@ -28,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-from ..common.artefact_header import write_header
+from ..common.artefact_header import where_to_get, write_header
 from ..common.atomic_file import save_safetensors_atomic
+from ..common.file_probe import unpickling_detail
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -92,8 +93,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise PbECheckpointError(
             f"{path.name}: this checkpoint needs arbitrary unpickling (it stores Python objects, not only "
             f"tensors), which is refused for safety. Convert it with a trusted tool to .safetensors, or "
-            f"save only its state_dict. Detail: {str(error).splitlines()[0]}"
-        ) from error
+            f"save only its state_dict. Found: {unpickling_detail(error)}."
+        ) from None
     except Exception as error:
         raise PbECheckpointError(
             f"{path.name}: not a readable PyTorch checkpoint (truncated or corrupt?): {error}"
@@ -108,7 +109,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _describe(sd: dict[str, torch.Tensor]) -> str:
-    prefixes = sorted({k.split(".", 1)[0] + "." if "." in k else k for k in sd})
+    """What a state dict holds, in words (no tensor names)."""
     hints = []
     if any(k.startswith(COND_PREFIX + "transformer.text_model.") for k in sd) or any(
         k.startswith(COND_PREFIX + "transformer.embeddings.token_embedding") for k in sd
@@ -117,21 +118,25 @@ def _describe(sd: dict[str, torch.Tensor]) -> str:
     if any(k.startswith(COND_PREFIX + "transformer.vision_model.") for k in sd):
         hints.append("a CLIP vision tower")
     if any(k.startswith(COND_PREFIX + "mapper.") for k in sd):
-        hints.append("the PbE mapper")
+        hints.append("the Paint-by-Example mapper")
     unet_in = sd.get(UNET_PREFIX + UNET_INPUT_KEY)
     if unet_in is not None:
         hints.append(f"a UNet with {unet_in.shape[1]} input channels")
-    found = "; ".join(hints) if hints else "no known component"
-    return f"found {found} (top-level prefixes: {', '.join(prefixes[:8])}{', ...' if len(prefixes) > 8 else ''})"
+    if any(k.startswith(VAE_PREFIX) for k in sd):
+        hints.append("a VAE")
+    return "found " + ("; ".join(hints) if hints else f"none of its parts ({len(sd)} tensors of another model)")
 
 
-def split_official(sd: dict[str, torch.Tensor]) -> PbEParts:
+_ENCODER_PARTS = {
+    "learnable_vector": "the learned unconditional vector",
+    "proj_out.weight": "the output projection",
+    "final_ln.weight": "the final layer norm",
+    "mapper.resblocks.0.attn.c_qkv.weight": "the mapper",
+}
+
+
+def split_official(sd: dict[str, torch.Tensor], source: str = "the file") -> PbEParts:
     """Split an official-layout state dict; raise PbECheckpointError saying what was found if it is not PbE."""
-    expected = (
-        "expected a Paint-by-Example checkpoint: model.diffusion_model.* (UNet with 9 input channels), "
-        "first_stage_model.* (VAE), cond_stage_model.{transformer.vision_model, mapper, final_ln}.*, proj_out.*, "
-        "learnable_vector"
-    )
     unet, vae, encoder, ignored = {}, {}, {}, []
     for key, value in sd.items():
         if key.startswith(UNET_PREFIX):
@@ -155,23 +160,16 @@ def split_official(sd: dict[str, torch.Tensor]) -> PbEParts:
         problems.append(f"the UNet takes {unet[UNET_INPUT_KEY].shape[1]} input channels, not 9")
     if not vae:
         problems.append("no VAE")
-    missing = [
-        k
-        for k in ("learnable_vector", "proj_out.weight", "final_ln.weight", "mapper.resblocks.0.attn.c_qkv.weight")
-        if k not in encoder
-    ]
     if not any(k.startswith("transformer.vision_model.") for k in encoder):
-        missing.insert(0, "transformer.vision_model.*")
+        problems.append("no exemplar image encoder (CLIP ViT-L/14 vision tower)")
+    missing = [part for key, part in _ENCODER_PARTS.items() if key not in encoder]
     if missing:
-        problems.append(
-            "no exemplar encoder parts "
-            + ", ".join(
-                ("cond_stage_model." + m) if not m.startswith(("proj_out", "learnable")) else m for m in missing
-            )
-        )
+        problems.append("an exemplar encoder without " + ", ".join(missing))
     if problems:
         raise PbECheckpointError(
-            f"not a Paint-by-Example checkpoint ({'; '.join(problems)}): {_describe(sd)}; {expected}"
+            f"{source} is not a Paint-by-Example checkpoint ({'; '.join(problems)}): {_describe(sd)}. Expected the "
+            "Paint-by-Example model: a 9-channel inpainting UNet, its VAE and the exemplar image encoder (CLIP "
+            f"ViT-L/14 + mapper + projection). {where_to_get(CONVERTED_KIND)}"
         )
     return PbEParts(unet, vae, encoder, ignored)
 
@@ -254,7 +252,7 @@ def convert_to_safetensors(source: str | Path, target: str | Path, overwrite: bo
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     sd = read_state_dict(source)
-    split_official(sd)
+    split_official(sd, source.name)
     # safetensors refuses tensors sharing storage: give each its own contiguous copy
     tensors = {k: v.detach().contiguous().clone() for k, v in sd.items()}
     return save_safetensors_atomic(

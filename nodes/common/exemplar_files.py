@@ -1,4 +1,8 @@
-"""List and load the pack's own safetensors artefacts (token scorers, token projections) from models/exemplar."""
+"""List and load the pack's own safetensors artefacts (adapters, token scorers, token projections) in models/exemplar.
+
+Pickers list only the files of their kind, read from each file's header (`exemplar.kind`), without reading tensors
+(models/common/file_probe.py, cached by size and modification time).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,26 @@ import comfy.utils
 import folder_paths
 
 from .model_folders import EXEMPLAR_FOLDER
-from ...models.common.artefact_header import read_header
+from ...models.common.artefact_header import KIND_KEY, read_header
+from ...models.common.file_probe import safetensors_header
 
 
 def exemplar_file_list() -> list[str]:
     """The safetensors files in the registered `exemplar` folder(s)."""
     return [name for name in folder_paths.get_filename_list(EXEMPLAR_FOLDER) if name.endswith(".safetensors")]
+
+
+def file_kind(folder: str, name: str) -> str | None:
+    """The `exemplar.kind` in the header of `name` in the model folder `folder` (None: no header, not safetensors)."""
+    path = folder_paths.get_full_path(folder, name)
+    header = safetensors_header(path) if path else None
+    return None if header is None else header.metadata.get(KIND_KEY)
+
+
+def files_of_kind(kind: str, folder: str = EXEMPLAR_FOLDER) -> list[str]:
+    """The safetensors files in `folder` whose header says `kind`, in the folder's listing order."""
+    names = folder_paths.get_filename_list(folder)
+    return [name for name in names if name.endswith(".safetensors") and file_kind(folder, name) == kind]
 
 
 def load_exemplar_file(name: str, kind: str, version: int):

@@ -14,7 +14,8 @@ from . import adapter_patch
 from ..common.model_folders import EXEMPLAR_FOLDER
 from ..common.output_names import check_output_name
 from .vision_tokens import encode_tokens
-from ...models.diffuse_to_choose.adapter import DtCAdapter, save_adapter
+from ...models.diffuse_to_choose.adapter import KIND as ADAPTER_KIND, DtCAdapter, save_adapter
+from ..common.exemplar_files import files_of_kind
 from ...models.diffuse_to_choose.hint import DtCHint, build_hint
 from ...models.diffuse_to_choose.hint_image import FIT_MODES, build_hint_images
 from ..common.types import ExemplarAdapterType, ExemplarHintType
@@ -28,7 +29,8 @@ SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloa
 def _require_adapter(adapter, name: str = "adapter") -> DtCAdapter:
     if not isinstance(adapter, DtCAdapter):
         raise ValueError(
-            f"{name} must be a Diffuse to Choose adapter (from the DtC adapter loader or create node), got "
+            f"{name} must be a Diffuse to Choose adapter (from the Diffuse to Choose adapter loader or create node), "
+            f"got "
             f"{type(adapter).__name__}"
         )
     return adapter
@@ -39,8 +41,9 @@ class DtCAdapterCreate(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCAdapterCreate",
-            display_name="Create DtC Adapter (untrained)",
+            display_name="Create Diffuse to Choose Adapter (untrained)",
             category=CATEGORY,
+            is_experimental=True,
             description=(
                 "Creates a fresh Diffuse to Choose adapter for a model: the hint encoder is a copy of the model's "
                 "UNet encoder (its current weights), FiLM modules and the hint adapter's last layer start at zero "
@@ -78,16 +81,20 @@ class DtCAdapterLoader(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCAdapterLoader",
-            display_name="Load DtC Adapter",
+            display_name="Load Diffuse to Choose Adapter",
             category=CATEGORY,
+            is_experimental=True,
             description=(
                 "Loads a Diffuse to Choose adapter file (safetensors with a dtc_adapter header) from models/exemplar/."
             ),
             inputs=[
                 io.Combo.Input(
                     "adapter_name",
-                    options=folder_paths.get_filename_list(EXEMPLAR_FOLDER),
-                    tooltip="An adapter file in models/exemplar/ (written by Save DtC Adapter or a training run).",
+                    options=files_of_kind(ADAPTER_KIND),
+                    tooltip=(
+                        "A Diffuse to Choose adapter in models/exemplar/ (written by Save Diffuse to Choose Adapter "
+                        "or a training run); only adapter files are listed."
+                    ),
                 ),
             ],
             outputs=[ExemplarAdapterType.Output(display_name="adapter")],
@@ -105,8 +112,9 @@ class DtCAdapterSave(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCAdapterSave",
-            display_name="Save DtC Adapter",
+            display_name="Save Diffuse to Choose Adapter",
             category=CATEGORY,
+            is_experimental=True,
             description=(
                 "Saves a Diffuse to Choose adapter as safetensors (documented key layout, metadata header) into the "
                 "output folder; move it to models/exemplar/ to load it."
@@ -139,7 +147,8 @@ class DtCAdapterSave(io.ComfyNode):
 
 
 def hint_inputs() -> list:
-    """The inputs of DtC Hint, and of the deprecated Hint Image node it replaces (same names, same meaning)."""
+    """The inputs of Diffuse to Choose Hint, and of the deprecated Hint Image node it replaces (same names and
+    meaning)."""
     return [
         io.Image.Input("image", tooltip="The source image (e.g. the person photo)."),
         io.Mask.Input(
@@ -168,7 +177,7 @@ class BuildDtCHint(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCHint",
-            display_name="DtC Hint",
+            display_name="Diffuse to Choose Hint",
             category=CATEGORY,
             description=(
                 "Builds the Diffuse to Choose hint: the reference resized into the largest axis-aligned rectangle "
@@ -196,8 +205,9 @@ class DtCApply(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCApply",
-            display_name="Apply DtC Adapter",
+            display_name="Apply Diffuse to Choose Adapter",
             category=CATEGORY,
+            is_experimental=True,
             description=(
                 "Patches a copy of the model with the Diffuse to Choose hint path: at every step the hint encoder "
                 "(UNet-encoder copy) sees the model input with the adapted hint added to the masked-source latent, "
@@ -207,8 +217,10 @@ class DtCApply(io.ComfyNode):
                 io.Model.Input(
                     "model", tooltip="The model the adapter was made for (an inpainting model for the paper's setup)."
                 ),
-                ExemplarAdapterType.Input("adapter", tooltip="From Load DtC Adapter or Create DtC Adapter."),
-                ExemplarHintType.Input("hint", tooltip="From DtC Hint."),
+                ExemplarAdapterType.Input(
+                    "adapter", tooltip="From Load Diffuse to Choose Adapter or Create Diffuse to Choose Adapter."
+                ),
+                ExemplarHintType.Input("hint", tooltip="From Diffuse to Choose Hint."),
                 io.Float.Input(
                     "strength",
                     default=1.0,
@@ -231,7 +243,7 @@ class DtCApply(io.ComfyNode):
         require_finite(strength=strength)
         _require_adapter(adapter)
         if not isinstance(hint, DtCHint):
-            raise ValueError(f"hint must come from the DtC Hint node, got {type(hint).__name__}")
+            raise ValueError(f"hint must come from the Diffuse to Choose Hint node, got {type(hint).__name__}")
         patched, _ = adapter_patch.apply_hint(model, adapter, hint, strength, vae)
         return io.NodeOutput(patched)
 
@@ -241,8 +253,9 @@ class DtCImageConditioning(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCImageConditioning",
-            display_name="DtC Image Conditioning (DINOv2)",
+            display_name="Diffuse to Choose Image Conditioning (DINOv2)",
             category=CATEGORY,
+            is_experimental=True,
             description=(
                 "Encodes the reference with DINOv2 (a CLIP_VISION) and projects every token (CLS + patches) with "
                 "the adapter's image projection into cross-attention conditioning for the main UNet. The negative "
@@ -303,7 +316,8 @@ class HintImage(io.ComfyNode):
             display_name="Hint Image (Diffuse to Choose, deprecated)",
             category="exemplar/diffuse_to_choose",
             description=(
-                "Deprecated: use DtC Hint, whose hint_image and rectangle outputs are the same two images. "
+                "Deprecated: use Diffuse to Choose Hint, whose hint_image and rectangle outputs are the same two "
+                "images. "
                 "Builds the Diffuse to Choose hint: a black image the size of the source with the reference "
                 "resized into the largest axis-aligned rectangle that fits inside the mask."
             ),

@@ -5,7 +5,7 @@ mask (models/common/train_masks.py: fine-grained or bounding box, 50/50) and the
 pasted into the mask's largest rectangle, models/diffuse_to_choose/hint.py) and the masked source; the adapter runs
 exactly as at inference (adapter_patch.apply_adapter on a clone of the MODEL); DINOv2 tokens of the reference are
 projected by the adapter into the cross-attention context, replaced by the projection of zero tokens for a fraction
-of samples (condition dropout: the negative DtC Image Conditioning gives). Loss: epsilon-space MSE plus
+of samples (condition dropout: the negative Diffuse to Choose Image Conditioning gives). Loss: epsilon-space MSE plus
 `perceptual_weight` times the VGG16 perceptual loss between the decoded x0 prediction and the source image
 (models/common/perceptual.py). Augmentations: horizontal flip of the (source, mask) pair and of the reference, and a
 random rotation of the reference.
@@ -173,7 +173,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], int, dic
     if "exemplar.step" not in metadata:
         raise ValueError(
             f"resume_from: {Path(path).name} has no 'exemplar.step' in its header; only adapters written by the "
-            "DtC trainer can be resumed"
+            "Diffuse to Choose trainer can be resumed"
         )
     return load_file(str(path)), int(metadata["exemplar.step"]), load_optimizer_state(path)
 
@@ -252,7 +252,8 @@ class Session:
     def __init__(self, model, vae, adapter: DtCAdapter, dtype, gradient_checkpointing: bool):
         if adapter_patch.hint_channel_offset(model) is None:
             raise ValueError(
-                "model: DtC training needs an inpainting model (9-channel input with a masked-source latent)"
+                "model: Diffuse to Choose training needs an inpainting model (9-channel input with a masked-source "
+                "latent)"
             )
         placeholder = torch.zeros(1, 8, 8, 3)
         self.patched, self.injection = adapter_patch.apply_adapter(model, adapter, placeholder)
@@ -296,12 +297,14 @@ def train_dtc(
     on_step: Callable[[int, int, dict], None] | None = None,
     on_preview: Callable[[int, torch.Tensor], None] | None = None,
     extra_metadata: dict | None = None,
+    progress=None,
 ) -> DtCTrainResult:
     """Train a copy of `adapter` on `dataset`; `model`, `vae`, `clip_vision` and `adapter` are not modified.
 
     checkpoint(result) every `checkpoint_every` steps (rank 0); on_step(step, total, losses) after each optimizer step
     (may raise to cancel: the last checkpoint stays as it was written); on_preview(step, image) every
-    `preview_every` steps and at the end.
+    `preview_every` steps and at the end; progress (nodes/common/progress.py): set-up status, loss, previews (the
+    decoded one when due, else the latent x0), and on cancel it saves the last complete step from a snapshot.
     """
     settings.validate()
     if settings.perceptual_weight > 0 and vgg is None:
@@ -315,6 +318,8 @@ def train_dtc(
             f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})"
         )
     dtype = TRAIN_DTYPES[settings.dtype]
+    if progress is not None:
+        progress.status("loading the model, VAE and adapter for training")
     with torch.inference_mode(False), torch.enable_grad():
         trained = adapter_patch.training_copy(adapter, state)
         params = _trainable_parameters(trained, settings.trainable)
@@ -331,10 +336,15 @@ def train_dtc(
                 vgg = vgg.to(session.patched.load_device)
             losses, previews = [], []
 
-            def result(step):
-                return DtCTrainResult(
+            def result(step, with_optimizer=False):
+                made = DtCTrainResult(
                     trained, step, _metadata(settings, step, world, extra_metadata), list(losses), previews
                 )
+                made.optimizer_state = optimizer.state_dict() if with_optimizer else None
+                return made
+
+            if progress is not None:
+                progress.status(f"training from step {start_step} to {settings.steps}")
 
             for step in range(start_step, settings.steps):
                 summed = {"loss": 0.0, "diffusion": 0.0, "perceptual": 0.0}
@@ -373,8 +383,10 @@ def train_dtc(
                 losses.append(summed)
                 if not all(math.isfinite(summed[k]) for k in ("loss", "diffusion", "perceptual")):
                     raise FloatingPointError(
-                        f"DtC loss became {summed['loss']} at step {done}; lower the learning rate or use fp32"
+                        f"Diffuse to Choose loss became {summed['loss']} at step {done}; lower the learning rate or "
+                        "use fp32"
                     )
+                image = None
                 if on_preview is not None and (
                     done == settings.steps or (settings.preview_every and done % settings.preview_every == 0)
                 ):
@@ -383,6 +395,14 @@ def train_dtc(
                     on_preview(done, image)
                 if on_step is not None:
                     on_step(done, settings.steps, summed)
+                if progress is not None:
+                    progress.step(
+                        done,
+                        summed["loss"],
+                        x0=denoised[:1].detach() if image is None else None,
+                        image=image,
+                        snapshot=lambda: result(done, with_optimizer=True),
+                    )
                 if (
                     checkpoint is not None
                     and rank == 0
@@ -390,11 +410,8 @@ def train_dtc(
                     and done % settings.checkpoint_every == 0
                     and done < settings.steps
                 ):
-                    partial = result(done)
-                    partial.optimizer_state = optimizer.state_dict()
-                    checkpoint(partial)
-            final = result(settings.steps)
-            final.optimizer_state = optimizer.state_dict()
+                    checkpoint(result(done, with_optimizer=True))
+            final = result(settings.steps, with_optimizer=True)
         finally:
             session.release()
         trained.requires_grad_(False)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 import comfy.model_management
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
@@ -23,6 +20,9 @@ from ..common.types import ExemplarAdapterType, ExemplarPairDatasetType
 from .nodes import CATEGORY, _require_adapter
 from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
 from ..common.finite import require_finite
+from ..common.exemplar_files import files_of_kind
+from ...models.diffuse_to_choose.adapter import KIND as ADAPTER_KIND
+from ..common.progress import TrainingProgress
 
 NONE = "none"
 
@@ -46,16 +46,12 @@ def losses_csv(losses: list[dict]) -> str:
     return "step,loss,diffusion,perceptual\n" + "\n".join(rows)
 
 
-def _pil(image: torch.Tensor) -> Image.Image:
-    return Image.fromarray((image[0].clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
-
-
 class DtCPairDataset(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCPairDataset",
-            display_name="DtC Training Pairs",
+            display_name="Diffuse to Choose Training Pairs",
             category=CATEGORY,
             description=(
                 "Scans a dataset folder of training pairs in ComfyUI's input folder: the pack's layout (images/, "
@@ -96,14 +92,15 @@ class DtCTrain(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="ExemplarDtCTrain",
-            display_name="Train DtC Adapter",
+            display_name="Train Diffuse to Choose Adapter",
             category=CATEGORY,
+            is_experimental=True,
             is_output_node=True,
             description=(
                 "Trains a Diffuse to Choose adapter on a dataset of pairs with the main inpainting UNet frozen: the "
                 "hint path (hint CNN, UNet-encoder copy, FiLM) and the DINOv2 projection, loss = epsilon MSE + "
                 "perceptual_weight x VGG16 perceptual loss. Shows loss and previews, writes checkpoints, resumes "
-                "exactly; the file goes to models/exemplar/ for Load DtC Adapter."
+                "exactly; the file goes to models/exemplar/ for Load Diffuse to Choose Adapter."
             ),
             inputs=[
                 io.Model.Input(
@@ -116,9 +113,9 @@ class DtCTrain(io.ComfyNode):
                     "clip_vision", tooltip="DINOv2 (giant in the paper) whose tokens the adapter projects."
                 ),
                 ExemplarAdapterType.Input(
-                    "adapter", tooltip="The adapter to start from (Create DtC Adapter, or a loaded one)."
+                    "adapter", tooltip="The adapter to start from (Create Diffuse to Choose Adapter, or a loaded one)."
                 ),
-                ExemplarPairDatasetType.Input("dataset", tooltip="From DtC Training Pairs."),
+                ExemplarPairDatasetType.Input("dataset", tooltip="From Diffuse to Choose Training Pairs."),
                 io.String.Input(
                     "adapter_name",
                     default="dtc/my_adapter",
@@ -210,7 +207,10 @@ class DtCTrain(io.ComfyNode):
                     min=0.0,
                     max=1.0,
                     step=0.01,
-                    tooltip="Chance of zero reference tokens (the negative of DtC Image Conditioning), for guidance.",
+                    tooltip=(
+                        "Chance of zero reference tokens (the negative of Diffuse to Choose Image Conditioning), for "
+                        "guidance."
+                    ),
                 ),
                 io.Float.Input(
                     "perceptual_weight",
@@ -255,7 +255,7 @@ class DtCTrain(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "resume_from",
-                    options=[NONE] + folder_paths.get_filename_list(EXEMPLAR_FOLDER),
+                    options=[NONE] + files_of_kind(ADAPTER_KIND),
                     default=NONE,
                     tooltip="A checkpoint this trainer wrote; training continues exactly from its step to 'steps'.",
                 ),
@@ -267,10 +267,10 @@ class DtCTrain(io.ComfyNode):
             ],
             outputs=[
                 ExemplarAdapterType.Output(
-                    display_name="adapter", tooltip="The trained adapter (for Apply DtC Adapter)."
+                    display_name="adapter", tooltip="The trained adapter (for Apply Diffuse to Choose Adapter)."
                 ),
                 io.String.Output(
-                    display_name="adapter_name", tooltip="The written file, as Load DtC Adapter lists it."
+                    display_name="adapter_name", tooltip="The written file, as Load Diffuse to Choose Adapter lists it."
                 ),
                 io.String.Output(display_name="losses", tooltip="Per-step loss, diffusion and perceptual terms (CSV)."),
                 io.Image.Output(display_name="previews", tooltip="Source | hint | predicted x0, one row per preview."),
@@ -318,10 +318,9 @@ class DtCTrain(io.ComfyNode):
         adapter_name = check_output_name(adapter_name, "adapter_name", "dtc/my_adapter")
         _require_adapter(adapter)
         if not isinstance(dataset, PairDataset):
-            raise ValueError(f"dataset must come from DtC Training Pairs, got {type(dataset).__name__}")
-        path, listed = output_path(
-            adapter_name, folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0], "adapter_name", "dtc/my_adapter"
-        )
+            raise ValueError(f"dataset must come from Diffuse to Choose Training Pairs, got {type(dataset).__name__}")
+        root = folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0]
+        path, listed = output_path(adapter_name, root, "adapter_name", "dtc/my_adapter")
         named = dict(locals(), seed=training_seed, dtype=training_dtype)
         settings = DtCSettings.from_values(named)
         settings.validate()
@@ -331,15 +330,11 @@ class DtCTrain(io.ComfyNode):
             )
         vgg = load_vgg(vgg16) if perceptual_weight > 0 else None
         resume = None if resume_from == NONE else folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, resume_from)
-        pbar = comfy.utils.ProgressBar(steps)
-        latest = {}
+        def save_partial(result):
+            partial = save_checkpoint(checkpoint_path(path, result.step), result)
+            return f"{EXEMPLAR_FOLDER}/{partial.relative_to(root).as_posix()}"
 
-        def on_preview(step, image):
-            latest["preview"] = ("JPEG", _pil(image), 512)
-
-        def on_step(step, total, losses):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            pbar.update_absolute(step, total, latest.pop("preview", None))
+        progress = TrainingProgress("Diffuse to Choose training", steps, save_partial=save_partial, model=model)
 
         def checkpoint(result):
             save_checkpoint(checkpoint_path(path, result.step), result)
@@ -354,9 +349,9 @@ class DtCTrain(io.ComfyNode):
             vgg=vgg,
             resume_from=resume,
             checkpoint=checkpoint,
-            on_step=on_step,
-            on_preview=on_preview,
+            on_preview=lambda step, image: None,
             extra_metadata={"trainer": "node"},
+            progress=progress,
         )
         save_checkpoint(path, result)
         previews = torch.cat(result.previews).to(comfy.model_management.intermediate_device())

@@ -26,6 +26,7 @@ from ..common.output_names import check_output_name
 from ...models.dreambooth.rare_token_identifier import rare_token_candidates, tokenisation
 from ..common.choices import require_choice
 from ..common.finite import require_finite
+from ..common.progress import TrainingProgress
 
 NO_RESUME = "none"
 NO_FOLDER = "none"
@@ -422,16 +423,19 @@ class DreamBoothTrain(io.ComfyNode):
         )
         settings.validate()
         resume = None if resume_from == NO_RESUME else folder_paths.get_full_path_or_raise("loras", resume_from)
+
+        def save_partial(snapshot):
+            result, optimizer_state = snapshot
+            partial = checkpoint_path(path, result.step)
+            save_checkpoint(partial, result, optimizer_state)
+            return f"loras/{partial.relative_to(folder_paths.get_folder_paths('loras')[0]).as_posix()}"
+
+        progress = TrainingProgress("DreamBooth", steps, save_partial=save_partial, model=model)
+        progress.status(f"encoding {instance_images.shape[0]} instance images")
         instance_latents = encode_images(vae, instance_images, resolution)
         class_latents = (
             encode_images(vae, class_images, resolution) if class_images is not None and prior_loss_weight > 0 else None
         )
-        pbar = comfy.utils.ProgressBar(steps)
-
-        def on_step(step, total, losses):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            pbar.update_absolute(step, total)
-
         def checkpoint(result, optimizer_state):
             save_checkpoint(checkpoint_path(path, result.step), result, optimizer_state)
 
@@ -444,8 +448,8 @@ class DreamBoothTrain(io.ComfyNode):
             class_latents=class_latents,
             resume_from=resume,
             checkpoint=checkpoint,
-            on_step=on_step,
             extra_metadata={"resolution": resolution},
+            progress=progress,
         )
         save_checkpoint(path, result, result.optimizer_state)
         csv = "step,loss,instance,prior\n" + "\n".join(

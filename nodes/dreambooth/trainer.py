@@ -230,12 +230,15 @@ def train_dreambooth(
     checkpoint: Callable[[TrainResult, dict], None] | None = None,
     on_step: Callable[[int, int, dict], None] | None = None,
     extra_metadata: dict | None = None,
+    progress=None,
 ) -> TrainResult:
     """Train a DreamBooth LoRA; `model` and `clip` are never modified (clones are patched).
 
     instance_latents / class_latents: raw VAE latents [N, C, h, w] (as VAEEncode gives them).
     checkpoint(result, optimizer_state) is called every `checkpoint_every` steps (rank 0 only);
-    on_step(step, total, losses) after each optimizer step (may raise to cancel).
+    on_step(step, total, losses) after each optimizer step (may raise to cancel);
+    progress (nodes/common/progress.py): set-up status, loss, x0 previews, and on cancel it saves the last complete
+    step from a snapshot (TrainResult, optimizer state).
     """
     settings.validate()
     if instance_latents is None or instance_latents.ndim != 4 or instance_latents.shape[0] == 0:
@@ -291,6 +294,8 @@ def train_dreambooth(
         )
         mp.model.requires_grad_(False)
         try:
+            if progress is not None:
+                progress.status("loading the model for training")
             comfy.model_management.load_models_gpu(
                 [mp] + ([te.patcher] if te is not None else []), force_full_load=True
             )
@@ -310,6 +315,8 @@ def train_dreambooth(
                     _conditioning(clip, prompts.class_prompt, prompts.class_conditioning) if use_prior else None,
                 )
             losses = []
+            if progress is not None:
+                progress.status(f"training from step {start_step} to {settings.steps}")
             for step in range(start_step, settings.steps):
                 summed = {"loss": 0.0, "instance": 0.0, "prior": 0.0}
                 for micro in range(settings.grad_accumulation):
@@ -327,7 +334,7 @@ def train_dreambooth(
                     if use_prior:
                         x0 = torch.cat([x0, class_x0[pick(class_x0.shape[0], settings.batch_size, g).to(device)]])
                         context.append(_repeat(conds[1], x0.shape[0] - n_instance))
-                    loss = _micro_step(mp, sampling, x0, context, n_instance, settings, g, dtype)
+                    loss, denoised = _micro_step(mp, sampling, x0, context, n_instance, settings, g, dtype)
                     (loss.total / settings.grad_accumulation).backward()
                     summed["loss"] += loss.total.item() / settings.grad_accumulation
                     summed["instance"] += loss.instance.item() / settings.grad_accumulation
@@ -347,6 +354,16 @@ def train_dreambooth(
                 if on_step is not None:
                     on_step(step + 1, settings.steps, summed)
                 done = step + 1
+                if progress is not None:
+                    progress.step(
+                        done,
+                        summed["loss"],
+                        x0=denoised[:1],
+                        snapshot=lambda: (
+                            _result(adapters, settings, done, losses, prompts, world, extra_metadata),
+                            optimizer.state_dict(),
+                        ),
+                    )
                 if (
                     checkpoint is not None
                     and rank == 0
@@ -419,7 +436,7 @@ def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, 
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         denoised = mp.model.apply_model(xt, sigmas, **kwargs)
     eps = noising.implied_noise(xt, denoised.float(), sigmas)
-    return prior_preservation_loss(eps, noise, n_instance, settings.prior_loss_weight)
+    return prior_preservation_loss(eps, noise, n_instance, settings.prior_loss_weight), denoised.detach()
 
 
 def square_images(images: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ class ReferenceEncodeCLIPVision(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarReferenceEncodeCLIPVision",
             display_name="Reference Encode (CLIP Vision)",
-            category="exemplar/reference",
+            category="exemplar/dreaminpainter",
             description=(
                 "Encodes reference images with any CLIP_VISION model (CLIP ViT, SigLIP, DINOv2) into "
                 "EXEMPLAR_TOKENS for the top-K selector and the token injectors. Swap the encoder by "

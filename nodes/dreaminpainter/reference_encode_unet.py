@@ -16,7 +16,7 @@ class ReferenceEncodeUNet(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarReferenceEncodeUNet",
             display_name="Reference Encode (UNet features)",
-            category="exemplar/reference",
+            category="exemplar/dreaminpainter",
             description=(
                 "DreamInpainter's reference encoder: runs the loaded model's own UNet once on the reference latent at "
                 "timestep 0 and returns the dense features of one block (default: the end of the 2nd down-sampling "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from .reference_attention import BLOCK_SCOPES, TOKEN_SPACES, patch_reference_attention
-from ..common.exemplar_files import exemplar_file_list, load_exemplar_file
+from ..common.exemplar_files import files_of_kind, load_exemplar_file
 from ...models.dreaminpainter.token_projection import (
     PROJECTION_KIND,
     PROJECTION_VERSION,
@@ -23,7 +23,7 @@ class ReferenceSelfAttention(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarReferenceSelfAttention",
             display_name="Reference Self-Attention Injection",
-            category="exemplar/inject",
+            category="exemplar/dreaminpainter",
             description=(
                 "Training-free reference injection: the reference tokens are appended to the keys and values of "
                 "self-attention in every UNet transformer block of the same width (or only the block they came from). "
@@ -122,7 +122,7 @@ class ReferenceCrossAttention(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarReferenceCrossAttention",
             display_name="Reference Cross-Attention Tokens",
-            category="exemplar/inject",
+            category="exemplar/dreaminpainter",
             description=(
                 "Puts reference tokens into the text conditioning: appended after the prompt's tokens, or "
                 "replacing them. "
@@ -197,7 +197,8 @@ class LoadTokenProjection(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarLoadTokenProjection",
             display_name="Load Token Projection",
-            category="exemplar/loaders",
+            category="exemplar/dreaminpainter",
+            is_experimental=True,
             description=(
                 "Loads a learned projection of reference tokens into the text-context width (safetensors, layout in "
                 "docs/dreaminpainter.md) from models/exemplar, for Reference Cross-Attention Tokens."
@@ -205,7 +206,7 @@ class LoadTokenProjection(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "projection_name",
-                    options=exemplar_file_list(),
+                    options=files_of_kind(PROJECTION_KIND),
                     tooltip="A token projection file in models/exemplar (exemplar.kind = token_projection).",
                 ),
             ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..common.exemplar_files import exemplar_file_list, load_exemplar_file
+from ..common.exemplar_files import files_of_kind, load_exemplar_file
 from ...models.dreaminpainter.token_scorer import SCORER_KIND, SCORER_VERSION, TokenScorer
 from ...models.dreaminpainter.token_selector import CRITERIA, SELECTIONS, select_top_k
 from ..common.types import ExemplarTokenScorerType, ExemplarTokensType
@@ -17,7 +17,8 @@ class TokenSelectTopK(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarTokenSelectTopK",
             display_name="Select Top-K Reference Tokens",
-            category="exemplar/reference",
+            category="exemplar/dreaminpainter",
+            is_experimental=True,
             description=(
                 "Keeps the K most useful of the N reference tokens (DreamInpainter: all N tokens make the model "
                 "copy-paste the reference; K = 24 in the paper). Scores by subject saliency, feature norm or a "
@@ -92,7 +93,8 @@ class LoadTokenScorer(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarLoadTokenScorer",
             display_name="Load Token Scorer",
-            category="exemplar/loaders",
+            category="exemplar/dreaminpainter",
+            is_experimental=True,
             description=(
                 "Loads a learned per-token scorer (safetensors, layout in docs/dreaminpainter.md) from models/exemplar "
                 "for the top-K selector's 'learned' criterion."
@@ -100,7 +102,7 @@ class LoadTokenScorer(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "scorer_name",
-                    options=exemplar_file_list(),
+                    options=files_of_kind(SCORER_KIND),
                     tooltip="A token scorer file in models/exemplar (exemplar.kind = token_scorer).",
                 ),
             ],

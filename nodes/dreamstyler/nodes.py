@@ -3,8 +3,9 @@ and build the context-aware full / context-only / style-only prompts of style-an
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import comfy.model_management
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
@@ -21,10 +22,33 @@ from ...models.dreamstyler.context_prompts import (
 )
 from ..common.types import ExemplarStagedEmbeddingType
 from ..common.finite import require_finite
+from ...models.common.artefact_header import KIND_KEY
+from ...models.common.file_probe import pickle_names_contain, safetensors_header
+from ..common.progress import TrainingProgress
 
 
 def _model_sampling(model):
     return None if model is None else model.get_model_object("model_sampling")
+
+
+def _is_style_file(name: str) -> bool:
+    path = folder_paths.get_full_path("embeddings", name)
+    if path is None:
+        return False
+    if name.lower().endswith(".safetensors"):
+        header = safetensors_header(path)
+        if header is None:
+            return False
+        return header.metadata.get(KIND_KEY) == se.KIND or bool(header.keys) and all(map(se.is_stage_key, header.keys))
+    return pickle_names_contain(path, (b"-T0",)) is not False  # a legacy (non-zip) pickle cannot be told: listed
+
+
+def style_files() -> list[str]:
+    """One entry per DreamStyler style in models/embeddings: the .safetensors when a style has both files (the trainer
+    writes <name>.safetensors and the official <name>.bin), else the official file; other embeddings are left out."""
+    names = [n for n in folder_paths.get_filename_list("embeddings") if _is_style_file(n)]
+    ours = {n.rsplit(".", 1)[0] for n in names if n.lower().endswith(".safetensors")}
+    return [n for n in names if n.lower().endswith(".safetensors") or n.rsplit(".", 1)[0] not in ours]
 
 
 class LoadDreamStylerEmbedding(io.ComfyNode):
@@ -42,10 +66,11 @@ class LoadDreamStylerEmbedding(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "embedding_name",
-                    options=folder_paths.get_filename_list("embeddings"),
+                    options=style_files(),
                     tooltip=(
-                        "A file in models/embeddings: the official final.bin (renamed as you like) or a .safetensors "
-                        "from the trainer."
+                        "A DreamStyler style in models/embeddings: the official final.bin (renamed as you like) or a "
+                        ".safetensors from the trainer. One entry per style (the .safetensors when both exist); other "
+                        "embeddings are not listed."
                     ),
                 ),
             ],
@@ -259,7 +284,7 @@ class DreamStylerTrain(io.ComfyNode):
         return io.Schema(
             node_id="ExemplarDreamStylerTrain",
             display_name="DreamStyler Train (Multi-Stage Textual Inversion)",
-            category="exemplar/dreamstyler/training",
+            category="exemplar/dreamstyler",
             description=(
                 "Learns a DreamStyler staged embedding from one or a few style images: T copies of the token, one per "
                 "timestep stage, trained with context-aware prompts while the model and the text encoder stay frozen. "
@@ -380,13 +405,14 @@ class DreamStylerTrain(io.ComfyNode):
             flip_probability=flip_probability,
             seed=seed,
         )
-        progress = comfy.utils.ProgressBar(steps)
         comfy.model_management.throw_exception_if_processing_interrupted()
 
-        def on_step(step, loss):
-            progress.update_absolute(step + 1, steps)
-            comfy.model_management.throw_exception_if_processing_interrupted()
+        def save_partial(embedding):
+            partial = Path(directory) / f"{name}_step{int(embedding.metadata['steps']):06d}.safetensors"
+            se.save_safetensors(embedding, partial)
+            return f"embeddings/{partial.name}"
 
+        progress = TrainingProgress("DreamStyler training", steps, save_partial=save_partial, model=model)
         embedding, losses = training.train(
             model,
             clip,
@@ -398,7 +424,7 @@ class DreamStylerTrain(io.ComfyNode):
             template,
             init_word,
             vectors_per_stage,
-            on_step,
+            progress=progress,
         )
         ours, official = training.write_files(embedding, directory, name, overwrite)
         report = f"wrote {ours.name} and {official.name}; {training.loss_summary(losses)}"

@@ -73,9 +73,19 @@ class TrainingSetup:
     unet: Callable
     release: Callable[[], None]  # unloads the training clones and takes their weight wrappers off
 
-    def run(self, on_step=None):
+    last_x0: Callable[[], torch.Tensor | None] = lambda: None  # the x0 prediction of the latest UNet call
+
+    def run(self, on_step=None, after_step=None):
         return train_staged_inversion(
-            self.init, self.latents, self.flipped, self.encode, self.unet, self.alphas_cumprod, self.settings, on_step
+            self.init,
+            self.latents,
+            self.flipped,
+            self.encode,
+            self.unet,
+            self.alphas_cumprod,
+            self.settings,
+            on_step,
+            after_step,
         )
 
 
@@ -125,12 +135,25 @@ def prepare(
     unet = unet_patcher.model.diffusion_model
     encoder = DifferentiableTextEncoder(text_clip)
     dtype = model.model.manual_cast_dtype or model.model.get_dtype()
+    alphas = noising.alphas_cumprod(sigmas)
+    latest = {}
 
     def encode(vectors, index):
         return encoder([prompts[i] for i in index.tolist()], token, vectors)
 
     def run_unet(noisy, t, context):
-        return unet(noisy.to(dtype), t.float(), context=context.to(device=device, dtype=dtype))
+        output = unet(noisy.to(dtype), t.float(), context=context.to(device=device, dtype=dtype))
+        latest.update(noisy=noisy[:1].detach(), t=t[:1].detach(), output=output[:1].detach())
+        return output
+
+    def last_x0():
+        if not latest:
+            return None
+        a = alphas.to(device=latest["noisy"].device, dtype=torch.float32)[latest["t"]].view(-1, 1, 1, 1)
+        noisy, output = latest["noisy"].float(), latest["output"].float()
+        if settings.prediction == "v":
+            return a.sqrt() * noisy - (1 - a).sqrt() * output
+        return (noisy - (1 - a).sqrt() * output) / a.sqrt()
 
     def release():
         training.release(unet_patcher, wrappers)
@@ -143,10 +166,11 @@ def prepare(
         init,
         latents.to(device),
         flipped.to(device),
-        noising.alphas_cumprod(sigmas),
+        alphas,
         encode,
         run_unet,
         release,
+        last_x0,
     )
 
 
@@ -162,16 +186,40 @@ def train(
     init_word="painting",
     vectors_per_stage=1,
     on_step=None,
+    progress=None,
 ):
-    """Multi-stage TI on `images` ([N, H, W, 3] in 0..1). Returns (StagedEmbedding, losses)."""
+    """Multi-stage TI on `images` ([N, H, W, 3] in 0..1). Returns (StagedEmbedding, losses).
+
+    progress (nodes/common/progress.py): set-up status, loss, x0 previews; on cancel it saves the StagedEmbedding of
+    the last complete step.
+    """
+    after_step = None
     with torch.inference_mode(False), torch.enable_grad():
+        if progress is not None:
+            progress.status(f"encoding {images.shape[0]} images, loading the model for training")
         setup = prepare(model, clip, vae, images, captions, token, settings, template, init_word, vectors_per_stage)
+        if progress is not None:
+
+            def after_step(done, loss, vectors):
+                progress.step(
+                    done,
+                    loss,
+                    x0=setup.last_x0,
+                    snapshot=lambda: embedding_of(setup, vectors, [loss], init_word, template, done),
+                )
+
+            progress.status(f"training {setup.settings.steps} steps")
         try:
-            vectors, losses = setup.run(on_step)
+            vectors, losses = setup.run(on_step, after_step)
         finally:
             setup.release()
+    return embedding_of(setup, vectors, losses, init_word, template), losses
+
+
+def embedding_of(setup: TrainingSetup, vectors, losses, init_word, template, step=None) -> se.StagedEmbedding:
+    """The StagedEmbedding of `vectors` with the run's metadata (`step`: a cancelled run's last complete step)."""
     metadata = {
-        "steps": setup.settings.steps,
+        "steps": setup.settings.steps if step is None else step,
         "learning_rate": setup.settings.learning_rate,
         "batch_size": setup.settings.batch_size,
         "flip_probability": setup.settings.flip_probability,
@@ -182,7 +230,7 @@ def train(
         "trainer": "comfyui-exemplar",
     }
     base = {768: "sd1", 1024: "sd2"}.get(vectors.shape[-1], "")
-    return se.StagedEmbedding(setup.token, vectors, base=base, metadata=metadata), losses
+    return se.StagedEmbedding(setup.token, vectors.float().cpu(), base=base, metadata=metadata)
 
 
 def check_target(directory, name: str, overwrite: bool) -> tuple[Path, Path]:

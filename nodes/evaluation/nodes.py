@@ -78,7 +78,8 @@ class ImageSimilarity(io.ComfyNode):
                                tooltip="paired: image i vs reference i (or the single one); all_pairs: each image's "
                                        "mean over every reference (DreamBooth)."),
                 io.Combo.Input("score", options=list(SCORES), default="cosine",
-                               tooltip="cosine, or clip_score = max(100 cos, 0) as in PbE / DtC / DreamStyler."),
+                               tooltip="cosine, or clip_score = max(100 cos, 0) as in Paint by Example, Diffuse to "
+                                       "Choose and DreamStyler."),
                 io.Combo.Input("crop", options=["center", "none"], default="center",
                                tooltip="How the encoder sees each image: centre crop or squashed whole."),
                 io.Int.Input("resolution", default=0, min=0, max=1024, step=14,

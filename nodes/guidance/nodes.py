@@ -145,6 +145,7 @@ class DreamInpainterGuider(io.ComfyNode):
             node_id="ExemplarDreamInpainterGuider",
             display_name="DreamInpainter Guider",
             category="exemplar/guidance",
+            is_experimental=True,
             description=(
                 "DreamInpainter guidance: the reference condition stays in both text branches, "
                 "(ref,∅) + s_text((ref,text) - (ref,∅)) + s_ref((ref,∅) - (∅,∅)). Equal to the InstructPix2Pix regular "

@@ -20,6 +20,8 @@ import comfy.supported_models
 import comfy.utils
 import torch
 
+from ...models.common.artefact_header import KIND_KEY
+from ...models.common.file_probe import pickle_names_contain, safetensors_header
 from ...models.paint_by_example import checkpoint
 from ...models.paint_by_example.checkpoint import PbECheckpointError
 from ...models.paint_by_example.encoder import ExemplarEncoder, encoder_from_state_dict
@@ -102,8 +104,46 @@ def make_vae(vae_sd: dict[str, torch.Tensor], source: str):
 def load_checkpoint(path: str | os.PathLike):
     """Official single-file checkpoint (.ckpt read with weights_only=True, or .safetensors) -> (MODEL, VAE, encoder)."""
     name = Path(path).name
-    parts = checkpoint.split_official(checkpoint.read_state_dict(path))
+    parts = checkpoint.split_official(checkpoint.read_state_dict(path), name)
     return make_unet(parts.unet, name), make_vae(parts.vae, name), make_encoder(parts.encoder)
+
+
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+# the exemplar encoder's own names: in no text-to-image or stock inpainting checkpoint
+_PBE_NAMES = (checkpoint.COND_PREFIX + "mapper.", "learnable_vector")
+
+
+def is_pbe_file(path: str) -> bool:
+    """Whether a checkpoint file is Paint by Example, from its header or pickle only (no tensor is read).
+
+    safetensors: the pack's header (a converted checkpoint) or the encoder's tensor names; a torch zip pickle: the
+    same names in its pickle; a legacy pickle cannot be told and counts as one (loading it says what it is).
+    """
+    lower = path.lower()
+    if lower.endswith((".safetensors", ".sft")):
+        header = safetensors_header(path)
+        if header is None:
+            return False
+        if header.metadata.get(KIND_KEY) == checkpoint.CONVERTED_KIND:
+            return True
+        return any(key.startswith(_PBE_NAMES) for key in header.keys)
+    if lower.endswith(PICKLE_SUFFIXES):
+        return pickle_names_contain(path, tuple(n.encode() for n in _PBE_NAMES)) is not False
+    return False
+
+
+def pbe_checkpoints(pickles_only: bool = False) -> list[str]:
+    """The Paint-by-Example files in models/checkpoints (only .ckpt/.pt/.pth/.bin with pickles_only)."""
+    import folder_paths
+
+    names = []
+    for name in folder_paths.get_filename_list("checkpoints"):
+        if pickles_only and not name.lower().endswith(PICKLE_SUFFIXES):
+            continue
+        path = folder_paths.get_full_path("checkpoints", name)
+        if path and is_pbe_file(path):
+            names.append(name)
+    return names
 
 
 # --- diffusers folder -------------------------------------------------------------------------

@@ -40,10 +40,10 @@ class PbECheckpointLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "ckpt_name",
-                    options=folder_paths.get_filename_list("checkpoints"),
+                    options=loader.pbe_checkpoints(),
                     tooltip=(
                         "The Paint-by-Example checkpoint in models/checkpoints (model.ckpt or its .safetensors "
-                        "conversion)."
+                        "conversion); only Paint-by-Example files are listed (told from their headers)."
                     ),
                 ),
             ],
@@ -226,12 +226,8 @@ class PbEConvertCheckpoint(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "ckpt_name",
-                    options=[
-                        n
-                        for n in folder_paths.get_filename_list("checkpoints")
-                        if n.lower().endswith((".ckpt", ".pt", ".pth"))
-                    ],
-                    tooltip="A pickle checkpoint in models/checkpoints (.ckpt/.pt/.pth).",
+                    options=loader.pbe_checkpoints(pickles_only=True),
+                    tooltip="A Paint-by-Example pickle checkpoint in models/checkpoints (.ckpt/.pt/.pth/.bin).",
                 ),
                 io.Boolean.Input(
                     "overwrite", default=False, tooltip="Replace an existing .safetensors of the same name."

@@ -54,10 +54,11 @@ def test_a_newer_or_missing_header_is_refused_with_what_the_file_is(comfy, exemp
     save_file(state, str(exemplar_folder / "bare.safetensors"))
     load = comfy.nodes.NODE_CLASS_MAPPINGS["ExemplarLoadTokenScorer"].execute
     with pytest.raises(
-        ValueError, match=r"newer.safetensors is a token_scorer file of format version '2', newer than .* \(up to 1\)"
+        ValueError,
+        match=r"newer.safetensors is a DreamInpainter token scorer of format version '2', newer than .* \(up to 1\)",
     ):
         load(scorer_name="newer.safetensors")
     with pytest.raises(
-        ValueError, match="bare.safetensors is not a token_scorer file: its metadata has no exemplar.kind"
+        ValueError, match="bare.safetensors is not a DreamInpainter token scorer: it carries no comfyui-exemplar"
     ):
         load(scorer_name="bare.safetensors")

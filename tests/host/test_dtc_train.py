@@ -43,7 +43,7 @@ def settings(trainer, **overrides):
 
 def run(trainer, tiny_inpaint, dinov2, adapter, data, **overrides):
     model, vae = tiny_inpaint
-    keys = ("vgg", "resume_from", "checkpoint", "on_step", "on_preview")
+    keys = ("vgg", "resume_from", "checkpoint", "on_step", "on_preview", "progress")
     extra = {k: overrides.pop(k) for k in keys if k in overrides}
     return trainer.train_dtc(model, vae, dinov2, adapter, data, settings(trainer, **overrides), **extra)
 
@@ -235,3 +235,41 @@ def test_bad_inputs_are_clear_errors(node, trainer, tiny_inpaint, tiny_sd15, din
         run(trainer, tiny_inpaint, dinov2, adapter, pairs[0], resume_from=plain)
     with pytest.raises(ValueError, match="folder: expected a subfolder of ComfyUI's input folder"):
         node("ExemplarDtCPairDataset").execute(folder="none", layout="auto")
+
+
+@pytest.mark.slow
+def test_progress_shows_loss_and_previews_and_cancel_saves_the_step(trainer, tiny_inpaint, dinov2, adapter, pairs):
+    import comfy.model_management as mm
+    import comfy.utils
+
+    progress_module = pack_submodule("nodes.common.progress")
+    written, calls = [], []
+
+    def hook(value, total, preview, node_id=None):
+        calls.append((value, preview))
+        if value == 3:
+            mm.interrupt_current_processing(True)
+
+    def save_partial(result):
+        written.append(result)
+        return f"exemplar/cut_step{result.step:06d}.safetensors"
+
+    previous = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(hook)
+    try:
+        progress = progress_module.TrainingProgress("DtC", 4, save_partial=save_partial, model=tiny_inpaint[0])
+        with pytest.raises(progress_module.TrainingInterrupted, match="saved to exemplar/cut_step000003"):
+            run(
+                trainer, tiny_inpaint, dinov2, adapter, pairs[0], steps=4, preview_every=2,
+                on_preview=lambda step, image: None, progress=progress,
+            )  # fmt: skip
+    finally:
+        comfy.utils.set_progress_bar_global_hook(previous)
+        mm.interrupt_current_processing(False)
+    assert [v for v, _ in calls] == [1, 2, 3]
+    # steps 1 and 3: the latent x0 (8x8); step 2: the decoded source | hint | x0 row the node also outputs
+    assert [p[1].size for _, p in calls] == [(8, 8), (3 * RES, RES), (8, 8)]
+    assert progress.texts[0] == "DtC: loading the model, VAE and adapter for training"
+    assert [len(r.losses) for r in written] == [3] and written[0].step == 3
+    assert written[0].optimizer_state is not None
+    assert all(not film.proj.weight.detach().any() for film in adapter.film)  # the input adapter is untouched

@@ -200,7 +200,7 @@ def test_token_scorer_loader_feeds_the_selector(node, unet_tokens):
         expected = torch.argsort(scorer(unet_tokens.tokens)[0], descending=True, stable=True)[:5]
     assert torch.equal(picked.positions[0], expected)
     with pytest.raises(
-        ValueError, match="is not a token_scorer file: its metadata says exemplar.kind = 'token_projection'"
+        ValueError, match="is not a DreamInpainter token scorer: it is a DreamInpainter token projection"
     ):
         node("ExemplarLoadTokenScorer").execute(scorer_name="exemplar_tiny_token_projection_640_768.safetensors")
 

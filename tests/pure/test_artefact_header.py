@@ -39,7 +39,9 @@ def test_a_missing_header_says_what_was_expected():
     assert not has_header({"ss_network_dim": "4"}) and not has_header(None)
     for metadata in (None, {}, {"format": "pt"}):
         with pytest.raises(
-            ArtefactHeaderError, match=r"x.safetensors is not a token_scorer file: its metadata has no exemplar.kind"
+            ArtefactHeaderError,
+            match=r"x.safetensors is not a DreamInpainter token scorer: it carries no comfyui-exemplar header "
+            r"\(exemplar.kind\), so it was not written by this pack .* docs/weights.md, section \"DreamInpainter\"",
         ):
             read_header(metadata, "token_scorer", 1, source="x.safetensors")
 
@@ -49,8 +51,9 @@ def test_another_kind_names_both_kinds_and_uses_the_label():
     assert has_header(meta)
     with pytest.raises(
         ArtefactHeaderError,
-        match="x is not a Diffuse to Choose adapter: its metadata says exemplar.kind = 'token_projection', "
-        "expected 'dtc_adapter'",
+        match="x is not a Diffuse to Choose adapter: it is a DreamInpainter token projection "
+        r"\(exemplar.kind = 'token_projection'\). Where a Diffuse to Choose adapter comes from \(download or "
+        r"training\): docs/weights.md, section \"Diffuse to Choose\".",
     ):
         read_header(meta, "dtc_adapter", 1, source="x", label="Diffuse to Choose adapter")
 
@@ -58,7 +61,8 @@ def test_another_kind_names_both_kinds_and_uses_the_label():
 def test_a_newer_version_asks_for_an_update():
     with pytest.raises(
         ArtefactHeaderError,
-        match=r"is a token_scorer file of format version '3', newer than this comfyui-exemplar reads \(up to 2\)",
+        match=r"is a DreamInpainter token scorer of format version '3', newer than this comfyui-exemplar reads "
+        r"\(up to 2\)",
     ):
         read_header(write_header("token_scorer", 3), "token_scorer", 2)
     with pytest.raises(ArtefactHeaderError, match="format version '5'"):  # an old spelling is checked too

@@ -166,7 +166,9 @@ def test_plain_sd_checkpoint_error_says_what_was_found_and_expected():
     message = str(error.value)
     assert "4 input channels, not 9" in message
     assert "a CLIP text encoder (a text-to-image Stable Diffusion checkpoint)" in message
-    assert "cond_stage_model.mapper" in message and "expected a Paint-by-Example checkpoint" in message
+    assert "Expected the Paint-by-Example model" in message
+    assert 'docs/weights.md, section "Paint by Example"' in message
+    assert "cond_stage_model" not in message and "model.diffusion_model" not in message  # no tensor names
 
 
 def test_read_state_dict_safe_and_lightning_and_refusals(tmp_path):
