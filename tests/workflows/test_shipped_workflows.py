@@ -49,3 +49,21 @@ def test_workflow_runs_and_saves_an_image(comfy, path, model_folder, output_fold
         pixels = np.asarray(Image.open(file)).astype(np.float32)
         assert pixels.ndim == 3 and pixels.shape[0] >= 64 and pixels.shape[1] >= 64
         assert pixels.std() > 0, f"{file.name} is a constant image"
+
+
+@pytest.mark.slow
+def test_dreambooth_workflow_trains_and_samples_in_one_queue(comfy, model_folder, output_folder):
+    """No node reads the LoRA file before the trainer writes it: the loras folder starts empty."""
+    import folder_paths
+
+    loras = model_folder("loras")
+    path = next(p for p in workflows.shipped() if p.stem == "dreambooth_train_and_sample")
+    prompt = shrink(workflows.load_api(path))
+    listed = set(folder_paths.get_filename_list("loras"))
+    for node in prompt.values():
+        named = {v for v in node["inputs"].values() if isinstance(v, str)} & listed
+        assert not named, f"{node['class_type']} reads {named} before the trainer writes it"
+    outputs = workflows.run(prompt)
+    assert (loras / "dreambooth" / "sks_dog.safetensors").is_file()
+    saved = [n for n, r in outputs.items() if prompt[n]["class_type"] == "SaveImage" and r.get("images")]
+    assert saved

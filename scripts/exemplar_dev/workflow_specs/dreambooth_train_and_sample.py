@@ -1,4 +1,5 @@
-"""DreamBooth: class images from the frozen model -> train a LoRA with prior preservation -> stock Load LoRA -> sample.
+"""DreamBooth: class images from the frozen model -> train a LoRA with prior preservation -> sample from
+the trainer's MODEL/CLIP outputs (the LoRA applied), all in one queue.
 
 Sized for the tiny default model (128 px, a handful of steps); for SD1.5 use 512 px, about 200
 class images and 800 training steps.
@@ -76,12 +77,6 @@ SPEC = [
         },
     },
     {
-        "id": 10,
-        "type": "LoraLoader",
-        "widgets": {"lora_name": WORKFLOW_LORA, "strength_model": 1.0, "strength_clip": 1.0},
-        "links": {"model": (9, 0), "clip": (9, 1)},
-    },
-    {
         "id": 19,
         "type": "StringConcatenate",
         "title": "Sampling prompt",
@@ -93,21 +88,21 @@ SPEC = [
         "type": "CLIPTextEncode",
         "title": "Positive (identifier prompt)",
         "widgets": {"text": "a sks dog on a beach, photo"},
-        "links": {"clip": (10, 1), "text": (19, 0)},
+        "links": {"clip": (9, 1), "text": (19, 0)},
     },
     {
         "id": 12,
         "type": "CLIPTextEncode",
         "title": "Negative",
         "widgets": {"text": "blurry, low quality"},
-        "links": {"clip": (10, 1)},
+        "links": {"clip": (9, 1)},
     },
     {"id": 13, "type": "EmptyLatentImage", "widgets": {"width": 128, "height": 128, "batch_size": 1}},
     {
         "id": 14,
         "type": "KSampler",
         "widgets": {"seed": 0, "steps": 20, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
-        "links": {"model": (10, 0), "positive": (11, 0), "negative": (12, 0), "latent_image": (13, 0)},
+        "links": {"model": (9, 0), "positive": (11, 0), "negative": (12, 0), "latent_image": (13, 0)},
     },
     {"id": 15, "type": "VAEDecode", "links": {"samples": (14, 0), "vae": (1, 2)}},
     {
