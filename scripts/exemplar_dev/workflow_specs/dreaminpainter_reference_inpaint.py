@@ -86,10 +86,10 @@ SPEC = [
     {"id": 14, "type": "VAEDecode", "links": {"samples": (13, 0), "vae": (1, 2)}},
     {
         "id": 15,
-        "type": "ImageCompositeMasked",
+        "type": "ExemplarPasteBack",
         "title": "Keep the background",
-        "widgets": {"x": 0, "y": 0, "resize_source": False},
-        "links": {"destination": (2, 0), "source": (14, 0), "mask": (2, 1)},
+        "widgets": {"feather": 8, "color_match": "off", "ring": 16},
+        "links": {"image": (14, 0), "source": (2, 0), "mask": (2, 1)},
     },
     {
         "id": 16,

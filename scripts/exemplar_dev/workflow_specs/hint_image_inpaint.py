@@ -1,4 +1,5 @@
-"""Source with a drawn mask + reference -> DtC hint image pasted into the hole -> inpaint-blend (stock KSampler)."""
+"""Source with a drawn mask + reference -> DtC hint image pasted into the hole -> inpaint-blend (stock KSampler)
+-> the source pasted back outside the mask."""
 
 from __future__ import annotations
 
@@ -40,10 +41,17 @@ SPEC = [
     },
     {"id": 11, "type": "VAEDecode", "links": {"samples": (10, 0), "vae": (1, 2)}},
     {
+        "id": 14,
+        "type": "ExemplarPasteBack",
+        "title": "Keep the background",
+        "widgets": {"feather": 8, "color_match": "off", "ring": 16},
+        "links": {"image": (11, 0), "source": (2, 0), "mask": (2, 1)},
+    },
+    {
         "id": 12,
         "type": "SaveImage",
         "widgets": {"filename_prefix": "exemplar/hint_image_inpaint"},
-        "links": {"images": (11, 0)},
+        "links": {"images": (14, 0)},
     },
     {"id": 13, "type": "PreviewImage", "title": "Hint", "links": {"images": (4, 1)}},
 ]
