@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SUBJECT_IMAGES = ("exemplar_dreambooth_subject_1.png", "exemplar_dreambooth_subject_2.png")
+from .. import model_files
+
+SUBJECT_IMAGES = model_files.SUBJECT_IMAGES
 WORKFLOW_LORA = "dreambooth/sks_dog.safetensors"
 
 

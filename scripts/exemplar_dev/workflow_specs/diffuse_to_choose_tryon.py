@@ -7,6 +7,12 @@ from __future__ import annotations
 from ..asset_builders.diffuse_to_choose import DINOV2_NAME, GARMENT_IMAGE, PERSON_IMAGE
 from ..tiny_dtc import TINY_DTC_ADAPTER_NAME, TINY_SD15_INPAINT_NAME
 
+TITLE = "Diffuse to Choose: virtual try-on"
+DESCRIPTION = (
+    "A garment photo placed into the masked area of a person photo: hint image, adapter with FiLM, DINOv2"
+    " conditioning, DDIM 40 steps; the person outside the mask is kept. Needs an adapter you train."
+)
+
 SPEC = [
     {
         "id": 1,

@@ -10,6 +10,12 @@ from __future__ import annotations
 from ..asset_builders.dreambooth import SUBJECT_IMAGES, WORKFLOW_LORA
 from ..tiny_models import TINY_SD15_NAME
 
+TITLE = "DreamBooth: teach a subject and sample it, in one queue"
+DESCRIPTION = (
+    "Identifier check, class images from the frozen model, a LoRA trained with prior preservation, then "
+    "sampling from the trained model in the same run."
+)
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Subject photo 1", "widgets": {"image": SUBJECT_IMAGES[0]}},

@@ -9,6 +9,12 @@ from __future__ import annotations
 from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_models import TINY_SD15_NAME
 
+TITLE = "DreamInpainter: inpaint from a reference and a prompt (training-free)"
+DESCRIPTION = (
+    "The reference's own UNet features, top-K tokens, injected into self-attention, with DreamInpainter's"
+    " text-and-reference guidance; background kept exactly."
+)
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},

@@ -6,6 +6,12 @@ from __future__ import annotations
 from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_models import TINY_SD15_NAME
 
+TITLE = "Hint image inpainting"
+DESCRIPTION = (
+    "The reference pasted into the largest rectangle inside the mask, then blended in by a stock "
+    "inpainting sampler; background kept exactly."
+)
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},

@@ -6,6 +6,12 @@ from __future__ import annotations
 from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_pbe import TINY_PBE_NAME
 
+TITLE = "Paint by Example: put a reference object into a masked region"
+DESCRIPTION = (
+    "Draw a mask on the source, give a reference photo: the object appears in the mask, blended in; the "
+    "background is kept exactly."
+)
+
 SPEC = [
     {"id": 1, "type": "ExemplarPbECheckpointLoader", "widgets": {"ckpt_name": TINY_PBE_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},
