@@ -21,7 +21,8 @@ import importlib
 
 from . import model_files, workflows
 
-LOAD, GENERATE, SAVE = "1. Load models and images", "2. Generate", "3. Decode, keep the background, save"
+LOAD, GENERATE, SAVE = "Load models and images", "Generate", "Decode and save"
+SAVE_PASTE_BACK = "Decode, paste the source back, save"
 SAVE_TYPES = {"VAEDecode", "SaveImage", "PreviewImage", "ExemplarPasteBack"}
 COLUMN, GAP, GROUP_GAP, TOP = 380, 60, 120, 80
 NOTE_WIDTH = 330
@@ -119,10 +120,12 @@ def _layout(ui: dict, spec: list[dict], note: dict) -> list[dict]:
             rows[column] = top + node["size"][1] + GAP
         width = COLUMN * (max(rows) + 1) - (COLUMN - by_id[members[0]]["size"][0])
         height = max(rows.values()) - GAP - TOP
+        if name == SAVE and any(by_id[i]["type"] == "ExemplarPasteBack" for i in members):
+            name = SAVE_PASTE_BACK
         groups.append(
             {
                 "id": gid,
-                "title": name,
+                "title": f"{gid}. {name}",
                 "bounding": [x - 20, TOP - 60, width + 40, height + 80],
                 "color": "#3f789e",
                 "font_size": 24,

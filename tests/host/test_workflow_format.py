@@ -50,8 +50,9 @@ def test_template_links_every_downloadable_file_and_says_what_to_load(comfy, nam
                 if node["type"] != "LoadImage" or value.endswith(".png"):
                     assert value in text, f"the note does not mention {value}"
     # laid out left to right, a group per stage, opening at a scale where LiteGraph draws text
-    titles = [g["title"] for g in ui["groups"]]
-    assert titles[0] == templates.LOAD and titles[-1] in (templates.SAVE, templates.GENERATE)
+    titles = [g["title"].split(". ", 1)[1] for g in ui["groups"]]
+    assert titles[0] == templates.LOAD and titles[-1] in (templates.SAVE, templates.SAVE_PASTE_BACK)
+    assert (templates.SAVE_PASTE_BACK in titles) == any(n["type"] == "ExemplarPasteBack" for n in ui["nodes"])
     lefts = [g["bounding"][0] for g in ui["groups"]]
     assert lefts == sorted(lefts)
     for g in ui["groups"]:

@@ -16,19 +16,23 @@ DESCRIPTION = (
     "sampling from the trained model in the same run."
 )
 
+TRAIN, SAMPLE = "Identifier, class images, training", "Sample from the trained model"
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Subject photo 1", "widgets": {"image": SUBJECT_IMAGES[0]}},
     {"id": 3, "type": "LoadImage", "title": "Subject photo 2", "widgets": {"image": SUBJECT_IMAGES[1]}},
-    {"id": 4, "type": "ImageBatch", "links": {"image1": (2, 0), "image2": (3, 0)}},
+    {"id": 4, "type": "ImageBatch", "group": TRAIN, "links": {"image1": (2, 0), "image2": (3, 0)}},
     {
         "id": 5,
+        "group": TRAIN,
         "type": "ExemplarDreamBoothIdentifier",
         "widgets": {"identifier": "sks", "count": 10, "min_rank": 40000},
         "links": {"clip": (1, 1)},
     },
     {
         "id": 6,
+        "group": TRAIN,
         "type": "StringConcatenate",
         "title": "'a' + identifier",
         "widgets": {"string_a": "a", "string_b": "sks", "delimiter": " "},
@@ -36,6 +40,7 @@ SPEC = [
     },
     {
         "id": 18,
+        "group": TRAIN,
         "type": "StringConcatenate",
         "title": "Instance prompt",
         "widgets": {"string_a": "a sks", "string_b": "dog", "delimiter": " "},
@@ -43,6 +48,7 @@ SPEC = [
     },
     {
         "id": 7,
+        "group": TRAIN,
         "type": "ExemplarDreamBoothClassImages",
         "widgets": {
             "class_noun": "dog",
@@ -56,9 +62,16 @@ SPEC = [
         },
         "links": {"model": (1, 0), "clip": (1, 1), "vae": (1, 2)},
     },
-    {"id": 8, "type": "PreviewImage", "title": "Class images", "links": {"images": (7, 0)}},
+    {
+        "id": 8,
+        "type": "PreviewImage",
+        "title": "Class images",
+        "group": TRAIN,
+        "links": {"images": (7, 0)},
+    },
     {
         "id": 9,
+        "group": TRAIN,
         "type": "ExemplarDreamBoothTrain",
         "widgets": {
             "instance_prompt": "a sks dog",
@@ -84,6 +97,7 @@ SPEC = [
     },
     {
         "id": 19,
+        "group": SAMPLE,
         "type": "StringConcatenate",
         "title": "Sampling prompt",
         "widgets": {"string_a": "a sks dog", "string_b": "on a beach, photo", "delimiter": " "},
@@ -91,6 +105,7 @@ SPEC = [
     },
     {
         "id": 11,
+        "group": SAMPLE,
         "type": "CLIPTextEncode",
         "title": "Positive (identifier prompt)",
         "widgets": {"text": "a sks dog on a beach, photo"},
@@ -98,14 +113,21 @@ SPEC = [
     },
     {
         "id": 12,
+        "group": SAMPLE,
         "type": "CLIPTextEncode",
         "title": "Negative",
         "widgets": {"text": "blurry, low quality"},
         "links": {"clip": (9, 1)},
     },
-    {"id": 13, "type": "EmptyLatentImage", "widgets": {"width": 128, "height": 128, "batch_size": 1}},
+    {
+        "id": 13,
+        "type": "EmptyLatentImage",
+        "group": SAMPLE,
+        "widgets": {"width": 128, "height": 128, "batch_size": 1},
+    },
     {
         "id": 14,
+        "group": SAMPLE,
         "type": "KSampler",
         "widgets": {"seed": 0, "steps": 20, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
         "links": {"model": (9, 0), "positive": (11, 0), "negative": (12, 0), "latent_image": (13, 0)},
