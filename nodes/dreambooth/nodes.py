@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import comfy.model_management
 import comfy.samplers
+import comfy.sd
 import comfy.utils
 import folder_paths
 from comfy_api.latest import io
@@ -244,7 +245,8 @@ class DreamBoothTrain(io.ComfyNode):
                 "DreamBooth with prior preservation: trains a LoRA on the UNet attention projections (and optionally "
                 "the CLIP text encoder) from instance images + 'a [identifier] [class noun]' and class images + "
                 "'a [class noun]', loss = mse(instance) + prior_loss_weight * mse(class). Writes a kohya-layout "
-                "LoRA into the loras folder that the stock Load LoRA node applies to MODEL and CLIP."
+                "LoRA into the loras folder (the stock Load LoRA node reads it) and outputs MODEL and CLIP with it "
+                "applied, so one queue trains and samples."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="Base model to train on (not modified)."),
@@ -363,10 +365,19 @@ class DreamBoothTrain(io.ComfyNode):
             outputs=[
                 io.Model.Output(
                     display_name="model",
-                    tooltip="The input model, unchanged: wire it into Load LoRA so loading runs after training.",
+                    tooltip=(
+                        "The input model with the trained LoRA applied at strength 1 (as Load LoRA would); sample "
+                        "from it in the same queue. The input model itself is not changed."
+                    ),
                 ),
-                io.Clip.Output(display_name="clip", tooltip="The input CLIP, unchanged (for Load LoRA)."),
-                io.String.Output(display_name="lora_name", tooltip="The written file, as Load LoRA lists it."),
+                io.Clip.Output(
+                    display_name="clip",
+                    tooltip="The input CLIP with the trained LoRA applied at strength 1 (unchanged without text LoRA).",
+                ),
+                io.String.Output(
+                    display_name="lora_name",
+                    tooltip="The written file, as Load LoRA lists it (for later runs or other strengths).",
+                ),
                 io.String.Output(display_name="losses", tooltip="Per-step loss, instance and prior terms (CSV)."),
             ],
         )
@@ -455,7 +466,10 @@ class DreamBoothTrain(io.ComfyNode):
         csv = "step,loss,instance,prior\n" + "\n".join(
             f"{r['step']},{r['loss']:.6f},{r['instance']:.6f},{r['prior']:.6f}" for r in result.losses
         )
-        return io.NodeOutput(model, clip, listed, csv, ui={"text": [f"wrote loras/{listed} at step {result.step}"]})
+        trained_model, trained_clip = comfy.sd.load_lora_for_models(model, clip, result.state_dict, 1.0, 1.0)
+        return io.NodeOutput(
+            trained_model, trained_clip, listed, csv, ui={"text": [f"wrote loras/{listed} at step {result.step}"]}
+        )
 
 
 NODES = [DreamBoothIdentifier, DreamBoothClassImages, DreamBoothTrain]

@@ -12,9 +12,10 @@ from PIL import Image
 from . import asset_builders
 from .paths import BASE_DIR
 from .tiny_models import write_tiny_sd15_checkpoint
+from . import model_files
 
-SOURCE_IMAGE = "exemplar_source.png"
-REFERENCE_IMAGE = "exemplar_reference.png"
+SOURCE_IMAGE = model_files.SOURCE_IMAGE
+REFERENCE_IMAGE = model_files.REFERENCE_IMAGE
 
 
 def sample_source(size: int = 256) -> Image.Image:

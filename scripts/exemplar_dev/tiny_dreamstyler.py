@@ -13,12 +13,13 @@ from PIL import Image
 
 from .host import boot, pack_submodule
 from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_state_dict
+from . import model_files
 
-TINY_CONTROLNET_NAME = "exemplar_tiny_controlnet_sd15.safetensors"
-TINY_STAGED_EMBEDDING_NAME = "exemplar_dreamstyler_tiny.bin"
-CONTENT_IMAGE = "exemplar_dreamstyler_content.png"
-DEPTH_IMAGE = "exemplar_dreamstyler_depth.png"
-STYLE_IMAGE = "exemplar_dreamstyler_style.png"
+TINY_CONTROLNET_NAME = model_files.CONTROLNET_DEPTH.name
+TINY_STAGED_EMBEDDING_NAME = model_files.DREAMSTYLER_STYLE.name
+CONTENT_IMAGE = model_files.CONTENT_IMAGE
+DEPTH_IMAGE = model_files.DEPTH_IMAGE
+STYLE_IMAGE = model_files.STYLE_IMAGE
 TOKEN = "<sks1>"
 BUILDER_VERSION = "1"
 

@@ -13,9 +13,10 @@ import torch
 
 from .host import boot
 from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_clip_vision_model, random_state_dict, tiny_unet
+from . import model_files
 
-TINY_SD15_INPAINT_NAME = "exemplar_tiny_sd15_inpaint.safetensors"
-TINY_DTC_ADAPTER_NAME = "exemplar_tiny_dtc_adapter.safetensors"
+TINY_SD15_INPAINT_NAME = model_files.SD15_INPAINT.name
+TINY_DTC_ADAPTER_NAME = model_files.DTC_ADAPTER.name
 BUILDER_VERSION = "1"
 TINY_SD15_INPAINT_UNET = dict(TINY_SD15_UNET, in_channels=9)
 

@@ -11,8 +11,9 @@ import torch
 
 from .host import boot, pack_submodule
 from .tiny_models import TINY_CLIP_VISION_CONFIG, atomic_save, is_current, random_state_dict
+from . import model_files
 
-RANDOM_VGG16_NAME = "exemplar_random_vgg16.safetensors"
+RANDOM_VGG16_NAME = model_files.VGG16.name
 BUILDER_VERSION = "1"
 
 TINY_CLIP_TEXT_CONFIG = {

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from .host import boot
+from . import model_files
 
-TINY_SD15_NAME = "exemplar_tiny_sd15.safetensors"
+TINY_SD15_NAME = model_files.SD15.name
 BUILDER_VERSION = "1"
 
 # Depth is free for SD1.5 detection; width and context are not (model_channels 320, context 768).
@@ -92,14 +93,23 @@ def sd15_components_state_dict(seed: int = 0, unet_config: dict | None = None) -
 
 
 def atomic_save(state_dict: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> Path:
-    """Write a safetensors file via a temporary name, so a reader never sees half a file."""
+    """Write a model file via a temporary name, so a reader never sees half a file.
+
+    A `.safetensors` name gets a safetensors file with `metadata` as its header; any other name (the `.ckpt` /
+    `.pth` a user downloads) a torch pickle {"state_dict": tensors, "exemplar_metadata": metadata}, the layout
+    ComfyUI's and the pack's loaders read with weights_only.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tensors = {k: v.contiguous() for k, v in state_dict.items()}
     try:
-        save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tmp), metadata=metadata)
+        if path.suffix == ".safetensors":
+            save_file(tensors, str(tmp), metadata=metadata)
+        else:
+            torch.save({"state_dict": tensors, "exemplar_metadata": dict(metadata)}, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -107,9 +117,12 @@ def atomic_save(state_dict: dict[str, torch.Tensor], path: Path, metadata: dict[
 
 
 def is_current(path: Path, meta: dict[str, str]) -> bool:
-    """Whether `path` is a safetensors file whose metadata header equals `meta` (then it is reused)."""
+    """Whether `path` is a file atomic_save wrote with this metadata (then it is reused)."""
     if not Path(path).is_file():
         return False
+    if Path(path).suffix != ".safetensors":
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return isinstance(saved, dict) and saved.get("exemplar_metadata") == meta
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:

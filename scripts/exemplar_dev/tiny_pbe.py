@@ -24,8 +24,9 @@ import torch
 
 from .host import boot, pack_submodule
 from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_state_dict, tiny_unet
+from . import model_files
 
-TINY_PBE_NAME = "exemplar_tiny_pbe.safetensors"
+TINY_PBE_NAME = model_files.PBE.name
 TINY_PBE_DIFFUSERS = "exemplar_tiny_pbe"
 BUILDER_VERSION = "1"
 

@@ -74,6 +74,13 @@ def test_workflows_are_listed_as_templates(server):
     first = workflows.shipped()[0]
     served = server.get(f"/api/workflow_templates/comfyui_exemplar/{first.name}")
     assert served == json.loads(first.read_text())
+    # readable titles and descriptions, as the template browser's locale messages
+    from exemplar_dev.templates import spec_module
+
+    messages = server.get("/i18n")["en"]["templateWorkflows"]
+    for path in workflows.shipped():
+        assert messages["template"]["comfyui_exemplar"][path.stem] == spec_module(path.stem).TITLE
+        assert messages["templateDescription"]["comfyui_exemplar"][path.stem] == spec_module(path.stem).DESCRIPTION
 
 
 def test_every_node_has_a_served_help_page(server, comfy):
@@ -83,3 +90,58 @@ def test_every_node_has_a_served_help_page(server, comfy):
     for node_id in ours:
         page_text = server.get(f"/extensions/comfyui_exemplar/docs/{node_id}.md")
         assert node_id.encode() in page_text or len(page_text) > 200, f"help page of {node_id} looks empty"
+
+
+MISSING_MODELS_SHOWN = """async (wf) => {
+  await window.app.loadGraphData(wf, true, true, null, {showMissingNodesDialog: false});
+  const deadline = Date.now() + 10000;
+  while (Date.now() < deadline) {
+    const dialog = [...document.querySelectorAll('.p-dialog')].find(d => /Missing Models/.test(d.innerText));
+    if (dialog) { return dialog.innerText; }
+    await new Promise(r => setTimeout(r, 100));
+  }
+  return null;
+}"""
+
+CLOSE_DIALOGS = """() => {
+  for (const button of document.querySelectorAll('.p-dialog .p-dialog-close-button')) { button.click(); }
+}"""
+
+GRAPH_MODEL_LINKS = """() => window.app.graph.nodes
+    .filter(n => n.properties && n.properties.models)
+    .map(n => ({type: n.type, models: n.properties.models, widgets: (n.widgets || []).map(w => w.value)}))"""
+
+
+def _renamed(workflow: dict, prefix: str) -> tuple[dict, list[str]]:
+    """The workflow with every linked model file renamed (widget and link), as on an install that lacks them."""
+    copy = json.loads(json.dumps(workflow))
+    names = []
+    for node in copy["nodes"]:
+        for link in node.get("properties", {}).get("models", []):
+            node["widgets_values"] = [prefix + v if v == link["name"] else v for v in node["widgets_values"]]
+            names.append(prefix + link["name"])
+            link["name"] = prefix + link["name"]
+    return copy, names
+
+
+@pytest.mark.parametrize("path", workflows.shipped(), ids=lambda p: p.stem)
+def test_templates_offer_their_model_downloads_in_the_missing_models_panel(server, page, path):
+    from exemplar_dev import browser
+
+    workflow = json.loads(path.read_text())
+    # with the (tiny) files present under their names: the links are on the loaded graph, no panel opens
+    assert browser.load_workflow(page, workflow) == []
+    links = page.evaluate(GRAPH_MODEL_LINKS)
+    expected = [(n["type"], n["properties"]["models"]) for n in workflow["nodes"] if "models" in n["properties"]]
+    assert [(n["type"], n["models"]) for n in links] == expected
+    assert all(m["name"] in n["widgets"] for n in links for m in n["models"])
+    assert page.evaluate(MISSING_MODELS_SHOWN.replace("10000", "1000"), workflow) is None
+    if not expected:
+        return
+    # on an install without them, the frontend lists every one with its folder
+    renamed, names = _renamed(workflow, "not_downloaded_")
+    text = page.evaluate(MISSING_MODELS_SHOWN, renamed)
+    page.evaluate(CLOSE_DIALOGS)
+    assert text is not None, f"{path.name}: no missing-models panel"
+    for name in names:
+        assert name in text, f"{path.name}: {name} not offered in the missing-models panel"

@@ -125,12 +125,32 @@ def test_instance_loss_decreases_and_base_model_is_untouched(node, base, loras):
     out_model, out_clip, name, csv = train(
         node, base, "test_db/decrease", steps=25, learning_rate=2e-3, prior_loss_weight=0.0
     )
-    assert out_model is model and out_clip is clip and name == "test_db/decrease.safetensors"
+    assert out_model is not model and out_clip is not clip and name == "test_db/decrease.safetensors"
     assert len(losses(csv)) == 25
-    lora_model, lora_clip = node("LoraLoader")().load_lora(model, clip, name, 1.0, 1.0)
-    after = eps_mse(lora_model, lora_clip, vae, subject_images(), "a sks dog")
+    after = eps_mse(out_model, out_clip, vae, subject_images(), "a sks dog")
     assert after < 0.9 * before, (before, after)
     torch.testing.assert_close(denoise(model, clip), before_base, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_trainer_outputs_carry_the_lora_as_stock_load_lora_applies_the_file(node, base, loras):
+    model, clip, _ = base
+    base_out = denoise(model, clip)
+    base_cond = clip.encode_from_tokens(clip.tokenize("a sks dog"))
+    out_model, out_clip, name, _ = train(node, base, "test_db/one_queue", steps=2, train_text_encoder=True,
+                                         learning_rate=5e-3)
+    assert (loras / name).is_file()
+    lora_model, lora_clip = node("LoraLoader")().load_lora(model, clip, name, 1.0, 1.0)
+    trained = denoise(out_model, out_clip)
+    assert not torch.allclose(trained, base_out, atol=1e-4)
+    torch.testing.assert_close(trained, denoise(lora_model, lora_clip), rtol=0, atol=0)
+    cond = out_clip.encode_from_tokens(out_clip.tokenize("a sks dog"))
+    assert not torch.allclose(cond, base_cond, atol=1e-5)
+    torch.testing.assert_close(cond, lora_clip.encode_from_tokens(lora_clip.tokenize("a sks dog")), rtol=0, atol=0)
+    # the inputs carry no patch and predict exactly as before
+    assert not model.patches and not clip.patcher.patches
+    torch.testing.assert_close(denoise(model, clip), base_out, rtol=0, atol=0)
+    torch.testing.assert_close(clip.encode_from_tokens(clip.tokenize("a sks dog")), base_cond, rtol=0, atol=0)
 
 
 def test_prior_term_is_the_class_half_weighted_by_lambda(node, base, loras):

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from exemplar_dev import workflows
+from exemplar_dev import model_files, templates, workflows
+from exemplar_dev.paths import PACK_ROOT
 from exemplar_dev.workflow_format import WorkflowError, ui_to_api
 from exemplar_dev.workflow_specs import WORKFLOWS
 
@@ -13,7 +14,55 @@ from exemplar_dev.workflow_specs import WORKFLOWS
 def test_shipped_json_is_generated_from_its_spec(comfy, name):
     path = workflows.WORKFLOWS_DIR / f"{name}.json"
     assert path.is_file(), f"run scripts/build_workflows.py to write {path.name}"
-    assert json.loads(path.read_text()) == workflows.build(WORKFLOWS[name]), f"{path.name} is stale: rebuild it"
+    assert json.loads(path.read_text()) == templates.build_template(name), f"{path.name} is stale: rebuild it"
+
+
+def test_template_titles_are_generated_for_the_frontend(comfy):
+    locale = PACK_ROOT / "locales" / "en" / "main.json"
+    assert json.loads(locale.read_text()) == templates.template_index(), "locales/en/main.json is stale: rebuild it"
+    titles = templates.template_index()["templateWorkflows"]["template"]
+    assert set(titles) == {"comfyui-exemplar", "comfyui_exemplar"}
+    for folder_titles in titles.values():
+        assert set(folder_titles) == set(WORKFLOWS)
+        assert all(title[0].isupper() and "_" not in title for title in folder_titles.values())
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_template_links_every_downloadable_file_and_says_what_to_load(comfy, name):
+    ui = templates.build_template(name)
+    loaders = 0
+    for node in ui["nodes"]:
+        named = [v for v in node.get("widgets_values") or [] if isinstance(v, str) and v in model_files.BY_NAME]
+        expected = [model_files.BY_NAME[v].link() for v in named if model_files.BY_NAME[v].url]
+        assert node["properties"].get("models", []) == expected, node["type"]
+        for link in expected:
+            assert link["url"].startswith("https://") and "/" not in link["name"]
+        loaders += bool(named)
+        for value in node.get("widgets_values") or []:
+            if isinstance(value, str) and value.endswith((".safetensors", ".ckpt", ".pth", ".bin")):
+                assert value in model_files.BY_NAME or value.startswith("dreambooth/"), f"{value} is not in the table"
+    assert loaders >= 1
+    (note,) = [n for n in ui["nodes"] if n["type"] == "MarkdownNote"]
+    text = note["widgets_values"][0]
+    for node in ui["nodes"]:
+        for value in node.get("widgets_values") or []:
+            if isinstance(value, str) and (value in model_files.BY_NAME or node["type"] == "LoadImage"):
+                if node["type"] != "LoadImage" or value.endswith(".png"):
+                    assert value in text, f"the note does not mention {value}"
+    # laid out left to right, a group per stage, opening at a scale where LiteGraph draws text
+    titles = [g["title"].split(". ", 1)[1] for g in ui["groups"]]
+    assert titles[0] == templates.LOAD and titles[-1] in (templates.SAVE, templates.SAVE_PASTE_BACK)
+    assert (templates.SAVE_PASTE_BACK in titles) == any(n["type"] == "ExemplarPasteBack" for n in ui["nodes"])
+    lefts = [g["bounding"][0] for g in ui["groups"]]
+    assert lefts == sorted(lefts)
+    for g in ui["groups"]:
+        x, y, w, h = g["bounding"]
+        members = [n for n in ui["nodes"] if x <= n["pos"][0] and n["pos"][0] + n["size"][0] <= x + w]
+        assert members, g["title"]
+    for node in ui["nodes"]:
+        inside = [g for g in ui["groups"] if g["bounding"][0] <= node["pos"][0] <= g["bounding"][0] + g["bounding"][2]]
+        assert len(inside) == 1, f"{node['type']} lies in {len(inside)} groups"
+    assert templates.MIN_SCALE <= ui["extra"]["ds"]["scale"] <= 1.0
 
 
 def test_widgets_links_and_control_values(comfy):

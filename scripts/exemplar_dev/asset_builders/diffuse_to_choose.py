@@ -14,10 +14,11 @@ from PIL import Image
 from ..host import boot, pack_submodule
 from ..tiny_dtc import TINY_DTC_ADAPTER_NAME, load_tiny_inpaint_model, write_tiny_sd15_inpaint_checkpoint
 from ..tiny_models import atomic_save, is_current, random_state_dict
+from .. import model_files
 
-DINOV2_NAME = "exemplar_random_dinov2_large.safetensors"
-PERSON_IMAGE = "exemplar_person.png"
-GARMENT_IMAGE = "exemplar_garment.png"
+DINOV2_NAME = model_files.DINOV2_LARGE.name
+PERSON_IMAGE = model_files.PERSON_IMAGE
+GARMENT_IMAGE = model_files.GARMENT_IMAGE
 BUILDER_VERSION = "1"
 
 

@@ -1,8 +1,7 @@
-"""DreamBooth sample assets: two synthetic subject photos and a LoRA trained on them by the pack's trainer.
+"""DreamBooth sample assets: two synthetic subject photos.
 
 The shipped workflow `dreambooth_train_and_sample` trains into `loras/dreambooth/sks_dog.safetensors`
-and loads that name with the stock Load LoRA node, whose widget must name an existing file when
-the prompt is validated; so the builder trains the tiny model once (a few real steps) to create it.
+and samples from the trainer's own MODEL/CLIP outputs, so no file has to exist before it is queued.
 """
 
 from __future__ import annotations
@@ -12,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SUBJECT_IMAGES = ("exemplar_dreambooth_subject_1.png", "exemplar_dreambooth_subject_2.png")
+from .. import model_files
+
+SUBJECT_IMAGES = model_files.SUBJECT_IMAGES
 WORKFLOW_LORA = "dreambooth/sks_dog.safetensors"
 
 
@@ -42,22 +43,3 @@ def prepare(base_dir: Path) -> None:
     for index, name in enumerate(SUBJECT_IMAGES):
         if not (input_dir / name).is_file():
             subject_image(index).save(input_dir / name)
-    lora = base_dir / "models" / "loras" / WORKFLOW_LORA
-    if not lora.is_file():
-        _train_workflow_lora(input_dir, lora)
-
-
-def _train_workflow_lora(input_dir: Path, target: Path) -> None:
-    import torch
-
-    from ..host import boot, pack_submodule
-    from ..tiny_models import TINY_SD15_NAME
-
-    nodes = boot().nodes
-    glue = pack_submodule("nodes.dreambooth.trainer")
-    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(TINY_SD15_NAME)[:3]
-    images = torch.cat([nodes.LoadImage().load_image(name)[0] for name in SUBJECT_IMAGES])
-    latents = glue.encode_images(vae, images, 64)
-    settings = glue.DreamBoothSettings(steps=2, prior_loss_weight=0.0, seed=0)
-    result = glue.train_dreambooth(model, latents, glue.PromptSet("a sks dog", "a dog"), settings, clip=clip)
-    glue.save_checkpoint(target, result)

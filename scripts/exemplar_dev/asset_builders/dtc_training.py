@@ -102,4 +102,3 @@ def prepare(base_dir: Path) -> None:
     pairs = base_dir / "input" / PAIRS_FOLDER
     if not (pairs / "masks" / "pair_0003.png").is_file():
         write_synthetic_pairs(pairs, count=4)
-    write_random_vgg16(base_dir / "models" / "vgg")

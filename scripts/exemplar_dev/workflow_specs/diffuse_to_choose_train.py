@@ -8,8 +8,15 @@ lr 1e-5 and tens of thousands of steps (docs/training.md).
 from __future__ import annotations
 
 from ..asset_builders.diffuse_to_choose import DINOV2_NAME, GARMENT_IMAGE, PERSON_IMAGE
-from ..asset_builders.dtc_training import PAIRS_FOLDER, VGG_NAME
+from ..asset_builders.dtc_training import PAIRS_FOLDER
+from ..model_files import VGG16
 from ..tiny_dtc import TINY_SD15_INPAINT_NAME
+
+TITLE = "Diffuse to Choose: train an adapter"
+DESCRIPTION = (
+    "Train the Diffuse-to-Choose hint adapter on a folder of image pairs (loss, previews, checkpoints), "
+    "then try it on."
+)
 
 SPEC = [
     {
@@ -49,7 +56,7 @@ SPEC = [
             "rotation_degrees": 10.0,
             "condition_dropout": 0.1,
             "perceptual_weight": 0.1,
-            "vgg16": VGG_NAME,
+            "vgg16": VGG16.name,
             "training_seed": 0,
             "training_dtype": "fp32",
             "checkpoint_every": 10,

@@ -1,10 +1,17 @@
 """Diffuse to Choose virtual try-on: person (garment area masked) + garment photo -> DINOv2 image conditioning,
-DtC hint adapter + FiLM on a 9-channel inpainting model -> DDIM 40 steps, guidance 5 (the paper's inference)."""
+DtC hint adapter + FiLM on a 9-channel inpainting model -> DDIM 40 steps, guidance 5 (the paper's inference)
+-> the person photo pasted back outside the mask."""
 
 from __future__ import annotations
 
 from ..asset_builders.diffuse_to_choose import DINOV2_NAME, GARMENT_IMAGE, PERSON_IMAGE
 from ..tiny_dtc import TINY_DTC_ADAPTER_NAME, TINY_SD15_INPAINT_NAME
+
+TITLE = "Diffuse to Choose: virtual try-on"
+DESCRIPTION = (
+    "A garment photo placed into the masked area of a person photo: hint image, adapter with FiLM, DINOv2"
+    " conditioning, DDIM 40 steps; the person outside the mask is kept. Needs an adapter you train."
+)
 
 SPEC = [
     {
@@ -61,10 +68,17 @@ SPEC = [
     },
     {"id": 11, "type": "VAEDecode", "links": {"samples": (10, 0), "vae": (1, 2)}},
     {
+        "id": 14,
+        "type": "ExemplarPasteBack",
+        "title": "Keep the background",
+        "widgets": {"feather": 8, "color_match": "off", "ring": 16},
+        "links": {"image": (11, 0), "source": (2, 0), "mask": (2, 1)},
+    },
+    {
         "id": 12,
         "type": "SaveImage",
         "widgets": {"filename_prefix": "exemplar/diffuse_to_choose_tryon"},
-        "links": {"images": (11, 0)},
+        "links": {"images": (14, 0)},
     },
     {"id": 13, "type": "PreviewImage", "title": "Hint", "links": {"images": (8, 1)}},
 ]

@@ -1,4 +1,5 @@
-"""DreamBooth: class images from the frozen model -> train a LoRA with prior preservation -> stock Load LoRA -> sample.
+"""DreamBooth: class images from the frozen model -> train a LoRA with prior preservation -> sample from
+the trainer's MODEL/CLIP outputs (the LoRA applied), all in one queue.
 
 Sized for the tiny default model (128 px, a handful of steps); for SD1.5 use 512 px, about 200
 class images and 800 training steps.
@@ -9,19 +10,29 @@ from __future__ import annotations
 from ..asset_builders.dreambooth import SUBJECT_IMAGES, WORKFLOW_LORA
 from ..tiny_models import TINY_SD15_NAME
 
+TITLE = "DreamBooth: teach a subject and sample it, in one queue"
+DESCRIPTION = (
+    "Identifier check, class images from the frozen model, a LoRA trained with prior preservation, then "
+    "sampling from the trained model in the same run."
+)
+
+TRAIN, SAMPLE = "Identifier, class images, training", "Sample from the trained model"
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Subject photo 1", "widgets": {"image": SUBJECT_IMAGES[0]}},
     {"id": 3, "type": "LoadImage", "title": "Subject photo 2", "widgets": {"image": SUBJECT_IMAGES[1]}},
-    {"id": 4, "type": "ImageBatch", "links": {"image1": (2, 0), "image2": (3, 0)}},
+    {"id": 4, "type": "ImageBatch", "group": TRAIN, "links": {"image1": (2, 0), "image2": (3, 0)}},
     {
         "id": 5,
+        "group": TRAIN,
         "type": "ExemplarDreamBoothIdentifier",
         "widgets": {"identifier": "sks", "count": 10, "min_rank": 40000},
         "links": {"clip": (1, 1)},
     },
     {
         "id": 6,
+        "group": TRAIN,
         "type": "StringConcatenate",
         "title": "'a' + identifier",
         "widgets": {"string_a": "a", "string_b": "sks", "delimiter": " "},
@@ -29,6 +40,7 @@ SPEC = [
     },
     {
         "id": 18,
+        "group": TRAIN,
         "type": "StringConcatenate",
         "title": "Instance prompt",
         "widgets": {"string_a": "a sks", "string_b": "dog", "delimiter": " "},
@@ -36,6 +48,7 @@ SPEC = [
     },
     {
         "id": 7,
+        "group": TRAIN,
         "type": "ExemplarDreamBoothClassImages",
         "widgets": {
             "class_noun": "dog",
@@ -49,9 +62,16 @@ SPEC = [
         },
         "links": {"model": (1, 0), "clip": (1, 1), "vae": (1, 2)},
     },
-    {"id": 8, "type": "PreviewImage", "title": "Class images", "links": {"images": (7, 0)}},
+    {
+        "id": 8,
+        "type": "PreviewImage",
+        "title": "Class images",
+        "group": TRAIN,
+        "links": {"images": (7, 0)},
+    },
     {
         "id": 9,
+        "group": TRAIN,
         "type": "ExemplarDreamBoothTrain",
         "widgets": {
             "instance_prompt": "a sks dog",
@@ -76,13 +96,8 @@ SPEC = [
         },
     },
     {
-        "id": 10,
-        "type": "LoraLoader",
-        "widgets": {"lora_name": WORKFLOW_LORA, "strength_model": 1.0, "strength_clip": 1.0},
-        "links": {"model": (9, 0), "clip": (9, 1)},
-    },
-    {
         "id": 19,
+        "group": SAMPLE,
         "type": "StringConcatenate",
         "title": "Sampling prompt",
         "widgets": {"string_a": "a sks dog", "string_b": "on a beach, photo", "delimiter": " "},
@@ -90,24 +105,32 @@ SPEC = [
     },
     {
         "id": 11,
+        "group": SAMPLE,
         "type": "CLIPTextEncode",
         "title": "Positive (identifier prompt)",
         "widgets": {"text": "a sks dog on a beach, photo"},
-        "links": {"clip": (10, 1), "text": (19, 0)},
+        "links": {"clip": (9, 1), "text": (19, 0)},
     },
     {
         "id": 12,
+        "group": SAMPLE,
         "type": "CLIPTextEncode",
         "title": "Negative",
         "widgets": {"text": "blurry, low quality"},
-        "links": {"clip": (10, 1)},
+        "links": {"clip": (9, 1)},
     },
-    {"id": 13, "type": "EmptyLatentImage", "widgets": {"width": 128, "height": 128, "batch_size": 1}},
+    {
+        "id": 13,
+        "type": "EmptyLatentImage",
+        "group": SAMPLE,
+        "widgets": {"width": 128, "height": 128, "batch_size": 1},
+    },
     {
         "id": 14,
+        "group": SAMPLE,
         "type": "KSampler",
         "widgets": {"seed": 0, "steps": 20, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0},
-        "links": {"model": (10, 0), "positive": (11, 0), "negative": (12, 0), "latent_image": (13, 0)},
+        "links": {"model": (9, 0), "positive": (11, 0), "negative": (12, 0), "latent_image": (13, 0)},
     },
     {"id": 15, "type": "VAEDecode", "links": {"samples": (14, 0), "vae": (1, 2)}},
     {

@@ -9,6 +9,12 @@ from __future__ import annotations
 from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_models import TINY_SD15_NAME
 
+TITLE = "DreamInpainter: inpaint from a reference and a prompt (training-free)"
+DESCRIPTION = (
+    "The reference's own UNet features, top-K tokens, injected into self-attention, with DreamInpainter's"
+    " text-and-reference guidance; background kept exactly."
+)
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},
@@ -86,10 +92,10 @@ SPEC = [
     {"id": 14, "type": "VAEDecode", "links": {"samples": (13, 0), "vae": (1, 2)}},
     {
         "id": 15,
-        "type": "ImageCompositeMasked",
+        "type": "ExemplarPasteBack",
         "title": "Keep the background",
-        "widgets": {"x": 0, "y": 0, "resize_source": False},
-        "links": {"destination": (2, 0), "source": (14, 0), "mask": (2, 1)},
+        "widgets": {"feather": 8, "color_match": "off", "ring": 16},
+        "links": {"image": (14, 0), "source": (2, 0), "mask": (2, 1)},
     },
     {
         "id": 16,

@@ -9,6 +9,9 @@ from ..tiny_models import TINY_SD15_NAME
 # the official code's
 NEGATIVE = "low resolution, poorly drawn, worst quality, low quality, normal quality, blurry image, artifact"
 
+TITLE = "DreamStyler: style transfer with a depth ControlNet"
+DESCRIPTION = "Image-to-image of a content picture in a learned style, its layout held by a depth ControlNet."
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "ExemplarLoadDreamStylerEmbedding", "widgets": {"embedding_name": TINY_STAGED_EMBEDDING_NAME}},

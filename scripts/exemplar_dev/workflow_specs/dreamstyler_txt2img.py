@@ -7,6 +7,9 @@ from __future__ import annotations
 from ..tiny_dreamstyler import TINY_STAGED_EMBEDDING_NAME
 from ..tiny_models import TINY_SD15_NAME
 
+TITLE = "DreamStyler: text-to-image in a learned style"
+DESCRIPTION = "A staged DreamStyler embedding in context-aware prompts, sampled with style-and-context guidance."
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "ExemplarLoadDreamStylerEmbedding", "widgets": {"embedding_name": TINY_STAGED_EMBEDDING_NAME}},

@@ -7,6 +7,12 @@ from __future__ import annotations
 from ..assets import SOURCE_IMAGE
 from ..tiny_models import TINY_SD15_NAME
 
+TITLE = "Dual guidance: two-condition CFG"
+DESCRIPTION = (
+    "Image and text guidance with separate scales (InstructPix2Pix form), as a KSampler-shaped node "
+    "and as a GUIDER."
+)
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source", "widgets": {"image": SOURCE_IMAGE}},

@@ -8,6 +8,12 @@ from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_evaluation import RANDOM_VGG16_NAME
 from ..tiny_models import TINY_SD15_NAME
 
+TITLE = "Evaluation: the papers' metrics"
+DESCRIPTION = (
+    "CLIP-I, CLIP-T and DINO similarity, background PSNR/SSIM/Delta E and the style score, shown on the "
+    "nodes and plotted."
+)
+
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
     {"id": 2, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},

@@ -1,9 +1,16 @@
-"""Source with a drawn mask + reference -> DtC hint image pasted into the hole -> inpaint-blend (stock KSampler)."""
+"""Source with a drawn mask + reference -> DtC hint image pasted into the hole -> inpaint-blend (stock KSampler)
+-> the source pasted back outside the mask."""
 
 from __future__ import annotations
 
 from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_models import TINY_SD15_NAME
+
+TITLE = "Hint image inpainting"
+DESCRIPTION = (
+    "The reference pasted into the largest rectangle inside the mask, then blended in by a stock "
+    "inpainting sampler; background kept exactly."
+)
 
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
@@ -40,10 +47,17 @@ SPEC = [
     },
     {"id": 11, "type": "VAEDecode", "links": {"samples": (10, 0), "vae": (1, 2)}},
     {
+        "id": 14,
+        "type": "ExemplarPasteBack",
+        "title": "Keep the background",
+        "widgets": {"feather": 8, "color_match": "off", "ring": 16},
+        "links": {"image": (11, 0), "source": (2, 0), "mask": (2, 1)},
+    },
+    {
         "id": 12,
         "type": "SaveImage",
         "widgets": {"filename_prefix": "exemplar/hint_image_inpaint"},
-        "links": {"images": (11, 0)},
+        "links": {"images": (14, 0)},
     },
     {"id": 13, "type": "PreviewImage", "title": "Hint", "links": {"images": (4, 1)}},
 ]

@@ -1,10 +1,16 @@
 """Paint by Example: source with a drawn mask + reference -> PbE encode + inpaint conditioning -> stock KSampler
-(cfg 5)."""
+(cfg 5) -> the source pasted back outside the mask."""
 
 from __future__ import annotations
 
 from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_pbe import TINY_PBE_NAME
+
+TITLE = "Paint by Example: put a reference object into a masked region"
+DESCRIPTION = (
+    "Draw a mask on the source, give a reference photo: the object appears in the mask, blended in; the "
+    "background is kept exactly."
+)
 
 SPEC = [
     {"id": 1, "type": "ExemplarPbECheckpointLoader", "widgets": {"ckpt_name": TINY_PBE_NAME}},
@@ -30,9 +36,16 @@ SPEC = [
     },
     {"id": 7, "type": "VAEDecode", "links": {"samples": (6, 0), "vae": (1, 1)}},
     {
+        "id": 9,
+        "type": "ExemplarPasteBack",
+        "title": "Keep the background",
+        "widgets": {"feather": 8, "color_match": "off", "ring": 16},
+        "links": {"image": (7, 0), "source": (2, 0), "mask": (2, 1)},
+    },
+    {
         "id": 8,
         "type": "SaveImage",
         "widgets": {"filename_prefix": "exemplar/paint_by_example"},
-        "links": {"images": (7, 0)},
+        "links": {"images": (9, 0)},
     },
 ]

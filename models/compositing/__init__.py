@@ -1,0 +1,1 @@
+"""Compositing, pure torch: paste the source back around an inpainted region (feathered, colour-matched)."""
