@@ -1,0 +1,48 @@
+"""SDXL assets: the tiny SDXL checkpoint (named like the official base model), an SDXL DreamStyler staged embedding
+(CLIP-L + bigG vectors per stage) and a DreamBooth LoRA trained on it, which the SDXL workflows name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..tiny_models import is_current
+from ..tiny_sdxl_base import (
+    TINY_SDXL_NAME,
+    TINY_SDXL_STAGED_EMBEDDING_NAME,
+    WORKFLOW_SDXL_LORA,
+    tiny_sdxl_staged_embedding,
+    write_tiny_sdxl_checkpoint,
+)
+
+
+def prepare(base_dir: Path) -> None:
+    write_tiny_sdxl_checkpoint(base_dir / "models" / "checkpoints")
+    embedding = tiny_sdxl_staged_embedding()
+    path = base_dir / "models" / "embeddings" / TINY_SDXL_STAGED_EMBEDDING_NAME
+    if not is_current(path, embedding.header()):
+        from ..host import pack_submodule
+
+        pack_submodule("models.dreamstyler.staged_embedding").save_safetensors(embedding, path)
+    lora = base_dir / "models" / "loras" / WORKFLOW_SDXL_LORA
+    if not lora.is_file():
+        _train_workflow_lora(base_dir / "input", lora)
+
+
+def _train_workflow_lora(input_dir: Path, target: Path) -> None:
+    import torch
+
+    from ..host import boot, pack_submodule
+    from .dreambooth import SUBJECT_IMAGES, subject_image
+
+    input_dir.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(SUBJECT_IMAGES):
+        if not (input_dir / name).is_file():
+            subject_image(index).save(input_dir / name)
+    nodes = boot().nodes
+    glue = pack_submodule("nodes.dreambooth.trainer")
+    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(TINY_SDXL_NAME)[:3]
+    images = torch.cat([nodes.LoadImage().load_image(name)[0] for name in SUBJECT_IMAGES])
+    latents = glue.encode_images(vae, images, 64)
+    settings = glue.DreamBoothSettings(steps=2, prior_loss_weight=0.0, seed=0)
+    result = glue.train_dreambooth(model, latents, glue.PromptSet("a sks dog", "a dog"), settings, clip=clip)
+    glue.save_checkpoint(target, result)
