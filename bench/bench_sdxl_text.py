@@ -155,7 +155,8 @@ def trainer_ratio(model):
         per_step,
         "core TrainLoraNode (1 image/step)",
     )
-    ratio = per_step["core TrainLoraNode (1 image/step)"] / per_step["DreamBooth SDXL, prior preservation (2 images/step)"]
+    core_step = per_step["core TrainLoraNode (1 image/step)"]
+    ratio = core_step / per_step["DreamBooth SDXL, prior preservation (2 images/step)"]
     line = f"  DreamBooth steps/s relative to TrainLoraNode: {ratio:.3f} (target >= 1.0 with the class pass)"
     print(line, flush=True)
     return text + "\n" + line

@@ -122,7 +122,8 @@ class StagedEmbedding:
         if not self.is_sdxl:
             return self.state_dict()
         flat = self.state_dict()
-        return {self.stage_key(k): {e: flat[f"{self.stage_key(k)}.{e}"] for e in SDXL_ENCODERS} for k in range(self.stages)}
+        keys = [self.stage_key(k) for k in range(self.stages)]
+        return {key: {e: flat[f"{key}.{e}"] for e in SDXL_ENCODERS} for key in keys}
 
     def header(self) -> dict[str, str]:
         fields = {

@@ -17,7 +17,8 @@ What DreamBooth adds (Ruiz et al. 2022, diffusers' examples as practised): every
 loss is mse(instance) + lambda * mse(class) in epsilon space (models/prior_preservation.py);
 LoRA only on the attention q/k/v/out projections; optional LoRA on the CLIP text encoder's
 attention (SDXL: on both text encoders, and every UNet input carries SDXL's size conditioning of the training
-images, uncropped, as the class images are generated with). Noise, timesteps and image choice of step s come from a generator seeded by
+images, uncropped, as the class images are generated with).
+Noise, timesteps and image choice of step s come from a generator seeded by
 (seed, s, micro-batch, rank), so a resumed run continues exactly where a checkpoint left off.
 Under torch.distributed (torchrun, any backend) each rank draws its own data and the gradients are
 averaged with all_reduce before every optimizer step, so all ranks hold identical weights.

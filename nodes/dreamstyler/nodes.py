@@ -269,7 +269,9 @@ class DreamStylerTrain(io.ComfyNode):
             ),
             is_output_node=True,
             inputs=[
-                io.Model.Input("model", tooltip="The SD1.x or SDXL model (eps or v prediction) the style is learned for."),
+                io.Model.Input(
+                    "model", tooltip="The SD1.x or SDXL model (eps or v prediction) the style is learned for."
+                ),
                 io.Clip.Input("clip", tooltip="Its CLIP; stays frozen (only the new token vectors train)."),
                 io.Vae.Input("vae", tooltip="Its VAE, to encode the style images once (and their mirror images)."),
                 io.Image.Input("images", tooltip="One or a few style images of one size (the paper: 512×512)."),

@@ -42,10 +42,10 @@ class DifferentiableSDXLTextEncoder(training.SDXLTextEncoder):
 
     def __call__(self, prompts: list[str], token: str, vectors: torch.Tensor):
         width_l = self.towers["l"].transformer.get_input_embeddings().weight.shape[1]
-        rows = [
-            self.rows(p, tokenize_with_vectors(self.clip, p, token, {"clip_l": v[:, :width_l], "clip_g": v[:, width_l:]}))
-            for p, v in zip(prompts, vectors)
-        ]
+        rows = []
+        for p, v in zip(prompts, vectors):
+            parts = {"clip_l": v[:, :width_l], "clip_g": v[:, width_l:]}
+            rows.append(self.rows(p, tokenize_with_vectors(self.clip, p, token, parts)))
         return self.encode_rows(rows)
 
 

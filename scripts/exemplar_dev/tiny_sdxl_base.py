@@ -59,7 +59,8 @@ def sdxl_base_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     import comfy.supported_models
     import comfy.taesd.taesd
 
-    sd = {k: v.half() for k, v in random_state_dict(tiny_unet(TINY_SDXL_BASE_UNET), "model.diffusion_model.", seed).items()}
+    unet = random_state_dict(tiny_unet(TINY_SDXL_BASE_UNET), "model.diffusion_model.", seed)
+    sd = {k: v.half() for k, v in unet.items()}
     text = _text_tower("sd1_clip_config.json", "clip_l.transformer.", seed + 1)
     text.pop("clip_l.transformer.text_projection.weight", None)
     text.update(_text_tower("clip_config_bigg.json", "clip_g.transformer.", seed + 3))

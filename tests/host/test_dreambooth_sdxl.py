@@ -100,8 +100,8 @@ def test_lora_at_strength_zero_is_the_base_model_and_trained_lora_changes_it(tin
 
 
 def test_class_images_carry_sdxl_size_conditioning(node, tiny_sdxl, trainer):
-    """Class images equal the stock sampler's with width/height/target size = the class image size (not SDXL's
-    default 768) in the conditioning."""
+    """Class images equal the stock sampler's with original and target size = the class image size, uncropped, in the
+    conditioning; another size conditioning gives other images."""
     import comfy.sample
 
     model, clip, vae = tiny_sdxl
@@ -112,9 +112,11 @@ def test_class_images_carry_sdxl_size_conditioning(node, tiny_sdxl, trainer):
         cond = [[out.pop("cond"), {**out, **size}]]
         latent = torch.zeros(1, 4, 8, 8)
         noise = comfy.sample.prepare_noise(latent, 5)
-        samples = comfy.sample.sample(model, noise, 1, 1.0, "euler", "normal", cond, cond, latent, disable_pbar=True, seed=5)
+        samples = comfy.sample.sample(
+            model, noise, 1, 1.0, "euler", "normal", cond, cond, latent, disable_pbar=True, seed=5
+        )
         return vae.decode(samples).float()
 
     sized = dict(width=64, height=64, crop_w=0, crop_h=0, target_width=64, target_height=64)
     assert torch.equal(ours, stock(sized))
-    assert not torch.equal(ours, stock({}))
+    assert not torch.equal(ours, stock(dict(width=1024, height=1024, target_width=1024, target_height=1024)))

@@ -135,7 +135,8 @@ def test_trainer_learns_both_encoders_vectors_and_writes_sdxl_files(node, tiny_s
     trained = torch.cat([embedding.vectors, embedding.clip_g], dim=-1)
     moved = (trained - init).abs().amax(dim=(1, 2))  # per stage; a step trains the stage its timestep falls in
     assert moved.max() > 0
-    assert (embedding.vectors - init[..., :768]).abs().max() > 0 and (embedding.clip_g - init[..., 768:]).abs().max() > 0
+    assert (embedding.vectors - init[..., :768]).abs().max() > 0  # CLIP-L part trained
+    assert (embedding.clip_g - init[..., 768:]).abs().max() > 0  # bigG part trained
     for name in ("sdxl_style.safetensors", "sdxl_style.bin"):
         loaded = se.load(folder / name)
         assert torch.equal(loaded.vectors, embedding.vectors) and torch.equal(loaded.clip_g, embedding.clip_g)

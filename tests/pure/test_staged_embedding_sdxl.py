@@ -55,7 +55,8 @@ def test_one_encoder_embedding_unchanged():
 
 
 def test_sdxl_stage_missing_clip_g_is_refused():
-    state = {"<s>-T0.clip_l": torch.ones(1, 768), "<s>-T0.clip_g": torch.ones(1, 1280), "<s>-T1.clip_l": torch.ones(1, 768)}
+    state = {"<s>-T0.clip_l": torch.ones(1, 768), "<s>-T0.clip_g": torch.ones(1, 1280)}
+    state["<s>-T1.clip_l"] = torch.ones(1, 768)
     with pytest.raises(ValueError, match="clip_l and clip_g vectors for every stage"):
         se.from_state_dict(state)
 

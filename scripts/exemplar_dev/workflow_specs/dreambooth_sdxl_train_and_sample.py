@@ -1,4 +1,5 @@
-"""DreamBooth on SDXL: class images from the frozen model -> train a LoRA with prior preservation -> stock Load LoRA -> sample.
+"""DreamBooth on SDXL: class images from the frozen model -> train a LoRA with prior preservation -> stock Load LoRA
+-> sample.
 
 LoRA on the SDXL UNet (and, with train_text_encoder, on both text encoders); class images carry SDXL's size
 conditioning. Sized for the tiny test model (128 px, a handful of steps); with the real SDXL base use 1024 px, about 200

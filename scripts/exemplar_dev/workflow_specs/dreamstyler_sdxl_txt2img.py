@@ -1,5 +1,5 @@
-"""DreamStyler text-to-image on SDXL: a staged embedding (a CLIP-L and a bigG vector per timestep stage) in context-aware
-prompts, sampled with the four-prediction style-and-context guidance (full, context-only, style-only,
+"""DreamStyler text-to-image on SDXL: a staged embedding (a CLIP-L and a bigG vector per timestep stage) in
+context-aware prompts, sampled with the four-prediction style-and-context guidance (full, context-only, style-only,
 negative) at the official scales. Sized for the tiny test model (512 px); with the real SDXL base use 1024 px."""
 
 from __future__ import annotations
@@ -8,7 +8,11 @@ from ..tiny_sdxl_base import TINY_SDXL_NAME, TINY_SDXL_STAGED_EMBEDDING_NAME
 
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SDXL_NAME}},
-    {"id": 2, "type": "ExemplarLoadDreamStylerEmbedding", "widgets": {"embedding_name": TINY_SDXL_STAGED_EMBEDDING_NAME}},
+    {
+        "id": 2,
+        "type": "ExemplarLoadDreamStylerEmbedding",
+        "widgets": {"embedding_name": TINY_SDXL_STAGED_EMBEDDING_NAME},
+    },
     {
         "id": 3,
         "type": "ExemplarDreamStylerStyleContextEncode",
