@@ -10,36 +10,31 @@ the VAE is TAESD. Weights: tiny_models._fill (deterministic per tensor name), st
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import torch
 
 from .host import boot
-from .tiny_models import atomic_save, is_current, random_state_dict, tiny_unet
+from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_state_dict, tiny_unet
 
 TINY_SDXL_NAME = "sd_xl_base_1.0.safetensors"
 BUILDER_VERSION = "1"
 
 TINY_SDXL_BASE_UNET = {
-    "image_size": 32,
-    "in_channels": 4,
-    "out_channels": 4,
-    "model_channels": 320,
+    **TINY_SD15_UNET,
+    # fixed by SDXL's detection (comfy.supported_models.SDXL.unet_config), besides model_channels 320
+    **dict(transformer_depth=[0, 0, 2, 2, 10, 10], context_dim=2048, adm_in_channels=2816),
+    **dict(use_linear_in_transformer=True, use_temporal_attention=False),
+    # free: three levels of 320 channels, one transformer block per output-side attention layer
     "num_res_blocks": [2, 2, 2],
     "channel_mult": [1, 1, 1],
-    "transformer_depth": [0, 0, 2, 2, 10, 10],
     "transformer_depth_output": [0, 0, 0, 1, 1, 1, 1, 1, 1],
     "transformer_depth_middle": 1,
-    "context_dim": 2048,
-    "adm_in_channels": 2816,
     "num_classes": "sequential",
     "num_head_channels": 64,
     "num_heads": -1,
-    "use_spatial_transformer": True,
-    "use_linear_in_transformer": True,
-    "use_temporal_attention": False,
-    "legacy": False,
 }
 
 
@@ -85,8 +80,9 @@ TINY_SDXL_STAGED_EMBEDDING_NAME = "exemplar_dreamstyler_tiny_sdxl.safetensors"
 WORKFLOW_SDXL_LORA = "dreambooth/sks_dog_sdxl.safetensors"
 
 
-def tiny_sdxl_staged_embedding(stages: int = 6, seed: int = 5):
-    """A random SDXL staged embedding for `<sks1>`: per stage one CLIP-L and one bigG vector (norm ~1)."""
+def tiny_sdxl_staged_embedding(stages: int = 2, seed: int = 5):
+    """A random SDXL staged embedding for `<sks1>`: per stage one CLIP-L and one bigG vector (norm ~1). Two stages:
+    every stage costs the workflow two bigG encodes."""
     from .host import pack_submodule
 
     se = pack_submodule("models.dreamstyler.staged_embedding")
@@ -97,3 +93,14 @@ def tiny_sdxl_staged_embedding(stages: int = 6, seed: int = 5):
         base="sdxl",
         clip_g=torch.randn(stages, 1, 1280, generator=g) / 1280**0.5,
     )
+
+
+def retargeted(spec: list[dict], values: dict) -> list[dict]:
+    """A copy of a workflow spec with every widget value found in `values` replaced (the same graph on SDXL)."""
+    out = copy.deepcopy(spec)
+    for node in out:
+        widgets = node.get("widgets", {})
+        for name, value in widgets.items():
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and value in values:
+                widgets[name] = values[value]
+    return out

@@ -80,15 +80,15 @@ def test_style_context_guidance_on_sdxl_reduces_to_stock_ksampler(node, tiny_sdx
     KSampler of (full, negative) at λn, bit for bit."""
     model, clip, _ = tiny_sdxl
     emb = sdxl_embedding(se, seed=2)
-    full, context, style, negative = node("ExemplarDreamStylerStyleContextEncode").execute(
-        clip=clip,
-        staged_embedding=emb,
-        caption="a dog",
-        template="A painting of {caption} in the style of {token}",
-        context_template="A painting of {caption}",
-        style_template="A painting in the style of {token}",
-        negative="blurry",
-        model=model,
+    prompts = pack_submodule("models.dreamstyler.context_prompts")
+    templates = dict(
+        template=prompts.DEFAULT_TEMPLATE,
+        context_template=prompts.DEFAULT_CONTEXT_TEMPLATE,
+        style_template=prompts.DEFAULT_STYLE_TEMPLATE,
+    )
+    encode = node("ExemplarDreamStylerStyleContextEncode")
+    full, context, style, negative = encode.execute(
+        clip=clip, staged_embedding=emb, caption="a dog", negative="blurry", model=model, **templates
     ).result
     assert len(full) == 2 and len(style) == 2 and len(context) == 1
     assert full[0][0].shape == (1, 77, 2048) and full[0][1]["pooled_output"].shape == (1, 1280)

@@ -47,7 +47,8 @@ def prepare(base_dir: Path) -> None:
         _train_workflow_lora(input_dir, lora)
 
 
-def _train_workflow_lora(input_dir: Path, target: Path) -> None:
+def _train_workflow_lora(input_dir: Path, target: Path, checkpoint: str | None = None) -> None:
+    """Train the subject images (in `input_dir`) on `checkpoint` (default: the tiny SD1.5 model) into `target`."""
     import torch
 
     from ..host import boot, pack_submodule
@@ -55,7 +56,7 @@ def _train_workflow_lora(input_dir: Path, target: Path) -> None:
 
     nodes = boot().nodes
     glue = pack_submodule("nodes.dreambooth.trainer")
-    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(TINY_SD15_NAME)[:3]
+    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(checkpoint or TINY_SD15_NAME)[:3]
     images = torch.cat([nodes.LoadImage().load_image(name)[0] for name in SUBJECT_IMAGES])
     latents = glue.encode_images(vae, images, 64)
     settings = glue.DreamBoothSettings(steps=2, prior_loss_weight=0.0, seed=0)

@@ -29,20 +29,10 @@ def prepare(base_dir: Path) -> None:
 
 
 def _train_workflow_lora(input_dir: Path, target: Path) -> None:
-    import torch
-
-    from ..host import boot, pack_submodule
-    from .dreambooth import SUBJECT_IMAGES, subject_image
+    from .dreambooth import SUBJECT_IMAGES, _train_workflow_lora, subject_image
 
     input_dir.mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(SUBJECT_IMAGES):
         if not (input_dir / name).is_file():
             subject_image(index).save(input_dir / name)
-    nodes = boot().nodes
-    glue = pack_submodule("nodes.dreambooth.trainer")
-    model, clip, vae = nodes.CheckpointLoaderSimple().load_checkpoint(TINY_SDXL_NAME)[:3]
-    images = torch.cat([nodes.LoadImage().load_image(name)[0] for name in SUBJECT_IMAGES])
-    latents = glue.encode_images(vae, images, 64)
-    settings = glue.DreamBoothSettings(steps=2, prior_loss_weight=0.0, seed=0)
-    result = glue.train_dreambooth(model, latents, glue.PromptSet("a sks dog", "a dog"), settings, clip=clip)
-    glue.save_checkpoint(target, result)
+    _train_workflow_lora(input_dir, target, TINY_SDXL_NAME)

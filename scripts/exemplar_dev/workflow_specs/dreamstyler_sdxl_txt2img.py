@@ -1,53 +1,19 @@
-"""DreamStyler text-to-image on SDXL: a staged embedding (a CLIP-L and a bigG vector per timestep stage) in
-context-aware prompts, sampled with the four-prediction style-and-context guidance (full, context-only, style-only,
-negative) at the official scales. Sized for the tiny test model (512 px); with the real SDXL base use 1024 px."""
+"""DreamStyler text-to-image on SDXL: `dreamstyler_txt2img` on the SDXL checkpoint with an SDXL staged embedding
+(a CLIP-L and a bigG vector per timestep stage), style-and-context guidance at the official scales. Sized for the
+tiny test model (512 px); with the real SDXL base use 1024 px."""
 
 from __future__ import annotations
 
-from ..tiny_sdxl_base import TINY_SDXL_NAME, TINY_SDXL_STAGED_EMBEDDING_NAME
+from ..tiny_dreamstyler import TINY_STAGED_EMBEDDING_NAME
+from ..tiny_models import TINY_SD15_NAME
+from ..tiny_sdxl_base import TINY_SDXL_NAME, TINY_SDXL_STAGED_EMBEDDING_NAME, retargeted
+from .dreamstyler_txt2img import SPEC as SD15_SPEC
 
-SPEC = [
-    {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SDXL_NAME}},
+SPEC = retargeted(
+    SD15_SPEC,
     {
-        "id": 2,
-        "type": "ExemplarLoadDreamStylerEmbedding",
-        "widgets": {"embedding_name": TINY_SDXL_STAGED_EMBEDDING_NAME},
+        TINY_SD15_NAME: TINY_SDXL_NAME,
+        TINY_STAGED_EMBEDDING_NAME: TINY_SDXL_STAGED_EMBEDDING_NAME,
+        "exemplar/dreamstyler_txt2img": "exemplar/dreamstyler_sdxl_txt2img",
     },
-    {
-        "id": 3,
-        "type": "ExemplarDreamStylerStyleContextEncode",
-        "widgets": {"caption": "a dog"},
-        "links": {"clip": (1, 1), "staged_embedding": (2, 0)},
-    },
-    {"id": 4, "type": "EmptyLatentImage", "widgets": {"width": 512, "height": 512, "batch_size": 1}},
-    {
-        "id": 5,
-        "type": "ExemplarStyleContextKSampler",
-        "widgets": {
-            "seed": 0,
-            "steps": 25,
-            "sampler_name": "dpmpp_2m",
-            "scheduler": "karras",
-            "denoise": 1.0,
-            "neg_scale": 5.0,
-            "style_scale": 0.5,
-            "context_scale": 3.0,
-            "form": "official",
-        },
-        "links": {
-            "model": (1, 0),
-            "positive": (3, 0),
-            "context": (3, 1),
-            "style": (3, 2),
-            "negative": (3, 3),
-            "latent_image": (4, 0),
-        },
-    },
-    {"id": 6, "type": "VAEDecode", "links": {"samples": (5, 0), "vae": (1, 2)}},
-    {
-        "id": 7,
-        "type": "SaveImage",
-        "widgets": {"filename_prefix": "exemplar/dreamstyler_sdxl_txt2img"},
-        "links": {"images": (6, 0)},
-    },
-]
+)
