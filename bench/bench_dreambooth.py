@@ -13,7 +13,7 @@ import gc
 import os
 
 import torch
-from harness import compare, full_sd15_model, report, text_conditioning
+from harness import compare, core_train_lora, full_sd15_model, report, text_conditioning
 
 STEPS = 2
 # "full" (default, the harness's SD1.5-shaped UNet; needs ~8 GB RAM for TrainLoraNode's all-layer LoRA)
@@ -31,47 +31,32 @@ def bench_model():
     return comfy.sd.load_diffusion_model_state_dict(random_state_dict(tiny_unet(TINY_SD15_UNET), "", seed=0))
 
 
-def main(repeats: int = 2):
+def dreambooth_run(glue, model, instance, classes, instance_cond, class_cond, steps: int, prior: bool = True):
+    """One whole DreamBooth training run (rank 4, lr 1e-4, batch 1) on fixed conditionings."""
+    settings = glue.DreamBoothSettings(
+        steps=steps, rank=4, alpha=4.0, learning_rate=1e-4, batch_size=1, prior_loss_weight=1.0 if prior else 0.0
+    )
+    prompts = glue.PromptSet(instance_conditioning=instance_cond, class_conditioning=class_cond)
+    glue.train_dreambooth(model, instance, prompts, settings, class_latents=classes if prior else None)
+    gc.collect()
+
+
+def compare_trainers(model, conditioning, label: str, repeats: int, target: str = ">= 0.9 per step") -> str:
+    """TrainLoraNode vs DreamBooth with and without class images on `model`, one interleaved run."""
     from exemplar_dev.host import pack_submodule
 
-    glue = pack_submodule("nodes.dreambooth.trainer")  # boots ComfyUI first
-    from comfy_extras.nodes_train import TrainLoraNode
-    with torch.inference_mode():  # as in a ComfyUI run: the loader creates inference tensors
-        model = bench_model()
+    glue = pack_submodule("nodes.dreambooth.trainer")
     g = torch.Generator().manual_seed(0)
     instance = torch.randn(1, 4, 32, 32, generator=g)
     classes = torch.randn(4, 4, 32, 32, generator=g)
-    instance_cond, class_cond = text_conditioning(1), text_conditioning(2)
+    instance_cond, class_cond = conditioning(1), conditioning(2)
 
     def core():
-        TrainLoraNode.execute(
-            # two single-image latent dicts: with one, this ComfyUI's TrainLoraNode hits an unset `multi_res`
-            model=[model],
-            latents=[{"samples": instance}, {"samples": instance.flip(-1)}],
-            positive=[instance_cond],
-            batch_size=[1],
-            steps=[STEPS],
-            grad_accumulation_steps=[1],
-            learning_rate=[1e-4],
-            rank=[4],
-            optimizer=["AdamW"],
-            loss_function=["MSE"],
-            seed=[0],
-            training_dtype=["fp32"],
-            lora_dtype=["fp32"],
-            algorithm=["LoRA"],
-            gradient_checkpointing=[False],
-            existing_lora=["[None]"],
-        )
+        core_train_lora(model, instance, instance_cond, STEPS)
         gc.collect()
 
     def dreambooth(prior=True):
-        settings = glue.DreamBoothSettings(
-            steps=STEPS, rank=4, alpha=4.0, learning_rate=1e-4, batch_size=1, prior_loss_weight=1.0 if prior else 0.0
-        )
-        prompts = glue.PromptSet(instance_conditioning=instance_cond, class_conditioning=class_cond)
-        glue.train_dreambooth(model, instance, prompts, settings, class_latents=classes if prior else None)
-        gc.collect()
+        dreambooth_run(glue, model, instance, classes, instance_cond, class_cond, STEPS, prior)
 
     per_step = compare(
         {
@@ -83,14 +68,24 @@ def main(repeats: int = 2):
         repeats=repeats,
     )
     text = report(
-        f"DreamBooth trainer vs TrainLoraNode ({UNET} SD1.5-shaped UNet, 32x32 latent, CPU, fp32, rank 4)",
+        f"DreamBooth trainer vs TrainLoraNode ({label}, 32x32 latent, CPU, fp32, rank 4)",
         per_step,
         "core TrainLoraNode (1 image/step)",
     )
     base = per_step["core TrainLoraNode (1 image/step)"]
     ratio = base / per_step["DreamBooth, prior preservation (2 images/step)"]
-    print(f"  steps/s relative to TrainLoraNode: {ratio:.3f}  (per image: {2 * ratio:.3f}; target >= 0.9 per step)")
-    return text
+    line = f"  steps/s relative to TrainLoraNode: {ratio:.3f}  (per image: {2 * ratio:.3f}; target {target})"
+    print(line, flush=True)
+    return text + "\n" + line
+
+
+def main(repeats: int = 2):
+    from exemplar_dev.host import pack_submodule
+
+    pack_submodule("nodes.dreambooth.trainer")  # boots ComfyUI first
+    with torch.inference_mode():  # as in a ComfyUI run: the loader creates inference tensors
+        model = bench_model()
+    return compare_trainers(model, text_conditioning, f"{UNET} SD1.5-shaped UNet", repeats)
 
 
 if __name__ == "__main__":

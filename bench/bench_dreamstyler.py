@@ -13,20 +13,22 @@ REPEATS = int(os.environ.get("EXEMPLAR_BENCH_REPEATS", "5"))
 TRAIN_STEPS = int(os.environ.get("EXEMPLAR_BENCH_TRAIN_STEPS", "10"))
 
 
-def staged_conditioning(model, seed: int = 1):
+def staged_conditioning(model, seed: int = 1, conditioning=text_conditioning):
+    """T entries, entry k `conditioning(seed + k)` gated to stage k's sigmas (as the staged encoder builds them)."""
     from exemplar_dev.host import pack_submodule
 
     glue = pack_submodule("nodes.dreamstyler.staged_encoding")
     bounds = glue.stage_bounds(model.get_model_object("model_sampling"), STAGES)
-    return [[text_conditioning(seed + k)[0][0], glue.gate({}, k, STAGES, bounds)] for k in range(STAGES)]
+    entries = [conditioning(seed + k)[0] for k in range(STAGES)]
+    return [[cond, glue.gate(options, k, STAGES, bounds)] for k, (cond, options) in enumerate(entries)]
 
 
-def sampling_ratio():
+def sampling_ratio(model=None, conditioning=text_conditioning, label="full-size SD1.5 UNet"):
     import torch
 
-    model = full_sd15_model()
-    plain, negative = text_conditioning(1), text_conditioning(100)
-    staged = staged_conditioning(model)
+    model = model or full_sd15_model()
+    plain, negative = conditioning(1), conditioning(100)
+    staged = staged_conditioning(model, 1, conditioning)
     latent = torch.zeros(1, 4, 32, 32)
     per_step = compare(
         {
@@ -39,7 +41,7 @@ def sampling_ratio():
         repeats=REPEATS,
     )
     return report(
-        "DreamStyler staged vs plain conditioning (full-size SD1.5 UNet, 32x32 latent, CPU)",
+        f"DreamStyler staged vs plain conditioning ({label}, 32x32 latent, CPU)",
         per_step,
         "plain conditioning (cfg 7.5)",
     )

@@ -68,6 +68,31 @@ def ksampler_run(
     )
 
 
+def core_train_lora(model, latent: torch.Tensor, positive, steps: int) -> None:
+    """ComfyUI's TrainLoraNode (rank 4, AdamW lr 1e-4, fp32, batch 1): the baseline of the DreamBooth benchmarks."""
+    from comfy_extras.nodes_train import TrainLoraNode
+
+    TrainLoraNode.execute(
+        # two single-image latent dicts: with one, this ComfyUI's TrainLoraNode hits an unset `multi_res`
+        model=[model],
+        latents=[{"samples": latent}, {"samples": latent.flip(-1)}],
+        positive=[positive],
+        batch_size=[1],
+        steps=[steps],
+        grad_accumulation_steps=[1],
+        learning_rate=[1e-4],
+        rank=[4],
+        optimizer=["AdamW"],
+        loss_function=["MSE"],
+        seed=[0],
+        training_dtype=["fp32"],
+        lora_dtype=["fp32"],
+        algorithm=["LoRA"],
+        gradient_checkpointing=[False],
+        existing_lora=["[None]"],
+    )
+
+
 def compare(
     variants: dict[str, Callable[[], object]], steps: int, repeats: int = 5, warmup: int = 1
 ) -> dict[str, float]:

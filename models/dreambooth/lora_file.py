@@ -10,7 +10,8 @@ and diffusers' kohya converter):
 UNet names are "lora_unet_" + the diffusers module path with "." replaced by "_"
 (e.g. lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q); text-encoder names
 are "lora_te_" + the CLIP module path from "text_model" on
-(lora_te_text_model_encoder_layers_0_self_attn_q_proj). The header carries kohya's "ss_*"
+(lora_te_text_model_encoder_layers_0_self_attn_q_proj); SDXL's two text encoders are "lora_te1_" (CLIP-L) and
+"lora_te2_" (OpenCLIP bigG), as kohya writes them. The header carries kohya's "ss_*"
 network fields and the pack's artefact header (models/common/artefact_header.py: kind, version, then the
 training step, prompts and settings as "exemplar.*" fields).
 """
@@ -30,6 +31,7 @@ from ..common.atomic_file import save_safetensors_atomic
 
 UNET_PREFIX = "lora_unet_"
 TEXT_ENCODER_PREFIX = "lora_te_"
+SDXL_TEXT_ENCODER_PREFIXES = {"clip_l": "lora_te1_", "clip_g": "lora_te2_"}
 KIND = "dreambooth_lora"
 FORMAT_VERSION = 1
 
@@ -55,12 +57,12 @@ def kohya_name(prefix: str, module_path: str) -> str:
     return prefix + module_path.replace(".", "_")
 
 
-def text_encoder_kohya_name(module_path: str) -> str:
-    """CLIP module path (any prefix before "text_model.") -> its "lora_te_..." name."""
+def text_encoder_kohya_name(module_path: str, prefix: str = TEXT_ENCODER_PREFIX) -> str:
+    """CLIP module path (any prefix before "text_model.") -> its "lora_te_..." name (SDXL: "lora_te1_"/"lora_te2_")."""
     at = module_path.find("text_model.")
     if at < 0:
         raise ValueError(f"{module_path!r} is not a CLIP text-model module path (no 'text_model.')")
-    return kohya_name(TEXT_ENCODER_PREFIX, module_path[at:])
+    return kohya_name(prefix, module_path[at:])
 
 
 @dataclass

@@ -13,6 +13,11 @@ Two file forms are read and written:
   (models/common/artefact_header.py: ``exemplar.kind`` = ``dreamstyler_staged_embedding``, ``exemplar.version``,
   token, stages, vectors per stage, dim, base architecture); a ``.safetensors`` file without that header
   (e.g. a converted official file) is read from its keys alone.
+
+SDXL has two text encoders, so an SDXL embedding holds per stage a CLIP-L vector set (768) and a bigG one
+(1280), each stage in the layout ComfyUI's embedding loader reads for SDXL (``{"clip_l": [n, 768], "clip_g":
+[n, 1280]}``): the torch.save form nests that dict under ``<tok>-T<k>``, the safetensors form flattens it to
+``<tok>-T<k>.clip_l`` / ``<tok>-T<k>.clip_g`` (header field ``dim_g`` = 1280, base ``sdxl``).
 """
 
 from __future__ import annotations
@@ -31,22 +36,25 @@ from ..common.file_probe import unpickling_detail
 KIND = "dreamstyler_staged_embedding"
 FORMAT_VERSION = 1
 NUM_TRAIN_TIMESTEPS = 1000
-_STAGE_KEY = r"^(?P<token>.+)-T(?P<stage>\d+)$"
+_STAGE_KEY = r"^(?P<token>.+?)-T(?P<stage>\d+)(?:\.(?P<encoder>clip_l|clip_g))?$"
+SDXL_ENCODERS = ("clip_l", "clip_g")
 
 
 def is_stage_key(key: str) -> bool:
-    """Whether `key` names one stage's vector, '<token>-T<k>'."""
-    return _STAGE_KEY.match(key) is not None
+    """Whether `key` names one stage's vector, '<token>-T<k>' (SD1) or '<token>-T<k>.clip_l|clip_g' (SDXL)."""
+    return re.match(_STAGE_KEY, key) is not None
 
 
 @dataclass(frozen=True)
 class StagedEmbedding:
-    """``vectors[k]`` ([n, dim], float32) replaces the placeholder ``token`` at stage k."""
+    """``vectors[k]`` ([n, dim], float32) replaces the placeholder ``token`` at stage k; for SDXL, ``vectors`` is
+    the CLIP-L part and ``clip_g[k]`` ([n, 1280]) the bigG part of stage k."""
 
     token: str
     vectors: torch.Tensor
     base: str = ""
     metadata: dict = field(default_factory=dict)
+    clip_g: torch.Tensor | None = None
 
     def __post_init__(self):
         if not isinstance(self.vectors, torch.Tensor) or self.vectors.ndim != 3:
@@ -56,6 +64,33 @@ class StagedEmbedding:
             raise ValueError(f"staged embedding vectors must not be empty; got shape {tuple(self.vectors.shape)}")
         if not self.token or any(c.isspace() for c in self.token):
             raise ValueError(f"the placeholder token must be one word without spaces; got {self.token!r}")
+        if self.clip_g is not None and (
+            not isinstance(self.clip_g, torch.Tensor)
+            or self.clip_g.ndim != 3
+            or self.clip_g.shape[:2] != self.vectors.shape[:2]
+            or self.clip_g.shape[2] == 0
+        ):
+            shape = tuple(getattr(self.clip_g, "shape", ()))
+            raise ValueError(
+                f"an SDXL staged embedding's clip_g vectors must be [stages, vectors_per_stage, dim] with the "
+                f"clip_l part's {tuple(self.vectors.shape[:2])} stages and vectors; got {shape}"
+            )
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.clip_g is not None
+
+    def dims(self) -> dict[str, int]:
+        """{encoder: vector size}: SDXL {"clip_l": 768, "clip_g": 1280}; one encoder: {"": dim}."""
+        if self.is_sdxl:
+            return {"clip_l": self.dim, "clip_g": self.clip_g.shape[2]}
+        return {"": self.dim}
+
+    def encoder_vectors(self, stage: int) -> dict[str, torch.Tensor]:
+        """Stage `stage`'s vectors per text encoder, keyed as `dims`."""
+        if self.is_sdxl:
+            return {"clip_l": self.stage_vectors(stage), "clip_g": self.clip_g[stage]}
+        return {"": self.stage_vectors(stage)}
 
     @property
     def stages(self) -> int:
@@ -79,12 +114,22 @@ class StagedEmbedding:
         return self.vectors[stage]
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The official layout: one ``[dim]`` vector per stage (``[n, dim]`` when n > 1)."""
+        """The official layout: one ``[dim]`` vector per stage (``[n, dim]`` when n > 1); SDXL: the flat form."""
         out = {}
         for k in range(self.stages):
-            v = self.vectors[k].detach().to("cpu", torch.float32).contiguous()
-            out[self.stage_key(k)] = v[0].clone() if self.vectors_per_stage == 1 else v.clone()
+            for encoder, v in self.encoder_vectors(k).items():
+                v = v.detach().to("cpu", torch.float32).contiguous()
+                key = f"{self.stage_key(k)}.{encoder}" if encoder else self.stage_key(k)
+                out[key] = v.clone() if self.is_sdxl or self.vectors_per_stage > 1 else v[0].clone()
         return out
+
+    def official_state_dict(self) -> dict:
+        """The torch.save form: ``state_dict`` for one encoder; SDXL nests ``{"clip_l", "clip_g"}`` per stage."""
+        if not self.is_sdxl:
+            return self.state_dict()
+        flat = self.state_dict()
+        keys = [self.stage_key(k) for k in range(self.stages)]
+        return {key: {e: flat[f"{key}.{e}"] for e in SDXL_ENCODERS} for key in keys}
 
     def header(self) -> dict[str, str]:
         fields = {
@@ -94,6 +139,8 @@ class StagedEmbedding:
             "dim": self.dim,
             "base": self.base,
         }
+        if self.is_sdxl:
+            fields["dim_g"] = self.clip_g.shape[2]
         return {
             **write_header(KIND, FORMAT_VERSION, fields),
             **{k: str(v) for k, v in self.metadata.items() if not k.startswith(PREFIX)},
@@ -181,8 +228,9 @@ def from_state_dict(
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{source} does not hold a DreamStyler embedding: expected a dict of '<token>-T<k>' tensors")
     stages: dict[int, torch.Tensor] = {}
+    stages_g: dict[int, torch.Tensor] = {}
     tokens = set()
-    for key, value in state.items():
+    for key, value in _flatten(state).items():
         match = re.match(_STAGE_KEY, str(key))
         if match is None or not isinstance(value, torch.Tensor):
             raise ValueError(
@@ -191,7 +239,13 @@ def from_state_dict(
                 f"instead). {where_to_get(KIND)}"
             )
         tokens.add(match["token"])
-        stages[int(match["stage"])] = value
+        (stages_g if match["encoder"] == "clip_g" else stages)[int(match["stage"])] = value
+    sdxl = any(re.match(_STAGE_KEY, str(k))["encoder"] for k in _flatten(state))
+    if sdxl and sorted(stages) != sorted(stages_g):
+        raise ValueError(
+            f"{source}: an SDXL staged embedding needs clip_l and clip_g vectors for every stage; clip_l has stages "
+            f"{sorted(stages)}, clip_g {sorted(stages_g)}"
+        )
     if len(tokens) != 1:
         raise ValueError(f"{source} mixes several tokens {sorted(tokens)}; expected one '<token>-T<k>' family")
     count = len(stages)
@@ -212,7 +266,29 @@ def from_state_dict(
         raise ValueError(
             f"{source}: the stages differ in shape {sorted(shapes)}; every stage must have the same [vectors, dim]"
         )
-    return StagedEmbedding(tokens.pop(), torch.stack(vectors), base=base, metadata=dict(metadata or {}))
+    clip_g = _stack_stages(stages_g, source, "clip_g") if sdxl else None
+    return StagedEmbedding(
+        tokens.pop(), torch.stack(vectors), base=base or ("sdxl" if sdxl else ""), metadata=dict(metadata or {}),
+        clip_g=clip_g,
+    )
+
+
+def _flatten(state: dict) -> dict:
+    """The nested SDXL torch.save form (``{"<tok>-T0": {"clip_l": t, "clip_g": t}}``) as flat keys."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict) and value and set(value) <= set(SDXL_ENCODERS):
+            out.update({f"{key}.{encoder}": v for encoder, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def _stack_stages(stages: dict[int, torch.Tensor], source: str, encoder: str) -> torch.Tensor:
+    vectors = [v[None] if v.ndim == 1 else v for _, v in sorted(stages.items())]
+    if any(v.ndim != 2 for v in vectors) or len({tuple(v.shape) for v in vectors}) != 1:
+        raise ValueError(f"{source}: the {encoder} stages must all be [vectors, dim] of one shape")
+    return torch.stack([v.detach().to("cpu", torch.float32) for v in vectors])
 
 
 def load_official(path) -> StagedEmbedding:
@@ -248,8 +324,8 @@ def load_safetensors(path) -> StagedEmbedding:
         source=path.name,
     )
     if header is not None:
-        expected = (header.value("token"), header.value("stages"), header.value("dim"))
-        found = (embedding.token, str(embedding.stages), str(embedding.dim))
+        expected = (header.value("token"), header.value("stages"), header.value("dim"), header.fields.get("dim_g"))
+        found = (embedding.token, str(embedding.stages), str(embedding.dim), embedding.header().get(PREFIX + "dim_g"))
         if expected != found:
             raise ValueError(f"{path.name}: header says token/stages/dim {expected} but the tensors hold {found}")
     return embedding
@@ -269,4 +345,4 @@ def save_safetensors(embedding: StagedEmbedding, path) -> Path:
 
 def save_official(embedding: StagedEmbedding, path) -> Path:
     """The official trainer's ``.bin`` layout (a torch.save dict of plain tensors)."""
-    return atomic_write(path, lambda tmp: torch.save(embedding.state_dict(), str(tmp)))
+    return atomic_write(path, lambda tmp: torch.save(embedding.official_state_dict(), str(tmp)))

@@ -122,9 +122,13 @@ def _layer_options(clip, outer, inner):
 
 
 def transformer_forward(
-    transformer, embeds: torch.Tensor, layer: str, layer_idx, layer_norm_hidden_state: bool
-) -> torch.Tensor:
-    """ComfyUI's CLIPTextModel forward (causal mask, no padding mask) with out-of-place residuals."""
+    transformer, embeds: torch.Tensor, layer: str, layer_idx, layer_norm_hidden_state: bool, num_tokens=None
+):
+    """ComfyUI's CLIPTextModel forward (causal mask, no padding mask) with out-of-place residuals.
+
+    With `num_tokens` (process_tokens' per-row lengths) it returns (hidden, projected pooled output) like a tower
+    whose pooled output is read (SDXL's bigG): the final-norm state at each row's last token, through
+    `text_projection`."""
     from comfy.ldm.modules.attention import optimized_attention_for_device
 
     text_model = transformer.text_model
@@ -146,8 +150,14 @@ def transformer_forward(
         if i == stop:
             intermediate = x
     if layer == "last":
-        return text_model.final_layer_norm(x)
-    return text_model.final_layer_norm(intermediate) if layer_norm_hidden_state else intermediate
+        hidden = text_model.final_layer_norm(x)
+    else:
+        hidden = text_model.final_layer_norm(intermediate) if layer_norm_hidden_state else intermediate
+    if num_tokens is None:
+        return hidden
+    last = text_model.final_layer_norm(x) if layer != "last" else hidden
+    pooled = last[torch.arange(last.shape[0]), torch.tensor([n - 1 for n in num_tokens])]
+    return hidden, transformer.text_projection(pooled)
 
 
 class TextEncoder:
@@ -176,6 +186,66 @@ class TextEncoder:
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
         return self.encode_rows([self.rows(p, self.clip.tokenize(p)) for p in prompts])
+
+
+class SDXLTextEncoder:
+    """SDXL's two towers differentiably: prompt -> (context [B, 77, 2048] = CLIP-L | bigG hidden states, bigG's
+    projected pooled output [B, 1280]), as ComfyUI's SDXLClipModel encodes one 77-token chunk."""
+
+    KEYS = ("l", "g")
+
+    def __init__(self, clip):
+        self.clip = clip
+        outer = comfyui_compat.clip_model(clip)
+        self.towers = {key: getattr(outer, f"clip_{key}", None) for key in self.KEYS}
+        if any(t is None or not hasattr(t, "process_tokens") for t in self.towers.values()):
+            raise ValueError(f"expected SDXL's two text encoders (clip_l, clip_g); got {type(outer).__name__}")
+        outer.reset_clip_options()
+        if clip.layer_idx is not None:
+            outer.set_clip_options({"layer": clip.layer_idx})
+        self.options = {k: (t.layer, t.layer_idx, t.layer_norm_hidden_state) for k, t in self.towers.items()}
+        outer.reset_clip_options()
+        if any(o[0] not in ("last", "hidden") for o in self.options.values()):
+            raise ValueError(f"training does not support this CLIP's output options {self.options}")
+
+    def rows(self, prompt: str, tokens: dict) -> dict:
+        """{"l": row, "g": row}: the one chunk per tower of `tokens` (clip.tokenize's output or one built like it)."""
+        out = {}
+        for key in self.KEYS:
+            chunks = tokens[key]
+            if len(chunks) != 1 or any(weight != 1.0 for _, weight in chunks[0]):
+                raise ValueError(
+                    f"training prompt {prompt!r} must fit in one 77-token chunk and carry no (word:weight) syntax"
+                )
+            out[key] = [token for token, _ in chunks[0]]
+        return out
+
+    def encode_rows(self, rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = {}
+        for key, tower in self.towers.items():
+            device = tower.transformer.get_input_embeddings().weight.device
+            embeds, _, num_tokens, _ = tower.process_tokens([r[key] for r in rows], device)
+            hidden[key] = transformer_forward(tower.transformer, embeds, *self.options[key], num_tokens=num_tokens)
+        context = torch.cat([hidden["l"][0].float(), hidden["g"][0].float()], dim=-1)
+        return context, hidden["g"][1].float()
+
+    def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode_rows([self.rows(p, self.clip.tokenize(p)) for p in prompts])
+
+
+def is_sdxl_clip(clip) -> bool:
+    outer = comfyui_compat.clip_model(clip)
+    return hasattr(outer, "clip_l") and hasattr(outer, "clip_g")
+
+
+def text_encoder(clip):
+    """The differentiable encoder for this CLIP: `SDXLTextEncoder` for SDXL's two towers, else `TextEncoder`."""
+    return SDXLTextEncoder(clip) if is_sdxl_clip(clip) else TextEncoder(clip)
+
+
+def sdxl_size_conditioning(width: int, height: int) -> dict:
+    """SDXL's size conditioning for an uncropped image shown at its own size (what encode_adm reads)."""
+    return {"width": width, "height": height, "crop_w": 0, "crop_h": 0, "target_width": width, "target_height": height}
 
 
 def sample_sigmas(model_sampling, batch: int, generator: torch.Generator) -> torch.Tensor:

@@ -34,9 +34,10 @@ NO_FOLDER = "none"
 
 
 def clip_tokenizer(clip):
-    """The Hugging Face CLIP tokenizer inside a ComfyUI CLIP (SD1.x/2.x: the only text encoder)."""
+    """The Hugging Face CLIP tokenizer inside a ComfyUI CLIP (SD1.x/2.x: the only text encoder; SDXL: CLIP-L's,
+    whose vocabulary bigG shares)."""
     outer = clip.tokenizer
-    inner = getattr(outer, getattr(outer, "clip", ""), None) or outer
+    inner = getattr(outer, getattr(outer, "clip", ""), None) or getattr(outer, "clip_l", None) or outer
     hf = getattr(inner, "tokenizer", None)
     if hf is None or not hasattr(hf, "get_vocab"):
         raise ValueError("clip: its tokenizer exposes no vocabulary (expected a CLIP BPE tokenizer, as in SD1.x/2.x)")

@@ -16,7 +16,9 @@ What DreamBooth adds (Ruiz et al. 2022, diffusers' examples as practised): every
 [instance images with "a [identifier] [class noun]"; class images with "a [class noun]"] and the
 loss is mse(instance) + lambda * mse(class) in epsilon space (models/prior_preservation.py);
 LoRA only on the attention q/k/v/out projections; optional LoRA on the CLIP text encoder's
-attention. Noise, timesteps and image choice of step s come from a generator seeded by
+attention (SDXL: on both text encoders, and every UNet input carries SDXL's size conditioning of the training
+images, uncropped, as the class images are generated with).
+Noise, timesteps and image choice of step s come from a generator seeded by
 (seed, s, micro-batch, rank), so a resumed run continues exactly where a checkpoint left off.
 Under torch.distributed (torchrun, any backend) each rank draws its own data and the gradients are
 averaged with all_reduce before every optimizer step, so all ranks hold identical weights.
@@ -49,6 +51,7 @@ from ...models.common.train_loop import (
 )
 from ...models.common.image_folder import IMAGE_SUFFIXES, fit_images, image_files, load_images
 from ...models.dreambooth.lora_file import (
+    SDXL_TEXT_ENCODER_PREFIXES,
     UNET_PREFIX,
     LoraPair,
     is_text_attention_projection,
@@ -151,20 +154,26 @@ def unet_lora_names(model) -> dict[str, str]:
 
 
 def text_encoder_lora_names(clip) -> dict[str, str]:
-    """{weight key on the CLIP patcher: kohya name} for every text-encoder self-attention projection."""
-    out = {}
-    encoders = set()
+    """{weight key on the CLIP patcher: kohya name} for every text-encoder self-attention projection (SDXL: both
+    encoders, lora_te1_ / lora_te2_)."""
+    found = {}
     for path, module in clip.patcher.model.named_modules():
         if is_text_attention_projection(path) and getattr(module, "weight", None) is not None:
-            encoders.add(path.split(".", 1)[0])
-            out[f"{path}.weight"] = text_encoder_kohya_name(path)
-    if not out:
+            found[path] = path.split(".", 1)[0]
+    encoders = set(found.values())
+    if not found:
         raise ValueError("clip: found no text-encoder attention projections to put a LoRA on")
-    if len(encoders) > 1:
-        raise ValueError(
-            f"clip: text-encoder LoRA supports one CLIP text model (SD1.x/2.x); this CLIP has {sorted(encoders)}"
-        )
-    return out
+    if len(encoders) == 1:
+        return {f"{path}.weight": text_encoder_kohya_name(path) for path in found}
+    if encoders == set(SDXL_TEXT_ENCODER_PREFIXES):
+        return {
+            f"{path}.weight": text_encoder_kohya_name(path, SDXL_TEXT_ENCODER_PREFIXES[encoder])
+            for path, encoder in found.items()
+        }
+    raise ValueError(
+        f"clip: text-encoder LoRA supports one CLIP text model (SD1.x/2.x) or SDXL's clip_l + clip_g; this CLIP has "
+        f"{sorted(encoders)}"
+    )
 
 
 def _attach(
@@ -287,7 +296,7 @@ def train_dreambooth(
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
 
-        text = training.TextEncoder(te) if te is not None else None
+        text = training.text_encoder(te) if te is not None else None
         checkpointing = contextlib.ExitStack()
         checkpointing.enter_context(
             comfyui_compat.gradient_checkpointing(mp.model.diffusion_model, settings.gradient_checkpointing)
@@ -403,9 +412,24 @@ def _conditioning(clip, prompt: str, given: list | None):
         return _encode(clip, prompt)
 
 
-def _text_context(text: training.TextEncoder, prompt: str) -> dict:
-    """The differentiable conditioning of a trained text encoder (SD1.x/2.x UNets read no pooled output)."""
+def _text_context(text, prompt: str) -> dict:
+    """The differentiable conditioning of a trained text encoder (SD1.x/2.x UNets read no pooled output; SDXL's
+    reads bigG's)."""
+    if isinstance(text, training.SDXLTextEncoder):
+        context, pooled = text([prompt])
+        return {"cross_attn": context, "pooled_output": pooled}
     return {"cross_attn": text([prompt])}
+
+
+def _is_sdxl(model_base) -> bool:
+    import comfy.model_base
+
+    return isinstance(model_base, comfy.model_base.SDXL)
+
+
+def _pixel_size(model_base, latents: torch.Tensor) -> tuple[int, int]:
+    factor = getattr(model_base.latent_format, "spacial_downscale_ratio", 8)
+    return latents.shape[-1] * factor, latents.shape[-2] * factor
 
 
 def _encode(clip, prompt: str) -> dict:
@@ -432,6 +456,8 @@ def _micro_step(mp, sampling, x0, context: list[dict], n_instance, settings, g, 
         parts = [c[key] for c in context]
         if all(torch.is_tensor(p) for p in parts):
             cond[key] = torch.cat([p.to(device) for p in parts])
+    if _is_sdxl(mp.model):
+        cond.update(training.sdxl_size_conditioning(*_pixel_size(mp.model, x0)))
     kwargs = {k: v.cond for k, v in mp.model.extra_conds(noise=xt, device=device, **cond).items()}
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         denoised = mp.model.apply_model(xt, sigmas, **kwargs)
@@ -481,6 +507,8 @@ def generate_class_images(
     def conditioning(text):
         out = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True, return_dict=True)
         cond = out.pop("cond")
+        if _is_sdxl(model.model):
+            out.update(training.sdxl_size_conditioning(width, height))
         return [[cond, out]]
 
     positive, negative_cond = conditioning(prompt), conditioning(negative)

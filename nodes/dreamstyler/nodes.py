@@ -104,7 +104,7 @@ class DreamStylerTextEncode(io.ComfyNode):
                 "sampler, ControlNet and guider that takes CONDITIONING."
             ),
             inputs=[
-                io.Clip.Input("clip", tooltip="The CLIP of the SD1.x model the embedding was trained for."),
+                io.Clip.Input("clip", tooltip="The CLIP of the SD1.x or SDXL model the embedding was trained for."),
                 ExemplarStagedEmbeddingType.Input(
                     "staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."
                 ),
@@ -229,7 +229,7 @@ class DreamStylerStyleContextEncode(io.ComfyNode):
                 "style-and-context guider."
             ),
             inputs=[
-                io.Clip.Input("clip", tooltip="The CLIP of the SD1.x model the embedding was trained for."),
+                io.Clip.Input("clip", tooltip="The CLIP of the SD1.x or SDXL model the embedding was trained for."),
                 ExemplarStagedEmbeddingType.Input(
                     "staged_embedding", tooltip="From Load DreamStyler Embedding or the trainer."
                 ),
@@ -294,7 +294,9 @@ class DreamStylerTrain(io.ComfyNode):
             ),
             is_output_node=True,
             inputs=[
-                io.Model.Input("model", tooltip="The SD1.x model (eps or v prediction) the style is learned for."),
+                io.Model.Input(
+                    "model", tooltip="The SD1.x or SDXL model (eps or v prediction) the style is learned for."
+                ),
                 io.Clip.Input("clip", tooltip="Its CLIP; stays frozen (only the new token vectors train)."),
                 io.Vae.Input("vae", tooltip="Its VAE, to encode the style images once (and their mirror images)."),
                 io.Image.Input("images", tooltip="One or a few style images of one size (the paper: 512×512)."),

@@ -39,14 +39,24 @@ def _sub_tokenizers(tokenizer) -> list:
 
 
 def check_dim(clip, embedding: StagedEmbedding) -> None:
-    """A clear error when the embedding's vector size is not what this CLIP's token table holds."""
+    """A clear error when the embedding's vector sizes are not what this CLIP's token tables hold (an SDXL embedding
+    needs SDXL's two encoders, a one-encoder embedding a CLIP whose every encoder takes its size)."""
     sizes = {getattr(sub, "embedding_key", "clip"): sub.embedding_size for sub in _sub_tokenizers(clip.tokenizer)}
+    dims = embedding.dims()
+    if embedding.is_sdxl:
+        if sizes != dims:
+            raise ValueError(
+                f"staged_embedding is an SDXL embedding ({embedding.token}, {embedding.stages} stages, "
+                f"{', '.join(f'{k} {v}-dim' for k, v in dims.items())}) but this CLIP's text encoders take "
+                f"{', '.join(f'{v}-dim ({k})' for k, v in sizes.items())} token embeddings: use the SDXL model's CLIP"
+            )
+        return
     wrong = {k: v for k, v in sizes.items() if v != embedding.dim}
     if wrong:
         raise ValueError(
             f"staged_embedding has {embedding.dim}-dim vectors ({embedding.token}, {embedding.stages} stages) but this "
             f"CLIP's text encoder takes {', '.join(f'{v}-dim ({k})' for k, v in sizes.items())} token embeddings: "
-            f"use the CLIP of the model the embedding was trained for (DreamStyler: SD1.x, 768)"
+            f"use the CLIP of the model the embedding was trained for (SD1.x: 768; SDXL: clip_l 768 + clip_g 1280)"
         )
 
 
@@ -64,11 +74,28 @@ def _count(tokens: dict, ids: dict) -> dict:
     }
 
 
-def tokenize_with_vectors(clip, text: str, token: str, vectors: torch.Tensor):
-    """ComfyUI tokens of `text` with `vectors` ([n, dim]) in place of every `token` occurrence."""
+def _vectors_by_tokens_key(clip, keys, vectors) -> dict:
+    """{clip.tokenize key ("l", "g"): [n, dim]} from one tensor for every encoder or a {embedding_key: tensor}
+    dict (a StagedEmbedding's encoder_vectors; key "" = every encoder)."""
+    if isinstance(vectors, torch.Tensor):
+        return {key: vectors for key in keys}
+    if set(vectors) == {""}:
+        return {key: vectors[""] for key in keys}
+    out = {}
+    for key in keys:
+        embedding_key = getattr(getattr(clip.tokenizer, f"clip_{key}", None), "embedding_key", f"clip_{key}")
+        if embedding_key not in vectors:
+            raise ValueError(f"the staged embedding has no {embedding_key} vectors for this CLIP's '{key}' encoder")
+        out[key] = vectors[embedding_key]
+    return out
+
+
+def tokenize_with_vectors(clip, text: str, token: str, vectors):
+    """ComfyUI tokens of `text` with `vectors` ([n, dim], or per encoder {embedding_key: [n, dim]}) in place of
+    every `token` occurrence."""
     pattern = placeholder_pattern(token)
     occurrences = len(re.findall(pattern, text))
-    n = vectors.shape[0]
+    n = (vectors if isinstance(vectors, torch.Tensor) else next(iter(vectors.values()))).shape[0]
     for marker in MARKER_WORDS:
         ids = _word_ids(clip, marker)
         if any(len(v) != 1 for v in ids.values()):
@@ -81,12 +108,13 @@ def tokenize_with_vectors(clip, text: str, token: str, vectors: torch.Tensor):
             f"cannot place the staged embedding's vectors: the prompt already uses every marker word "
             f"({', '.join(MARKER_WORDS)}) or this CLIP's tokenizer splits them; remove them from the prompt"
         )
+    per_key = _vectors_by_tokens_key(clip, tokens.keys(), vectors)
     for key, chunks in tokens.items():
         marker_id, seen = ids[key][0], 0
         for chunk in chunks:
             for i, entry in enumerate(chunk):
                 if isinstance(entry[0], int) and entry[0] == marker_id:
-                    chunk[i] = (vectors[seen % n],) + tuple(entry[1:])
+                    chunk[i] = (per_key[key][seen % n],) + tuple(entry[1:])
                     seen += 1
     return tokens
 
@@ -144,7 +172,7 @@ def encode_staged(clip, text: str, embedding: StagedEmbedding, model_sampling=No
     bounds = stage_bounds(model_sampling if model_sampling is not None else default_model_sampling(), embedding.stages)
     conditioning = []
     for stage in range(embedding.stages):
-        tokens = tokenize_with_vectors(clip, text, embedding.token, embedding.stage_vectors(stage))
+        tokens = tokenize_with_vectors(clip, text, embedding.token, embedding.encoder_vectors(stage))
         for cond, options in clip.encode_from_tokens_scheduled(tokens):
             if "clip_start_percent" in options or "start_percent" in options:
                 raise ValueError(

@@ -4,6 +4,10 @@ Training runs on clones of the MODEL and CLIP patchers (classic, fully loaded on
 differentiable the one way the pack's trainers share (`nodes/common/training.py`: weight wrappers for ComfyUI's
 inference tensors, a CLIP text forward with out-of-place residuals); the MODEL and CLIP you pass in are never
 modified. The noise schedule is the model's own: its 1000 discrete sigmas, as cumulative alphas for the pure loop.
+
+On SDXL both text encoders take the token: each stage trains a CLIP-L vector and a bigG vector, which the pure loop
+sees as one [n, 768 + 1280] vector (split again for the two tokenizers), and the UNet gets bigG's pooled output and
+the images' size conditioning as SDXL's vector input.
 """
 
 from __future__ import annotations
@@ -33,8 +37,36 @@ class DifferentiableTextEncoder(training.TextEncoder):
         return self.encode_rows(rows)
 
 
+class DifferentiableSDXLTextEncoder(training.SDXLTextEncoder):
+    """The same for SDXL: vectors [B, n, 768 + 1280] (CLIP-L | bigG) -> (context [B, 77, 2048], pooled [B, 1280])."""
+
+    def __call__(self, prompts: list[str], token: str, vectors: torch.Tensor):
+        width_l = self.towers["l"].transformer.get_input_embeddings().weight.shape[1]
+        rows = []
+        for p, v in zip(prompts, vectors):
+            parts = {"clip_l": v[:, :width_l], "clip_g": v[:, width_l:]}
+            rows.append(self.rows(p, tokenize_with_vectors(self.clip, p, token, parts)))
+        return self.encode_rows(rows)
+
+
+def _table_rows(clip, tokens_key: str, table: torch.Tensor, special: set, word: str, n: int) -> torch.Tensor:
+    ids = [t for t, _ in clip.tokenize(word)[tokens_key][0] if isinstance(t, int) and t not in special]
+    if not ids:
+        raise ValueError(f"init_word {word!r} has no tokens")
+    return torch.stack([table[ids[i % len(ids)]].detach().float().cpu() for i in range(n)])
+
+
 def init_vectors_from_word(clip, word: str, stages: int, vectors_per_stage: int) -> torch.Tensor:
-    """[T, n, dim]: the token-table rows of `word` (cycled to n vectors), the same for every stage."""
+    """[T, n, dim]: the token-table rows of `word` (cycled to n vectors), the same for every stage (SDXL: CLIP-L's
+    and bigG's rows side by side, dim 768 + 1280)."""
+    if training.is_sdxl_clip(clip):
+        outer = comfyui_compat.clip_model(clip)
+        parts = []
+        for key in ("l", "g"):
+            tower = getattr(outer, f"clip_{key}")
+            table = tower.transformer.get_input_embeddings().weight
+            parts.append(_table_rows(clip, key, table, set(tower.special_tokens.values()), word, vectors_per_stage))
+        return torch.cat(parts, dim=-1)[None].repeat(stages, 1, 1).clone()
     outer, inner = training.inner_clip(clip)
     ids = [t for t, _ in clip.tokenize(word)[outer.clip_name][0] if isinstance(t, int)]
     special = set(inner.special_tokens.values())
@@ -116,8 +148,9 @@ def prepare(
         raise ValueError("training needs a discrete 1000-timestep model (SD1.x / SD2.x)")
     settings = InversionSettings(**{**settings.__dict__, "prediction": training.prediction_type(model_sampling)})
     prompts = training_prompts(template, captions, token, images.shape[0])
+    sdxl = training.is_sdxl_clip(clip)
     init = init_vectors_from_word(clip, init_word, settings.stages, vectors_per_stage)
-    check_dim(clip, se.StagedEmbedding(token, init))
+    check_dim(clip, staged(token, init, sdxl))
 
     with torch.no_grad():
         pixels = images[..., :3].clone()
@@ -133,16 +166,23 @@ def prepare(
     device = training.check_on_load_device(unet_patcher, "DreamStyler training (MODEL)")
     training.check_on_load_device(text_clip.patcher, "DreamStyler training (CLIP)")
     unet = unet_patcher.model.diffusion_model
-    encoder = DifferentiableTextEncoder(text_clip)
+    encoder = (DifferentiableSDXLTextEncoder if sdxl else DifferentiableTextEncoder)(text_clip)
     dtype = model.model.manual_cast_dtype or model.model.get_dtype()
     alphas = noising.alphas_cumprod(sigmas)
     latest = {}
+    # SDXL's vector input: bigG's pooled output and the training images' own size (uncropped)
+    size = training.sdxl_size_conditioning(images.shape[2], images.shape[1])
 
     def encode(vectors, index):
         return encoder([prompts[i] for i in index.tolist()], token, vectors)
 
     def run_unet(noisy, t, context):
-        output = unet(noisy.to(dtype), t.float(), context=context.to(device=device, dtype=dtype))
+        if sdxl:
+            context, pooled = context
+            y = unet_patcher.model.encode_adm(pooled_output=pooled, **size).to(device=device, dtype=dtype)
+            output = unet(noisy.to(dtype), t.float(), context=context.to(device=device, dtype=dtype), y=y)
+        else:
+            output = unet(noisy.to(dtype), t.float(), context=context.to(device=device, dtype=dtype))
         latest.update(noisy=noisy[:1].detach(), t=t[:1].detach(), output=output[:1].detach())
         return output
 
@@ -229,8 +269,18 @@ def embedding_of(setup: TrainingSetup, vectors, losses, init_word, template, ste
         "final_loss": f"{losses[-1]:.6f}",
         "trainer": "comfyui-exemplar",
     }
+    embedding = staged(setup.token, vectors, training.is_sdxl_clip(clip), metadata)
+    return embedding, losses
+
+
+def staged(token: str, vectors: torch.Tensor, sdxl: bool, metadata: dict | None = None) -> se.StagedEmbedding:
+    """A StagedEmbedding of trained vectors [T, n, dim] (SDXL: [T, n, 768 + 1280], split into clip_l and clip_g)."""
+    metadata = metadata or {}
+    vectors = vectors.float().cpu()
+    if sdxl:
+        return se.StagedEmbedding(token, vectors[..., :768], base="sdxl", metadata=metadata, clip_g=vectors[..., 768:])
     base = {768: "sd1", 1024: "sd2"}.get(vectors.shape[-1], "")
-    return se.StagedEmbedding(setup.token, vectors.float().cpu(), base=base, metadata=metadata)
+    return se.StagedEmbedding(token, vectors, base=base, metadata=metadata)
 
 
 def check_target(directory, name: str, overwrite: bool) -> tuple[Path, Path]:

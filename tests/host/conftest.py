@@ -57,3 +57,14 @@ def tiny_pbe(node):
     from exemplar_dev.tiny_pbe import TINY_PBE_NAME
 
     return node("ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_PBE_NAME).result
+
+
+# --- SDXL (issue 19: DreamStyler, DreamBooth) ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(comfy):
+    """(MODEL, CLIP, VAE) of the tiny SDXL checkpoint (`sd_xl_base_1.0.safetensors`) through CheckpointLoaderSimple."""
+    from exemplar_dev.tiny_sdxl_base import TINY_SDXL_NAME
+
+    return _checkpoint(comfy, TINY_SDXL_NAME)[:3]

@@ -12,9 +12,11 @@ SLOW = {
     "diffuse_to_choose_train",
     "diffuse_to_choose_tryon",
     "dreambooth_train_and_sample",
+    "dreambooth_sdxl_train_and_sample",
     "dreaminpainter_reference_inpaint",
     "dreamstyler_style_transfer",
     "dreamstyler_txt2img",
+    "dreamstyler_sdxl_txt2img",
     "dual_guidance_ip2p_style",
     "evaluation_metrics",
 }
