@@ -57,3 +57,12 @@ def tiny_pbe(node):
     from exemplar_dev.tiny_pbe import TINY_PBE_NAME
 
     return node("ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_PBE_NAME).result
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_inpaint(comfy):
+    """(MODEL, CLIP, VAE) of the tiny 9-channel SDXL inpainting checkpoint through CheckpointLoaderSimple (CLIP-L +
+    bigG text encoders, pooled output, size conditioning)."""
+    from exemplar_dev.tiny_sdxl_inpaint import TINY_SDXL_INPAINT_NAME
+
+    return _checkpoint(comfy, TINY_SDXL_INPAINT_NAME)[:3]
