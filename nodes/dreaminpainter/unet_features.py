@@ -21,12 +21,9 @@ import comfy.utils
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
 
 from ...models.common.masks import blank_outside_mask
+from ..common.vector_conditioning import vector_entries
 from ...models.dreaminpainter.reference_tokens import feature_tokens
 from ...models.dreaminpainter.tokens import ExemplarTokens
-
-
-# the conditioning entries SDXL's encode_adm reads (comfy/model_base.py)
-SDXL_VECTOR_KEYS = ("pooled_output", "width", "height", "crop_w", "crop_h", "target_width", "target_height")
 
 
 class _Captured(Exception):
@@ -157,7 +154,7 @@ def reference_context(model, conditioning, batch: int) -> tuple[torch.Tensor, di
         if len(conditioning) == 0:
             raise ValueError("conditioning is empty")
         context = conditioning[0][0]
-        extra = {k: v for k, v in conditioning[0][1].items() if k in SDXL_VECTOR_KEYS}
+        extra = vector_entries(conditioning)
     else:
         if diffusion_unet(model).num_classes is not None:
             raise ValueError(

@@ -141,9 +141,11 @@ def test_injection_at_weight_zero_is_the_base_model_exactly_and_k_tokens_are_sel
     image = torch.rand(1, 128, 128, 3, generator=torch.Generator().manual_seed(4))
     tokens = encode(node, model=model, vae=vae, reference=image, resolution=128, conditioning=inpaint_conds(5)[0])[0]
     assert tokens.tokens.shape == (1, 64, 320)
-    selected = node("ExemplarTokenSelectTopK").execute(
-        tokens=tokens, k=24, criterion="norm", selection="top_k", candidate_pool=96, mask_threshold=0.5
-    ).result[0]
+    selected = (
+        node("ExemplarTokenSelectTopK")
+        .execute(tokens=tokens, k=24, criterion="norm", selection="top_k", candidate_pool=96, mask_threshold=0.5)
+        .result[0]
+    )
     norms = tokens.tokens[0].norm(dim=-1)
     expected = torch.argsort(norms, descending=True, stable=True)[:24]
     assert selected.tokens.shape == (1, 24, 320)
@@ -168,12 +170,16 @@ def test_clip_vision_tokens_as_sdxl_cross_attention_context(node, tiny_sdxl_inpa
     model = tiny_sdxl_inpaint[0]
     clip_vision = tiny_clip_vision(tmp_path)
     image = torch.rand(1, 56, 56, 3, generator=torch.Generator().manual_seed(7))
-    tokens = node("ExemplarReferenceEncodeCLIPVision").execute(
-        clip_vision=clip_vision, reference=image, tokens="patches", crop="center"
-    ).result[0]
-    selected = node("ExemplarTokenSelectTopK").execute(
-        tokens=tokens, k=4, criterion="norm", selection="top_k", candidate_pool=96, mask_threshold=0.5
-    ).result[0]
+    tokens = (
+        node("ExemplarReferenceEncodeCLIPVision")
+        .execute(clip_vision=clip_vision, reference=image, tokens="patches", crop="center")
+        .result[0]
+    )
+    selected = (
+        node("ExemplarTokenSelectTopK")
+        .execute(tokens=tokens, k=4, criterion="norm", selection="top_k", candidate_pool=96, mask_threshold=0.5)
+        .result[0]
+    )
     projection = pack_submodule("models.dreaminpainter.token_projection").TokenProjection(64, SDXL_CONTEXT_DIM)
     positive, negative = inpaint_conds(8)
     cross = node("ExemplarReferenceCrossAttention")
