@@ -21,6 +21,7 @@ from ...models.diffuse_to_choose.hint_image import FIT_MODES, build_hint_images
 from ..common.types import ExemplarAdapterType, ExemplarHintType
 from ..common.finite import require_finite
 from ..common.choices import CROP_CHOICES, require_choice
+from ..common.vector_conditioning import with_vector_entries
 
 CATEGORY = "exemplar/diffuse_to_choose"
 SAVE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -285,6 +286,14 @@ class DtCImageConditioning(io.ComfyNode):
                     default="center",
                     tooltip="center: resize the short side and centre-crop; none: squash.",
                 ),
+                io.Conditioning.Input(
+                    "text_conditioning",
+                    optional=True,
+                    tooltip=(
+                        "Needed on SDXL: a CLIP Text Encode (SDXL) conditioning whose pooled output and size values "
+                        "are copied onto both outputs (SDXL's vector conditioning); its text tokens are not used."
+                    ),
+                ),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive"),
@@ -293,7 +302,7 @@ class DtCImageConditioning(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, clip_vision, reference, adapter, resolution, crop) -> io.NodeOutput:
+    def execute(cls, clip_vision, reference, adapter, resolution, crop, text_conditioning=None) -> io.NodeOutput:
         require_choice("crop", crop, CROP_CHOICES)
         _require_adapter(adapter)
         tokens = encode_tokens(clip_vision, reference, resolution, crop == "center")
@@ -305,7 +314,13 @@ class DtCImageConditioning(io.ComfyNode):
             negative = adapter.project_image(
                 torch.zeros_like(tokens[:1]).to(adapter.image_projection.weight.device)
             ).to(device, torch.float32)
-        return io.NodeOutput([[positive, {}]], [[negative, {}]])
+        if text_conditioning is not None and not text_conditioning:
+            raise ValueError("text_conditioning is empty")
+        positive, negative = [[positive, {}]], [[negative, {}]]
+        if text_conditioning is not None:
+            positive = with_vector_entries(positive, text_conditioning)
+            negative = with_vector_entries(negative, text_conditioning)
+        return io.NodeOutput(positive, negative)
 
 
 class HintImage(io.ComfyNode):

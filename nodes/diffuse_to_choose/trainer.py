@@ -44,6 +44,7 @@ from ...models.common.train_masks import MASK_MODES, random_box_mask, training_m
 from ...models.diffuse_to_choose.adapter import DtCAdapter, parse_metadata, save_adapter
 from ...models.diffuse_to_choose.hint import build_hint
 from ..common import training
+from ..common.vector_conditioning import vector_kwargs
 from . import adapter_patch
 from .vision_tokens import encode_tokens
 
@@ -207,8 +208,19 @@ class _Context:
         return self.adapter.project_image(tokens)
 
 
-def _predict(patched, injection, vae: training.TrainingVAE, context_of, batch: Batch, noise, sigmas, dtype):
-    """x0 prediction of the patched model for the batch at `sigmas` (the hint path as at inference)."""
+def _predict(
+    patched,
+    injection,
+    vae: training.TrainingVAE,
+    context_of,
+    batch: Batch,
+    noise,
+    sigmas,
+    dtype,
+    text_conditioning=None,
+):
+    """x0 prediction of the patched model for the batch at `sigmas` (the hint path as at inference); SDXL's vector
+    conditioning comes from `text_conditioning` (sizes default to the training resolution)."""
     model = patched.model
     device = patched.load_device
     hint = build_hint(batch.images, batch.masks, batch.references)
@@ -218,7 +230,10 @@ def _predict(patched, injection, vae: training.TrainingVAE, context_of, batch: B
     sigmas = sigmas.to(device)
     xt = noising.add_noise(x0, noise.to(device), sigmas)
     context = context_of(batch.references, batch.keep_reference, device)
+    height, width = batch.images.shape[1:3]
+    vector = vector_kwargs(patched, text_conditioning, width, height, xt.shape[0], "text_conditioning")
     conds = model.extra_conds(
+        **vector,
         noise=xt,
         device=device,
         cross_attn=context,
@@ -298,8 +313,12 @@ def train_dtc(
     on_preview: Callable[[int, torch.Tensor], None] | None = None,
     extra_metadata: dict | None = None,
     progress=None,
+    text_conditioning=None,
 ) -> DtCTrainResult:
     """Train a copy of `adapter` on `dataset`; `model`, `vae`, `clip_vision` and `adapter` are not modified.
+
+    `text_conditioning` (a CONDITIONING, e.g. CLIP Text Encode (SDXL)) gives an SDXL model its pooled output and
+    size values; SD1.x models need none.
 
     checkpoint(result) every `checkpoint_every` steps (rank 0); on_step(step, total, losses) after each optimizer step
     (may raise to cancel: the last checkpoint stays as it was written); on_preview(step, image) every
@@ -311,6 +330,7 @@ def train_dtc(
         raise ValueError("perceptual_weight > 0 needs the VGG16 weights (vgg16 input); set it to 0 to train without")
     training.prediction_type(model.get_model_object("model_sampling"))
     adapter_patch.check_compatible(adapter, model)
+    vector_kwargs(model, text_conditioning, settings.resolution, settings.resolution, 1, "text_conditioning")
     rank, world = rank_and_world()
     state, start_step, optimizer_state = (None, 0, None) if not resume_from else read_checkpoint(resume_from)
     if start_step >= settings.steps:
@@ -360,7 +380,15 @@ def train_dtc(
                     noise = torch.randn(latent_shape, generator=g)
                     sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
                     x0, xt, denoised = _predict(
-                        session.patched, session.injection, session.vae, context_of, batch, noise, sigmas, dtype
+                        session.patched,
+                        session.injection,
+                        session.vae,
+                        context_of,
+                        batch,
+                        noise,
+                        sigmas,
+                        dtype,
+                        text_conditioning,
                     )
                     eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
                     diffusion = torch.nn.functional.mse_loss(eps, noise.to(eps.device))
@@ -430,6 +458,7 @@ def masked_x0_error(
     samples: int = 8,
     sigma_percent: float = 0.5,
     seed: int = 12345,
+    text_conditioning=None,
 ) -> float:
     """Mean squared error of the x0 prediction inside the (latent-size) mask against the source latent.
 
@@ -459,7 +488,15 @@ def masked_x0_error(
                 noise = torch.randn(shape, generator=g)
                 sigma = torch.tensor([float(session.sampling.percent_to_sigma(sigma_percent))])
                 x0, _xt, denoised = _predict(
-                    session.patched, session.injection, session.vae, context_of, batch, noise, sigma, torch.float32
+                    session.patched,
+                    session.injection,
+                    session.vae,
+                    context_of,
+                    batch,
+                    noise,
+                    sigma,
+                    torch.float32,
+                    text_conditioning,
                 )
                 region = binary_mask(batch.masks, shape[-2:]).to(x0.device)[:, None]
                 errors.append(float((((denoised - x0) ** 2) * region).sum() / (region.sum() * shape[1])))

@@ -264,6 +264,15 @@ class DtCTrain(io.ComfyNode):
                     default=False,
                     tooltip="Recompute activations in backward: less memory, slower.",
                 ),
+                io.Conditioning.Input(
+                    "text_conditioning",
+                    optional=True,
+                    tooltip=(
+                        "SDXL only: a CLIP Text Encode (SDXL) conditioning whose pooled output and size values feed "
+                        "the model's vector conditioning (sizes not set = the training resolution). Its text tokens "
+                        "are not used: the image tokens are the context."
+                    ),
+                ),
             ],
             outputs=[
                 ExemplarAdapterType.Output(
@@ -306,6 +315,7 @@ class DtCTrain(io.ComfyNode):
         preview_every,
         resume_from,
         gradient_checkpointing,
+        text_conditioning=None,
     ) -> io.NodeOutput:
         require_finite(
             learning_rate=learning_rate,
@@ -352,6 +362,7 @@ class DtCTrain(io.ComfyNode):
             on_preview=lambda step, image: None,
             extra_metadata={"trainer": "node"},
             progress=progress,
+            text_conditioning=text_conditioning,
         )
         save_checkpoint(path, result)
         previews = torch.cat(result.previews).to(comfy.model_management.intermediate_device())

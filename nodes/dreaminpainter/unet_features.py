@@ -21,6 +21,7 @@ import comfy.utils
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
 
 from ...models.common.masks import blank_outside_mask
+from ..common.vector_conditioning import vector_entries
 from ...models.dreaminpainter.reference_tokens import feature_tokens
 from ...models.dreaminpainter.tokens import ExemplarTokens
 
@@ -105,7 +106,7 @@ def unet_features(
 
     The latent is fed clean (no noise) at the sigma of discrete timestep `timestep`; `context`
     [1 or B, T, C_ctx] is the text context of the pass; `extra` carries further conditioning
-    entries (e.g. pooled_output for SDXL).
+    entries (SDXL: pooled_output and the size values; width / height default to the latent's pixel size).
     """
     block = resolve_block(model, block)
     patched = model.clone()
@@ -118,15 +119,14 @@ def unet_features(
     x = base.process_latent_in(latent.to(device, torch.float32))
     model_sampling = patched.get_model_object("model_sampling")
     sigma = model_sampling.sigma(torch.tensor(float(timestep))).reshape(1).expand(batch).to(device)
+    # as comfy.samplers.encode_model_conds: the conditioning's own sizes win, else the latent's pixel size
     conds = base.extra_conds(
-        **dict(extra or {}),
+        **{"width": x.shape[-1] * 8, "height": x.shape[-2] * 8, **dict(extra or {})},
         cross_attn=context.to(device),
         device=device,
         noise=x,
         latent_image=x,
         denoise_mask=torch.zeros_like(x[:, :1]),
-        width=x.shape[-1] * 8,
-        height=x.shape[-2] * 8,
         prompt_type="positive",
     )
     kwargs = {key: value.process_cond(batch_size=batch, device=device, area=None).cond for key, value in conds.items()}
@@ -147,14 +147,14 @@ def square_resize(images: torch.Tensor, size: int, method: str, crop: bool) -> t
 
 
 def reference_context(model, conditioning, batch: int) -> tuple[torch.Tensor, dict]:
-    """Text context (and SDXL's pooled output) of the reference pass: the given conditioning, else zeros."""
+    """Text context of the reference pass and SDXL's vector conditioning (pooled output, size and crop values, as
+    CLIPTextEncodeSDXL sets them): the given conditioning, else zeros."""
     extra = {}
     if conditioning is not None:
         if len(conditioning) == 0:
             raise ValueError("conditioning is empty")
         context = conditioning[0][0]
-        if "pooled_output" in conditioning[0][1]:
-            extra["pooled_output"] = conditioning[0][1]["pooled_output"]
+        extra = vector_entries(conditioning)
     else:
         if diffusion_unet(model).num_classes is not None:
             raise ValueError(

@@ -68,3 +68,12 @@ def tiny_sdxl(comfy):
     from exemplar_dev.tiny_sdxl_base import TINY_SDXL_NAME
 
     return _checkpoint(comfy, TINY_SDXL_NAME)[:3]
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_inpaint(comfy):
+    """(MODEL, CLIP, VAE) of the tiny 9-channel SDXL inpainting checkpoint through CheckpointLoaderSimple (CLIP-L +
+    bigG text encoders, pooled output, size conditioning)."""
+    from exemplar_dev.tiny_sdxl_inpaint import TINY_SDXL_INPAINT_NAME
+
+    return _checkpoint(comfy, TINY_SDXL_INPAINT_NAME)[:3]

@@ -9,11 +9,13 @@ from exemplar_dev import workflows
 TEST_STEPS = 2
 # over ~8 s each on the 2-core CPU host (pytest --durations); `make test-fast` skips them
 SLOW = {
+    "diffuse_to_choose_sdxl_tryon",
     "diffuse_to_choose_train",
     "diffuse_to_choose_tryon",
     "dreambooth_train_and_sample",
     "dreambooth_sdxl_train_and_sample",
     "dreaminpainter_reference_inpaint",
+    "dreaminpainter_sdxl_reference_inpaint",
     "dreamstyler_style_transfer",
     "dreamstyler_txt2img",
     "dreamstyler_sdxl_txt2img",
