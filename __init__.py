@@ -3,14 +3,25 @@
 from comfy_api.latest import ComfyExtension, io
 
 from .nodes import METHODS
-from .nodes import diffuse_to_choose, dreambooth, dreaminpainter, dreamstyler, evaluation, guidance, paint_by_example
+from .nodes import (
+    compositing,
+    diffuse_to_choose,
+    dreambooth,
+    dreaminpainter,
+    dreamstyler,
+    evaluation,
+    guidance,
+    paint_by_example,
+)
 
 WEB_DIRECTORY = "./web"  # web/docs/<node_id>.md: the help panel's page for each node
 
 # imported by name above, not loaded from strings: a method package added to nodes.METHODS is imported here too
 _PACKAGES = {
     package.__name__.rsplit(".", 1)[-1]: package
-    for package in (diffuse_to_choose, dreambooth, dreaminpainter, dreamstyler, evaluation, guidance, paint_by_example)
+    for package in (
+        compositing, diffuse_to_choose, dreambooth, dreaminpainter, dreamstyler, evaluation, guidance, paint_by_example
+    )
 }
 
 

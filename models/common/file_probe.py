@@ -81,20 +81,20 @@ def pickle_names_contain(path, needles: tuple[bytes, ...]) -> bool | None:
     return None if stamp is None else _pickle_contains(*stamp, tuple(needles))
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
+_ANSI = r"\x1b\[[0-9;]*[A-Za-z]"
+_GLOBAL = r"GLOBAL (\S+) was not an allowed global"
 
 
 def plain_text(message: str) -> str:
     """`message` without terminal colour codes (torch's weights_only errors carry some)."""
-    return _ANSI.sub("", message)
+    return re.sub(_ANSI, "", message)
 
 
 def unpickling_detail(error: BaseException) -> str:
     """What a refused weights_only load found, in one line without terminal codes: the Python object it would
     create (torch names it), else the first line of the error."""
     text = plain_text(str(error))
-    found = _GLOBAL.search(text)
+    found = re.search(_GLOBAL, text)
     if found:
         return f"it stores a Python object of type {found.group(1)}, not only tensors"
     return next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)

@@ -106,6 +106,7 @@ class TrainingSetup:
     release: Callable[[], None]  # unloads the training clones and takes their weight wrappers off
 
     last_x0: Callable[[], torch.Tensor | None] = lambda: None  # the x0 prediction of the latest UNet call
+    sdxl: bool = False  # vectors hold CLIP-L (768) then bigG (1280) parts
 
     def run(self, on_step=None, after_step=None):
         return train_staged_inversion(
@@ -211,6 +212,7 @@ def prepare(
         run_unet,
         release,
         last_x0,
+        sdxl,
     )
 
 
@@ -269,8 +271,7 @@ def embedding_of(setup: TrainingSetup, vectors, losses, init_word, template, ste
         "final_loss": f"{losses[-1]:.6f}",
         "trainer": "comfyui-exemplar",
     }
-    embedding = staged(setup.token, vectors, training.is_sdxl_clip(clip), metadata)
-    return embedding, losses
+    return staged(setup.token, vectors, setup.sdxl, metadata)
 
 
 def staged(token: str, vectors: torch.Tensor, sdxl: bool, metadata: dict | None = None) -> se.StagedEmbedding:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..tiny_models import is_current
 from ..tiny_sdxl_base import (
-    TINY_SDXL_NAME,
     TINY_SDXL_STAGED_EMBEDDING_NAME,
     tiny_sdxl_staged_embedding,
     write_tiny_sdxl_checkpoint,
