@@ -40,6 +40,19 @@ SD15_INPAINT = ModelFile(
     f"{HF}/stable-diffusion-v1-5/stable-diffusion-inpainting/resolve/main/sd-v1-5-inpainting.ckpt?download=true",
     "Stable Diffusion 1.5 inpainting (9-channel UNet)",
 )
+SDXL = ModelFile(
+    "sd_xl_base_1.0.safetensors",
+    "checkpoints",
+    f"{HF}/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors?download=true",
+    "Stable Diffusion XL 1.0 base (any SDXL checkpoint works)",
+)
+SDXL_INPAINT = ModelFile(
+    "sd_xl_base_1.0_inpainting_0.1.safetensors",
+    "checkpoints",
+    f"{HF}/diffusers/stable-diffusion-xl-1.0-inpainting-0.1/resolve/main/sd_xl_base_1.0_inpainting_0.1.safetensors"
+    "?download=true",
+    "Stable Diffusion XL 1.0 inpainting 0.1 (9-channel UNet)",
+)
 # Fantasy-Studio/Paint-by-Example publishes model.ckpt; saved as paint_by_example.ckpt, the pack's converter (node
 # or scripts/convert_pbe.py) writes paint_by_example.safetensors beside it, which the template loads.
 PBE_OFFICIAL = ModelFile(
@@ -89,11 +102,20 @@ DREAMSTYLER_STYLE = ModelFile(
     None,
     "a DreamStyler staged embedding: no public weights; train one (scripts/dreamstyler_train.py)",
 )
+DREAMSTYLER_SDXL_STYLE = ModelFile(
+    "dreamstyler_sdxl_style_trained_by_you.safetensors",
+    "embeddings",
+    None,
+    "an SDXL DreamStyler staged embedding (CLIP-L + bigG per stage): no public weights; train one",
+)
 
 # Every file a shipped workflow loads, and so every file the tiny assets stand in for.
-MODEL_FILES = (SD15, SD15_INPAINT, PBE, DINOV2_LARGE, CONTROLNET_DEPTH, VGG16, DTC_ADAPTER, DREAMSTYLER_STYLE)
+MODEL_FILES = (
+    SD15, SD15_INPAINT, SDXL, SDXL_INPAINT, PBE, DINOV2_LARGE, CONTROLNET_DEPTH, VGG16, DTC_ADAPTER, DREAMSTYLER_STYLE,
+    DREAMSTYLER_SDXL_STYLE,
+)
 # What a user downloads to make the files above (docs/weights.md lists these too).
-DOWNLOADS = (SD15, SD15_INPAINT, PBE_OFFICIAL, DINOV2_LARGE, CONTROLNET_DEPTH, VGG16)
+DOWNLOADS = (SD15, SD15_INPAINT, SDXL, SDXL_INPAINT, PBE_OFFICIAL, DINOV2_LARGE, CONTROLNET_DEPTH, VGG16)
 BY_NAME = {f.name: f for f in MODEL_FILES}
 
 # Sample images the templates load: tiny, named so that a user sees what to replace.

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import torch
 
+from . import model_files
 from .host import boot
 from .tiny_models import TINY_SD15_UNET, atomic_save, is_current, random_state_dict, tiny_unet
 
-TINY_SDXL_NAME = "sd_xl_base_1.0.safetensors"
+TINY_SDXL_NAME = model_files.SDXL.name
 BUILDER_VERSION = "1"
 
 TINY_SDXL_BASE_UNET = {
@@ -76,7 +77,7 @@ def write_tiny_sdxl_checkpoint(directory: Path, seed: int = 0, name: str = TINY_
     return atomic_save(sdxl_base_state_dict(seed), path, meta)
 
 
-TINY_SDXL_STAGED_EMBEDDING_NAME = "exemplar_dreamstyler_tiny_sdxl.safetensors"
+TINY_SDXL_STAGED_EMBEDDING_NAME = model_files.DREAMSTYLER_SDXL_STYLE.name
 WORKFLOW_SDXL_LORA = "dreambooth/sks_dog_sdxl.safetensors"
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 
+from . import model_files
 from .host import boot
 from .tiny_models import _fill, atomic_save, is_current
 
 # the file name of the public SDXL inpainting 0.1 single-file checkpoint, so a shipped workflow names what users get
-TINY_SDXL_INPAINT_NAME = "sd_xl_base_1.0_inpainting_0.1.safetensors"
+TINY_SDXL_INPAINT_NAME = model_files.SDXL_INPAINT.name
 BUILDER_VERSION = "1"
 SDXL_CONTEXT_DIM = 2048
 SDXL_POOLED_DIM = 1280

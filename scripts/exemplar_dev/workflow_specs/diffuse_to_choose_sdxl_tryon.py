@@ -10,6 +10,13 @@ import copy
 from ..tiny_sdxl_inpaint import TINY_SDXL_INPAINT_NAME
 from .diffuse_to_choose_tryon import SPEC as SD15_SPEC
 
+TITLE = "Diffuse to Choose on SDXL: virtual try-on with an SDXL inpainting model"
+DESCRIPTION = (
+    "Person + garment mask + garment photo on SDXL inpainting: the hint path (10 FiLM) and DINOv2 "
+    "conditioning carry the garment, CLIP Text Encode (SDXL) gives the pooled output and sizes; "
+    "experimental until you train an adapter."
+)
+
 SDXL_SIZES = {"width": 1024, "height": 1024, "crop_w": 0, "crop_h": 0, "target_width": 1024, "target_height": 1024}
 PROMPT = "a person wearing a striped t-shirt"
 

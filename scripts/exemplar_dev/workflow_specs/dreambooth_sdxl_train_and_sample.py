@@ -10,6 +10,12 @@ from ..tiny_models import TINY_SD15_NAME
 from ..tiny_sdxl_base import TINY_SDXL_NAME, WORKFLOW_SDXL_LORA, retargeted
 from .dreambooth_train_and_sample import SPEC as SD15_SPEC
 
+TITLE = "DreamBooth on SDXL: teach a subject from a few photos, then sample it"
+DESCRIPTION = (
+    "Class images, a LoRA on the SDXL UNet and both text encoders with prior preservation, and a sample "
+    "from the trained model, in one queue."
+)
+
 SPEC = retargeted(
     SD15_SPEC,
     {

@@ -12,6 +12,12 @@ from ..tiny_sdxl_inpaint import TINY_SDXL_INPAINT_NAME
 from .diffuse_to_choose_sdxl_tryon import SDXL_SIZES
 from .dreaminpainter_reference_inpaint import SPEC as SD15_SPEC
 
+TITLE = "DreamInpainter on SDXL: inpaint a subject from a reference, training-free"
+DESCRIPTION = (
+    "The reference's own UNet features (top-24 tokens) injected into self-attention of an SDXL inpainting"
+    " model, with DreamInpainter's text + reference guidance; the background is kept exactly."
+)
+
 PROMPT = "a red cup on a wooden table, photo"
 
 

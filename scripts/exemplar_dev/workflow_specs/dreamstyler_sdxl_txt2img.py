@@ -9,6 +9,12 @@ from ..tiny_models import TINY_SD15_NAME
 from ..tiny_sdxl_base import TINY_SDXL_NAME, TINY_SDXL_STAGED_EMBEDDING_NAME, retargeted
 from .dreamstyler_txt2img import SPEC as SD15_SPEC
 
+TITLE = "DreamStyler on SDXL: text to image in a trained style"
+DESCRIPTION = (
+    "An SDXL staged style embedding (a CLIP-L and a bigG vector per timestep stage) with style-and-"
+    "context guidance."
+)
+
 SPEC = retargeted(
     SD15_SPEC,
     {
