@@ -257,7 +257,8 @@ class DtCInjection(comfyui_compat.SharedOnClone):
 
     def diffusion_model_wrapper(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        hint = self.hint_latent(x.shape, x.device)
+        chunks = len(transformer_options.get("cond_or_uncond") or [0])
+        hint = hint_for_batch(self.hint_latent(x.shape, x.device), x.shape[0], chunks)
         features = self.adapter.hint_features(x, hint, self.offset, timesteps, context, y)
         transformer_options[self.key] = features
         try:
@@ -275,6 +276,22 @@ class DtCInjection(comfyui_compat.SharedOnClone):
             h = self.adapter.modulate(n, h, features[n], self.strength)
         index = film_index_for_output_block(block[1], n)
         return h, self.adapter.modulate(index, hsp, features[index], self.strength)
+
+
+def hint_for_batch(hint: torch.Tensor, model_batch: int, chunks: int) -> torch.Tensor:
+    """The hint tiled to a model call of `chunks` stacked cond/uncond passes over the same latent batch.
+
+    Rule (docs/dtc.md): one hint serves every latent; otherwise hint i belongs to latent i, in every pass.
+    """
+    latent_batch = model_batch // max(chunks, 1)
+    if hint.shape[0] == 1:
+        return hint.expand(model_batch, *hint.shape[1:])
+    if hint.shape[0] != latent_batch or latent_batch * chunks != model_batch:
+        raise ValueError(
+            f"the DtC hint has batch {hint.shape[0]} but the latent batch is {latent_batch}: give one hint (used for "
+            f"every latent) or one per latent (hint i for latent i)"
+        )
+    return hint.repeat(chunks, *([1] * (hint.ndim - 1)))
 
 
 def adapter_model_patcher(adapter: DtCAdapter, model):
