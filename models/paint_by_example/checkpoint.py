@@ -30,6 +30,7 @@ import torch
 
 from ..common.artefact_header import write_header
 from ..common.atomic_file import save_safetensors_atomic
+from ..common.tensor_files import unsafe_global
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -92,7 +93,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise PbECheckpointError(
             f"{path.name}: this checkpoint needs arbitrary unpickling (it stores Python objects, not only "
             f"tensors), which is refused for safety. Convert it with a trusted tool to .safetensors, or "
-            f"save only its state_dict. Detail: {str(error).splitlines()[0]}"
+            f"save only its state_dict.{unsafe_global(error)}"
         ) from error
     except Exception as error:
         raise PbECheckpointError(

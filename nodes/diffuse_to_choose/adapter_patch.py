@@ -14,6 +14,8 @@ The patch has three parts, all on a clone of the input MODEL:
 
 from __future__ import annotations
 
+import inspect
+import os
 import uuid
 
 import torch
@@ -33,6 +35,7 @@ from ...models.diffuse_to_choose.adapter import (
     unet_skip_channels,
 )
 from ...models.diffuse_to_choose.hint import DtCHint
+from ...models.common.tensor_files import readable, require_finite_tensors, shape_message, shape_mismatches
 from ..common import comfyui_compat
 
 ADDITIONAL_MODELS_KEY = "exemplar_dtc_adapter"
@@ -154,14 +157,27 @@ def load_adapter(path: str) -> DtCAdapter:
     """
     from safetensors import safe_open
 
-    with safe_open(path, framework="pt") as f:
-        description = parse_metadata(f.metadata(), source=path)
-    state = comfy.utils.load_torch_file(path, safe_load=True)
+    name = os.path.basename(path)
+    with readable(path, name):
+        with safe_open(path, framework="pt") as f:
+            description = parse_metadata(f.metadata(), source=path)
+        state = comfy.utils.load_torch_file(path, safe_load=True)
+    missing_config = _missing_unet_config(description["unet_config"])
+    if missing_config:
+        raise ValueError(
+            f"{name}: the adapter header's unet_config is incomplete: it lacks {', '.join(missing_config)} (the file "
+            "was not written by DtC Save Adapter or was edited)"
+        )
+    require_finite_tensors(state, name)
     adapter = _empty_adapter(
         description["base_arch"], description["unet_config"], description["latent_channels"], description["image_dim"]
     )
     if adapter.skip_channels != description["skip_channels"] or adapter.context_dim != description["context_dim"]:
         raise ValueError(f"{path}: its header does not describe a consistent adapter (skip widths or context width)")
+    mismatches = shape_mismatches(adapter.state_dict(), state)
+    if mismatches:
+        part = _ADAPTER_PARTS.get(mismatches[0][0].split(".")[0], "adapter")
+        raise ValueError(shape_message(name, part, mismatches))
     # compute dtype as ComfyUI picks it for a UNet with these weights (fp32 on CPU, where fp16 convs crawl)
     dtype = comfy.model_management.unet_dtype(weight_dtype=next(iter(state.values())).dtype)
     adapter.to(dtype)
@@ -171,6 +187,27 @@ def load_adapter(path: str) -> DtCAdapter:
             f"{path}: tensors do not match the DtC layout (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     return adapter.eval()
+
+
+_ADAPTER_PARTS = {
+    "hint_encoder": "hint encoder (the UNet-encoder copy)",
+    "hint_adapter": "hint adapter",
+    "film": "FiLM modules",
+    "image_projection": "image projection",
+}
+
+
+def _missing_unet_config(unet_config) -> list[str]:
+    """The UNetModel arguments without a default that a header's unet_config does not give."""
+    if not isinstance(unet_config, dict):
+        return ["everything (it is not a JSON object)"]
+    parameters = inspect.signature(UNetModel.__init__).parameters.values()
+    return [
+        p.name
+        for p in parameters
+        if p.name != "self" and p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
+        and p.name not in unet_config
+    ]
 
 
 def check_compatible(adapter: DtCAdapter, model) -> None:
