@@ -66,7 +66,10 @@ def wait(server, prompt_ids: list[str], timeout: float = 1800) -> dict[str, str]
             raise RuntimeError(f"prompts unfinished after {timeout} s: {set(prompt_ids) - set(status)}")
         for prompt_id in prompt_ids:
             if prompt_id not in status:
-                entry = server.get(f"/history/{prompt_id}").get(prompt_id)
+                try:
+                    entry = server.get(f"/history/{prompt_id}", timeout=120).get(prompt_id)
+                except (TimeoutError, urllib.error.URLError):  # a busy CPU server answers late
+                    continue
                 if entry and entry.get("status", {}).get("completed") is not None:
                     status[prompt_id] = entry["status"].get("status_str", "?")
         time.sleep(0.5)
@@ -109,12 +112,12 @@ def check_kill_during_training(after_seconds: float) -> bool:
     with running_server(startup_timeout=900) as server:
         prompt_id = queue(server, prompt)
         deadline = time.monotonic() + 600
-        while not server.get("/queue")["queue_running"]:
+        while not server.get("/queue", timeout=120)["queue_running"]:
             if time.monotonic() > deadline:
                 raise RuntimeError("training never started")
             time.sleep(0.2)
         time.sleep(after_seconds)
-        finished = server.get(f"/history/{prompt_id}").get(prompt_id)
+        finished = server.get(f"/history/{prompt_id}", timeout=120).get(prompt_id)
         os.killpg(server.process.pid, signal.SIGKILL)
         server.process.wait()
         print(f"killed the server (SIGKILL) {after_seconds:.0f} s into training; finished before: {bool(finished)}")
