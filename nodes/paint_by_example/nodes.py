@@ -159,9 +159,10 @@ class PbEInpaintConditioning(io.ComfyNode):
             description=(
                 "Attaches the source image and mask to both conditionings the way Paint by Example expects: the VAE "
                 "latent of the masked source (hole = grey) and the keep-mask (1 = keep), concatenated after x_t by the "
-                "PbE MODEL. Also outputs the source latent with a noise mask so the background stays. As in the official "
-                "code the mask is thresholded at 0.5 in pixels, then resized bilinearly to the latent (soft on edges "
-                "off the 8-pixel grid). One reference serves a batch of sources and one source a batch of references."
+                "PbE MODEL. Also outputs the source latent with a noise mask so the background stays. As in the "
+                "official code the mask is thresholded at 0.5 in pixels, then resized bilinearly to the latent (soft "
+                "on edges off the 8-pixel grid). One reference serves a batch of sources and one source a batch of "
+                "references."
             ),
             inputs=[
                 io.Conditioning.Input("positive", tooltip="From Paint-by-Example Encode Reference (positive)."),

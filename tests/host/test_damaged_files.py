@@ -78,7 +78,8 @@ def test_dtc_adapter_files_nan_wrong_shape_incomplete_header_empty(node, tiny_in
     from safetensors import safe_open
 
     adapter = node("ExemplarDtCAdapterCreate").execute(model=tiny_inpaint[0], image_dim=32, seed=1).result[0]
-    saved = pack_submodule("models.diffuse_to_choose.adapter").save_adapter(adapter, exemplar_folder / "good.safetensors")
+    save_adapter = pack_submodule("models.diffuse_to_choose.adapter").save_adapter
+    saved = save_adapter(adapter, exemplar_folder / "good.safetensors")
     with safe_open(str(saved), "pt") as f:
         metadata = f.metadata()
         state = {k: f.get_tensor(k) for k in f.keys()}

@@ -56,7 +56,8 @@ def test_sd15_patching_nodes_leave_the_unpatched_model_exactly_as_fresh(node, ti
     latent = {"samples": torch.zeros(1, 4, 8, 8)}
     node("ExemplarDualGuidanceKSampler").execute(
         model=model, seed=0, steps=2, text_scale=5.0, middle_scale=2.0, sampler_name="euler", scheduler="normal",
-        positive=positive, middle=text(3), negative=negative, latent_image=latent, denoise=1.0, guidance="dreaminpainter",
+        positive=positive, middle=text(3), negative=negative, latent_image=latent, denoise=1.0,
+        guidance="dreaminpainter",
     )  # fmt: skip
     assert torch.equal(sample(model, positive, negative), fresh)
 

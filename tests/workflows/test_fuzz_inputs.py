@@ -70,7 +70,8 @@ class Runner:
         if self.executor.success:
             return "ok", ""
         errors = [data for event, data in self.executor.status_messages if event == "execution_error"]
-        return "error", " ".join(str(e.get("exception_message", e)) for e in errors) or repr(self.executor.status_messages)
+        reported = " ".join(str(e.get("exception_message", e)) for e in errors)
+        return "error", reported or repr(self.executor.status_messages)
 
 
 @pytest.mark.slow
