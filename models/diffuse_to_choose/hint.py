@@ -9,6 +9,8 @@ import torch
 from ..common.masks import binary_mask, masked_source
 from .hint_image import build_hint_images
 
+MIN_IMAGE_SIDE = 8
+
 
 @dataclass(frozen=True)
 class DtCHint:
@@ -29,6 +31,11 @@ def build_hint(
     image: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor, fit: str = "stretch", min_side: int = 8
 ) -> DtCHint:
     """The EXEMPLAR_HINT value for a source image, its inpainting mask and the reference."""
+    if image.ndim != 4 or min(image.shape[1:3]) < MIN_IMAGE_SIDE:
+        raise ValueError(
+            f"image must be an IMAGE [B, H, W, C] of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} px (one latent cell), "
+            f"got shape {tuple(image.shape)}"
+        )
     hints, rectangles = build_hint_images(reference, mask, tuple(image.shape[1:3]), fit, min_side)
     region = binary_mask(mask, image.shape[1:3]).to(image.dtype)
     source = masked_source(image[..., :3], region)

@@ -22,7 +22,6 @@ SDXL has two text encoders, so an SDXL embedding holds per stage a CLIP-L vector
 
 from __future__ import annotations
 
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 
 from ..common.artefact_header import PREFIX, has_header, read_header, where_to_get, write_header
 from ..common.atomic_file import atomic_write, save_safetensors_atomic
-from ..common.file_probe import unpickling_detail
+from ..common.tensor_files import readable, require_finite_tensors
 
 KIND = "dreamstyler_staged_embedding"
 FORMAT_VERSION = 1
@@ -249,6 +248,11 @@ def from_state_dict(
     if len(tokens) != 1:
         raise ValueError(f"{source} mixes several tokens {sorted(tokens)}; expected one '<token>-T<k>' family")
     count = len(stages)
+    if count > NUM_TRAIN_TIMESTEPS:
+        raise ValueError(
+            f"{source} has {count} stages; a staged embedding has at most {NUM_TRAIN_TIMESTEPS} (one per training "
+            "timestep; DreamStyler uses 6 to 10)"
+        )
     if sorted(stages) != list(range(count)):
         raise ValueError(f"{source} has stages {sorted(stages)}; expected the contiguous stages 0..{count - 1}")
     vectors = []
@@ -294,14 +298,10 @@ def _stack_stages(stages: dict[int, torch.Tensor], source: str, encoder: str) ->
 def load_official(path) -> StagedEmbedding:
     """Read the official ``torch.save`` dict (``.bin`` / ``.pt``) with ``weights_only=True``."""
     path = Path(path)
-    try:
+    with readable(path):
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"refusing to load {path.name}: it is not a plain tensor file (it pickles other Python objects, "
-            f"which could run code when loaded). Only weights_only-safe files are read. Found: "
-            f"{unpickling_detail(error)}."
-        ) from None
+    if isinstance(state, dict):
+        require_finite_tensors(_flatten(state), path.name)
     return from_state_dict(state, source=path.name)
 
 
@@ -309,9 +309,10 @@ def load_safetensors(path) -> StagedEmbedding:
     from safetensors import safe_open
 
     path = Path(path)
-    with safe_open(str(path), "pt") as f:
+    with readable(path), safe_open(str(path), "pt") as f:
         meta = dict(f.metadata() or {})
         state = {k: f.get_tensor(k) for k in f.keys()}
+    require_finite_tensors(state, path.name)
     header = (
         read_header(meta, KIND, FORMAT_VERSION, path.name, label="DreamStyler staged embedding")
         if has_header(meta)

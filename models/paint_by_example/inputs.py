@@ -60,6 +60,22 @@ def inpaint_inputs(pixels: torch.Tensor, mask: torch.Tensor, threshold: float = 
     return InpaintInputs(pixels, masked_source(pixels, hole), hole)
 
 
+def squash_8bit(x: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, 3, H, W] in [0, 1] -> [B, 3, size, size] as the official code's PIL `resize((size, size))` does it.
+
+    The image is taken to 8 bits (LoadImage's values are exact bytes / 255), then resampled bicubic
+    (a = -0.5, support widened by the scale when shrinking) first along the width, rounded to 8 bits
+    and clipped, then along the height, rounded and clipped again: Pillow's two passes, in the order of
+    its Resample.c (width first; Pillow 13 sometimes starts with the height, which moves edge pixels).
+    """
+    levels = (x.clamp(0, 1) * 255).round()
+    for axis_size in ((levels.shape[-2], size), (size, size)):
+        if tuple(levels.shape[-2:]) != axis_size:
+            levels = F.interpolate(levels, size=axis_size, mode="bicubic", antialias=True, align_corners=False)
+            levels = levels.round().clamp(0, 255)
+    return levels / 255
+
+
 def reference_pixels(
     images: torch.Tensor,
     size: int,
@@ -69,9 +85,9 @@ def reference_pixels(
 ) -> torch.Tensor:
     """[B, H, W, 3] in [0, 1] -> CLIP input [B, 3, size, size].
 
-    crop="squash": resize the whole image to size x size (official PbE); crop="center": resize the
-    short side to `size` and take the centre square (diffusers / CLIPImageProcessor). Bicubic with
-    antialiasing, clamped to [0, 1], then (x - mean) / std.
+    crop="squash": resize the whole image to size x size in 8 bits as the official PbE code (squash_8bit);
+    crop="center": resize the short side to `size` and take the centre square (diffusers /
+    CLIPImageProcessor), bicubic with antialiasing in float. Clamped to [0, 1], then (x - mean) / std.
     """
     if crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {CROP_MODES}; got {crop!r}")
@@ -80,6 +96,7 @@ def reference_pixels(
     x = images[..., :3].movedim(-1, 1).float()
     height, width = x.shape[-2:]
     if crop == "squash":
+        x = squash_8bit(x, size)
         target = (size, size)
     else:
         scale = size / min(height, width)

@@ -12,6 +12,7 @@ import folder_paths
 from .model_folders import EXEMPLAR_FOLDER
 from ...models.common.artefact_header import KIND_KEY, read_header
 from ...models.common.file_probe import safetensors_header
+from ...models.common.tensor_files import readable, require_finite_tensors
 
 
 def exemplar_file_list() -> list[str]:
@@ -35,6 +36,8 @@ def files_of_kind(kind: str, folder: str = EXEMPLAR_FOLDER) -> list[str]:
 def load_exemplar_file(name: str, kind: str, version: int):
     """Load `name` from the exemplar folder; its header must name `kind` in a layout version up to `version`."""
     path = folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, name)
-    state_dict, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
+    with readable(path, name):
+        state_dict, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
     read_header(metadata, kind, version, source=name)
+    require_finite_tensors(state_dict, name)
     return state_dict

@@ -14,6 +14,8 @@ The patch has three parts, all on a clone of the input MODEL:
 
 from __future__ import annotations
 
+import inspect
+import os
 import uuid
 
 import torch
@@ -33,6 +35,7 @@ from ...models.diffuse_to_choose.adapter import (
     unet_skip_channels,
 )
 from ...models.diffuse_to_choose.hint import DtCHint
+from ...models.common.tensor_files import readable, require_finite_tensors, shape_message, shape_mismatches
 from ..common import comfyui_compat
 
 ADDITIONAL_MODELS_KEY = "exemplar_dtc_adapter"
@@ -154,14 +157,27 @@ def load_adapter(path: str) -> DtCAdapter:
     """
     from safetensors import safe_open
 
-    with safe_open(path, framework="pt") as f:
-        description = parse_metadata(f.metadata(), source=path)
-    state = comfy.utils.load_torch_file(path, safe_load=True)
+    name = os.path.basename(path)
+    with readable(path, name):
+        with safe_open(path, framework="pt") as f:
+            description = parse_metadata(f.metadata(), source=path)
+        state = comfy.utils.load_torch_file(path, safe_load=True)
+    missing_config = _missing_unet_config(description["unet_config"])
+    if missing_config:
+        raise ValueError(
+            f"{name}: the adapter header's unet_config is incomplete: it lacks {', '.join(missing_config)} (the file "
+            "was not written by DtC Save Adapter or was edited)"
+        )
+    require_finite_tensors(state, name)
     adapter = _empty_adapter(
         description["base_arch"], description["unet_config"], description["latent_channels"], description["image_dim"]
     )
     if adapter.skip_channels != description["skip_channels"] or adapter.context_dim != description["context_dim"]:
         raise ValueError(f"{path}: its header does not describe a consistent adapter (skip widths or context width)")
+    mismatches = shape_mismatches(adapter.state_dict(), state)
+    if mismatches:
+        part = _ADAPTER_PARTS.get(mismatches[0][0].split(".")[0], "adapter")
+        raise ValueError(shape_message(name, part, mismatches))
     # compute dtype as ComfyUI picks it for a UNet with these weights (fp32 on CPU, where fp16 convs crawl)
     dtype = comfy.model_management.unet_dtype(weight_dtype=next(iter(state.values())).dtype)
     adapter.to(dtype)
@@ -171,6 +187,27 @@ def load_adapter(path: str) -> DtCAdapter:
             f"{path}: tensors do not match the DtC layout (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     return adapter.train(False)
+
+
+_ADAPTER_PARTS = {
+    "hint_encoder": "hint encoder (the UNet-encoder copy)",
+    "hint_adapter": "hint adapter",
+    "film": "FiLM modules",
+    "image_projection": "image projection",
+}
+
+
+def _missing_unet_config(unet_config) -> list[str]:
+    """The UNetModel arguments without a default that a header's unet_config does not give."""
+    if not isinstance(unet_config, dict):
+        return ["everything (it is not a JSON object)"]
+    parameters = inspect.signature(UNetModel.__init__).parameters.values()
+    return [
+        p.name
+        for p in parameters
+        if p.name != "self" and p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
+        and p.name not in unet_config
+    ]
 
 
 def check_compatible(adapter: DtCAdapter, model) -> None:
@@ -257,7 +294,8 @@ class DtCInjection(comfyui_compat.SharedOnClone):
 
     def diffusion_model_wrapper(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        hint = self.hint_latent(x.shape, x.device)
+        chunks = len(transformer_options.get("cond_or_uncond") or [0])
+        hint = hint_for_batch(self.hint_latent(x.shape, x.device), x.shape[0], chunks)
         features = self.adapter.hint_features(x, hint, self.offset, timesteps, context, y)
         transformer_options[self.key] = features
         try:
@@ -275,6 +313,22 @@ class DtCInjection(comfyui_compat.SharedOnClone):
             h = self.adapter.modulate(n, h, features[n], self.strength)
         index = film_index_for_output_block(block[1], n)
         return h, self.adapter.modulate(index, hsp, features[index], self.strength)
+
+
+def hint_for_batch(hint: torch.Tensor, model_batch: int, chunks: int) -> torch.Tensor:
+    """The hint tiled to a model call of `chunks` stacked cond/uncond passes over the same latent batch.
+
+    Rule (docs/dtc.md): one hint serves every latent; otherwise hint i belongs to latent i, in every pass.
+    """
+    latent_batch = model_batch // max(chunks, 1)
+    if hint.shape[0] == 1:
+        return hint.expand(model_batch, *hint.shape[1:])
+    if hint.shape[0] != latent_batch or latent_batch * chunks != model_batch:
+        raise ValueError(
+            f"the DtC hint has batch {hint.shape[0]} but the latent batch is {latent_batch}: give one hint (used for "
+            f"every latent) or one per latent (hint i for latent i)"
+        )
+    return hint.repeat(chunks, *([1] * (hint.ndim - 1)))
 
 
 def adapter_model_patcher(adapter: DtCAdapter, model):

@@ -138,6 +138,10 @@ def prepare(
 
     if images.ndim != 4 or images.shape[-1] < 3:
         raise ValueError(f"images must be an IMAGE batch [N, H, W, 3]; got {tuple(images.shape)}")
+    if min(images.shape[1:3]) < 8:
+        raise ValueError(
+            f"images must be at least 8x8 px (one latent cell of the VAE); got {images.shape[2]}x{images.shape[1]} px"
+        )
     token = token.strip()
     if not token or any(c.isspace() for c in token):
         raise ValueError(f"token must be one word without spaces, e.g. <sks1>; got {token!r}")

@@ -22,6 +22,7 @@ import torch
 
 from ...models.common.artefact_header import KIND_KEY
 from ...models.common.file_probe import pickle_names_contain, safetensors_header
+from ...models.common.tensor_files import shape_error_from_load
 from ...models.paint_by_example import checkpoint
 from ...models.paint_by_example.checkpoint import PbECheckpointError
 from ...models.paint_by_example.encoder import ExemplarEncoder, encoder_from_state_dict
@@ -76,7 +77,10 @@ def make_encoder(encoder_sd: dict[str, torch.Tensor]) -> PbEExemplarEncoder:
 def make_unet(unet_sd: dict[str, torch.Tensor], source: str):
     """ldm-layout UNet weights (no prefix) -> ModelPatcher of an SD1 BaseModel with PbE's concat keys."""
     in_channels = unet_sd[checkpoint.UNET_INPUT_KEY].shape[1]
-    patcher = comfy.sd.load_diffusion_model_state_dict(dict(unet_sd))
+    try:
+        patcher = comfy.sd.load_diffusion_model_state_dict(dict(unet_sd))
+    except RuntimeError as error:
+        raise shape_error_from_load(error, source, "UNet") or error from None
     if patcher is None:
         raise PbECheckpointError(
             f"{source}: ComfyUI could not recognise the UNet (expected an SD1 UNet with 9 input channels)"
@@ -95,7 +99,10 @@ def make_unet(unet_sd: dict[str, torch.Tensor], source: str):
 
 
 def make_vae(vae_sd: dict[str, torch.Tensor], source: str):
-    vae = comfy.sd.VAE(sd=dict(vae_sd))
+    try:
+        vae = comfy.sd.VAE(sd=dict(vae_sd))
+    except RuntimeError as error:
+        raise shape_error_from_load(error, source, "VAE") or error from None
     if getattr(vae, "first_stage_model", None) is None:
         raise PbECheckpointError(f"{source}: the VAE weights were not recognised by ComfyUI")
     return vae

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 
+import comfy.latent_formats
 import comfy.model_management
 import folder_paths
+import torch
 import node_helpers
 from comfy_api.latest import io
 
 from . import loader
 from ...models.paint_by_example.checkpoint import convert_to_safetensors
-from ...models.common.masks import binary_mask, blank_outside_mask
+from ...models.common.masks import blank_outside_mask, resize_mask
 from ...models.paint_by_example.inputs import CROP_MODES, inpaint_inputs, reference_pixels
 from ..common.types import ExemplarEncoderType
 from ..common.output_names import check_output_name
@@ -157,8 +159,10 @@ class PbEInpaintConditioning(io.ComfyNode):
             description=(
                 "Attaches the source image and mask to both conditionings the way Paint by Example expects: the VAE "
                 "latent of the masked source (hole = grey) and the keep-mask (1 = keep), concatenated after x_t by the "
-                "PbE MODEL. Also outputs the source latent with a noise mask so the background stays. Soft masks are "
-                "thresholded at 0.5 as in the official code."
+                "PbE MODEL. Also outputs the source latent with a noise mask so the background stays. As in the "
+                "official code the mask is thresholded at 0.5 in pixels, then resized bilinearly to the latent (soft "
+                "on edges off the 8-pixel grid). One reference serves a batch of sources and one source a batch of "
+                "references."
             ),
             inputs=[
                 io.Conditioning.Input("positive", tooltip="From Paint-by-Example Encode Reference (positive)."),
@@ -194,21 +198,44 @@ class PbEInpaintConditioning(io.ComfyNode):
     @classmethod
     def execute(cls, positive, negative, vae, pixels, mask, mask_threshold=0.5, noise_mask=True) -> io.NodeOutput:
         require_finite(mask_threshold=mask_threshold)
+        batch = _common_batch(pixels.shape[0], positive, negative)
         prepared = inpaint_inputs(pixels, mask, mask_threshold)
-        masked_latent = vae.encode(prepared.masked)
-        source_latent = vae.encode(prepared.pixels)
-        # latent cells are 8x8 pixel blocks, so bilinear weights are exact halves and the hole at latent
-        # size is exactly 1 - the official keep-mask resized and binarised at 0.5
-        hole_latent = binary_mask(prepared.hole, tuple(masked_latent.shape[-2:]))
-        values = {"concat_latent_image": masked_latent, "concat_mask": hole_latent[:, None]}
+        masked_latent = _to_batch(vae.encode(prepared.masked), batch)
+        source_latent = _to_batch(vae.encode(prepared.pixels), batch)
+        # as the official code: the binary pixel keep-mask resized bilinearly to the latent, soft on edges that do
+        # not follow the 8-pixel grid. ComfyUI rounds concat_mask, so the UNet's concat input goes as noise_concat
+        # (which replaces what the concat keys build); concat_mask / concat_latent_image stay for other readers.
+        hole_latent = _to_batch(resize_mask(prepared.hole, tuple(masked_latent.shape[-2:])), batch)[:, None]
+        unet_concat = torch.cat([comfy.latent_formats.SD15().process_in(masked_latent), 1.0 - hole_latent], dim=1)
+        values = {"concat_latent_image": masked_latent, "concat_mask": hole_latent, "noise_concat": unet_concat}
         latent = {"samples": source_latent}
         if noise_mask:
-            latent["noise_mask"] = prepared.hole[:, None].to(comfy.model_management.intermediate_device())
+            hole = _to_batch(prepared.hole, batch)[:, None]
+            latent["noise_mask"] = hole.to(comfy.model_management.intermediate_device())
         return io.NodeOutput(
             node_helpers.conditioning_set_values(positive, values),
             node_helpers.conditioning_set_values(negative, values),
             latent,
         )
+
+
+def _common_batch(pixels_batch: int, positive, negative) -> int:
+    """The batch of the result: one source serves every reference, one reference every source; else an error."""
+    batch = max([pixels_batch] + [c[0].shape[0] for c in positive + negative])
+    for name, conditioning in (("positive", positive), ("negative", negative)):
+        for tensor, _ in conditioning:
+            if tensor.shape[0] not in (1, batch):
+                raise ValueError(
+                    f"{name} holds {tensor.shape[0]} references but pixels has batch {pixels_batch}: give one "
+                    "reference for every source image, one source image for every reference, or equal batches"
+                )
+    if pixels_batch not in (1, batch):
+        raise ValueError(f"pixels has batch {pixels_batch} but positive holds {batch} references: give 1 or equal")
+    return batch
+
+
+def _to_batch(tensor: torch.Tensor, batch: int) -> torch.Tensor:
+    return tensor if tensor.shape[0] == batch else tensor.expand(batch, *tensor.shape[1:]).contiguous()
 
 
 class PbEConvertCheckpoint(io.ComfyNode):

@@ -229,3 +229,37 @@ def test_low_vram_partial_load_keeps_the_adapter_working(adapter_patch, tiny_inp
             patcher.detach()
     for a, b in zip(full, partial):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def trained_copy(adapter, std=0.05):
+    import copy
+
+    trained = copy.deepcopy(adapter)
+    torch.manual_seed(0)
+    for film in trained.film:
+        torch.nn.init.normal_(film.proj.weight, std=std)
+    for parameter in trained.hint_adapter.parameters():  # its last layer starts at zero: the hint would not count
+        torch.nn.init.normal_(parameter, std=std)
+    return trained
+
+
+def test_hint_batch_must_be_one_or_the_latent_batch(adapter_patch, tiny_inpaint, adapter, equal_up_to_rounding):
+    """Two hints for one latent used to go one to the cond pass, the other to the uncond pass."""
+    trained = trained_copy(adapter, std=0.2)
+    a = hint_image()
+    b = 1 - a
+    two, _ = adapter_patch.apply_adapter(tiny_inpaint[0], trained, torch.cat([a, b]), None, 1.0)
+    with pytest.raises(ValueError, match=r"the DtC hint has batch 2 but the latent batch is 1"):
+        sample(two, batch=1, cfg=5.0)
+    three, _ = adapter_patch.apply_adapter(tiny_inpaint[0], trained, torch.cat([a, b, a]), None, 1.0)
+    with pytest.raises(ValueError, match=r"the DtC hint has batch 3 but the latent batch is 2"):
+        sample(three, batch=2, cfg=5.0)
+    # hint i goes to latent i in both passes: each row equals the run that gives every latent that row's hint
+    def run(hint):
+        return sample(adapter_patch.apply_adapter(tiny_inpaint[0], trained, hint, None, 1.0)[0], batch=2, cfg=5.0)
+
+    mixed, only_a, only_b = run(torch.cat([a, b])), run(torch.cat([a, a])), run(torch.cat([b, b]))
+    assert (only_a[0] - only_b[0]).abs().max() > 1e-2
+    assert torch.equal(mixed[0], only_a[0]) and torch.equal(mixed[1], only_b[1])
+    # one hint serves every latent (the hint adapter runs at batch 1 instead of 2: rounding may differ)
+    equal_up_to_rounding(run(a), only_a, roundings=trained)

@@ -126,6 +126,49 @@ def test_inpaint_conditioning_values_and_soft_mask_threshold(node, tiny_pbe):
     assert "concat_mask" not in positive[0][1]  # inputs untouched
 
 
+def test_latent_mask_stays_soft_off_the_8_pixel_grid_as_in_the_official_code(node, tiny_pbe):
+    model, vae, _ = tiny_pbe
+    pixels, _ = scene(size=64)
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 12:44, 20:52] = 1  # every edge halfway through a latent cell (pixel 8i + 4)
+    positive = [[torch.zeros(1, 1, 768), {}]]
+    out_pos, _, _ = node("ExemplarPbEInpaintConditioning").execute(
+        positive=positive, negative=positive, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
+    ).result
+    # official: keep binarised in pixels, then Resize (bilinear) to the latent size
+    keep_pixels = (1 - mask >= 0.5).float()
+    keep_latent = torch.nn.functional.interpolate(keep_pixels[:, None], size=(8, 8), mode="bilinear")
+    soft = (keep_latent > 0) & (keep_latent < 1)
+    assert soft.sum() >= 8 and set(keep_latent[soft].unique().tolist()) <= {0.25, 0.5, 0.75}
+    conds = model.model.extra_conds(
+        **out_pos[0][1], noise=torch.zeros(1, 4, 8, 8), device=torch.device("cpu"), cross_attn=out_pos[0][0]
+    )
+    unet_concat = conds["c_concat"].cond  # what the PbE UNet gets after x_t
+    assert torch.equal(unet_concat[:, 4:], keep_latent)
+    assert torch.equal(unet_concat[:, :4], out_pos[0][1]["concat_latent_image"] * 0.18215)
+
+
+def test_reference_and_source_batches_broadcast_or_are_refused(node, tiny_pbe):
+    _, vae, encoder = tiny_pbe
+    references = torch.rand(2, 32, 32, 3, generator=torch.Generator().manual_seed(2))
+    positive, negative = node("ExemplarPbEEncode").execute(
+        exemplar_encoder=encoder, reference=references, crop="squash"
+    ).result
+    pixels, mask = scene(size=64)
+    out_pos, _, latent = node("ExemplarPbEInpaintConditioning").execute(
+        positive=positive, negative=negative, vae=vae, pixels=pixels, mask=mask, mask_threshold=0.5, noise_mask=True
+    ).result
+    # one source, two references: two results, each source copy with its own reference
+    assert latent["samples"].shape[0] == 2 and latent["noise_mask"].shape[0] == 2
+    assert torch.equal(latent["samples"][0], latent["samples"][1])
+    assert out_pos[0][1]["noise_concat"].shape[0] == 2 and out_pos[0][0].shape[0] == 2
+    three, _ = scene(batch=3, size=64)
+    with pytest.raises(ValueError, match=r"positive holds 2 references but pixels has batch 3"):
+        node("ExemplarPbEInpaintConditioning").execute(
+            positive=positive, negative=negative, vae=vae, pixels=three, mask=mask, mask_threshold=0.5, noise_mask=True
+        )
+
+
 def test_stock_ksampler_keeps_background_and_source_model_untouched(node, tiny_pbe):
     from comfy import sample as comfy_sample
     from comfy import sampler_helpers

@@ -232,20 +232,79 @@ def test_inpaint_inputs_crop_to_the_latent_grid_and_grey_the_hole():
         inputs.inpaint_inputs(pixels, torch.zeros(3, 13, 21))
 
 
+def pillow_axis(levels: np.ndarray, out: int, axis: int) -> np.ndarray:
+    """One pass of Pillow's 8-bit resampling along `axis`, written from its description: bicubic with a = -0.5,
+    the kernel stretched by the scale when shrinking, taps centred on (i + 0.5) * scale, weights normalised to
+    sum 1, the sum rounded half up and clipped to 0..255."""
+
+    def cubic(t, a=-0.5):
+        t = abs(t)
+        if t < 1:
+            return ((a + 2) * t - (a + 3)) * t * t + 1
+        if t < 2:
+            return (((t - 5) * t + 8) * t - 4) * a
+        return 0.0
+
+    size = levels.shape[axis]
+    scale = size / out
+    stretch = max(scale, 1.0)
+    support = 2 * stretch
+    moved = np.moveaxis(levels, axis, 0)
+    result = np.empty((out,) + moved.shape[1:])
+    for i in range(out):
+        centre = (i + 0.5) * scale
+        first, last = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), size)
+        weights = np.array([cubic((j - centre + 0.5) / stretch) for j in range(first, last)])
+        weights /= weights.sum()
+        total = np.tensordot(weights, moved[first:last], axes=(0, 0))
+        result[i] = np.clip(np.floor(total + 0.5), 0, 255)
+    return np.moveaxis(result, 0, axis)
+
+
+def pillow_resize(image: torch.Tensor, size: int) -> torch.Tensor:
+    """[3, H, W] in [0, 1] -> Pillow's `resize((size, size))` of its 8-bit version: width pass, then height."""
+    levels = np.round(image.double().numpy() * 255)
+    if levels.shape[2] != size:
+        levels = pillow_axis(levels, size, 2)
+    if levels.shape[1] != size:
+        levels = pillow_axis(levels, size, 1)
+    return torch.from_numpy(levels) / 255
+
+
+@pytest.mark.parametrize("height, width", [(20, 40), (37, 11), (9, 9), (10, 10)])
+def test_squash_resamples_in_8_bits_like_the_official_pillow_resize(height, width):
+    image = torch.randint(0, 256, (2, height, width, 3), generator=torch.Generator().manual_seed(height)) / 255
+    ours = inputs.squash_8bit(image.movedim(-1, 1), 10)
+    reference = torch.stack([pillow_resize(i, 10) for i in image.movedim(-1, 1)]).float()
+    # the reference sums in float64, torch in float32 (and Pillow in fixed point): a sum at a rounding tie may land
+    # one level either way; every other pixel is the same byte
+    levels = ((ours - reference) * 255).abs()
+    assert levels.max() <= 1 + 1e-4 and (levels > 0.5).float().mean() < 0.01
+    assert torch.equal(ours, (ours * 255).round() / 255)  # whole levels, as PIL's output
+
+
+def test_squash_matches_the_installed_pillow_where_its_pass_order_is_width_first():
+    from PIL import Image
+
+    image = torch.randint(0, 256, (1, 60, 90, 3), generator=torch.Generator().manual_seed(0)) / 255
+    as_bytes = (image[0] * 255).round().to(torch.uint8).numpy()
+    pillow = torch.from_numpy(np.array(Image.fromarray(as_bytes).resize((56, 56), Image.Resampling.BICUBIC))) / 255
+    ours = inputs.squash_8bit(image.movedim(-1, 1), 56)[0].movedim(0, -1)
+    levels = ((ours - pillow) * 255).abs()
+    assert levels.max() <= 1 + 1e-4 and (levels > 0.5).float().mean() < 0.01
+
+
 def test_reference_pixels_squash_and_center_crop():
     image = torch.rand(1, 20, 40, 3)
     squash = inputs.reference_pixels(image, 10, "squash", mean=(0, 0, 0), std=(1, 1, 1))
-    expected = F.interpolate(
-        image.movedim(-1, 1), size=(10, 10), mode="bicubic", antialias=True, align_corners=False
-    ).clamp(0, 1)
-    torch.testing.assert_close(squash, expected, rtol=0, atol=0)
+    torch.testing.assert_close(squash, inputs.squash_8bit(image.movedim(-1, 1), 10), rtol=0, atol=0)
     center = inputs.reference_pixels(image, 10, "center", mean=(0, 0, 0), std=(1, 1, 1))
     resized = F.interpolate(
         image.movedim(-1, 1), size=(10, 20), mode="bicubic", antialias=True, align_corners=False
     ).clamp(0, 1)
     torch.testing.assert_close(center, resized[..., 5:15], rtol=0, atol=0)
     norm = inputs.reference_pixels(
-        torch.full((1, 10, 10, 3), 0.5), 10, "squash", mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 2.0)
+        torch.full((1, 10, 10, 3), 0.5), 10, "center", mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 2.0)
     )
     assert norm[0, :, 0, 0].tolist() == [0.0, 1.0, 0.25]
     with pytest.raises(ValueError, match="crop must be one of"):

@@ -27,7 +27,7 @@ SPEC = [
             "seed": 0,
             "steps": 25,
             "sampler_name": "dpmpp_2m",
-            "scheduler": "karras",
+            "scheduler": "sgm_uniform",
             "denoise": 1.0,
             "neg_scale": 5.0,
             "style_scale": 0.5,
