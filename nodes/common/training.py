@@ -216,3 +216,14 @@ class TrainingVAE:
 
     def release(self) -> None:
         self.model = None
+
+
+def call_model(patched, xt, sigmas, dtype, **conds):
+    """patched.model.apply_model with what the sampler hands it (comfy.sampler_helpers.prepare_model_patcher): the
+    clone's patches and its wrappers (the DtC hint path is one)."""
+    import comfy.patcher_extension
+
+    options = dict(patched.model_options["transformer_options"])
+    options["wrappers"] = comfy.patcher_extension.copy_nested_dicts(patched.wrappers)
+    with torch.autocast(xt.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        return patched.model.apply_model(xt, sigmas, transformer_options=options, **conds)

@@ -26,7 +26,6 @@ from typing import Callable
 import torch
 
 import comfy.model_management
-import comfy.patcher_extension
 
 from ...models.common import noising
 from ...models.common.datasets import PairDataset, rotate_image
@@ -44,6 +43,7 @@ from ...models.common.train_masks import MASK_MODES, random_box_mask, training_m
 from ...models.diffuse_to_choose.adapter import DtCAdapter, parse_metadata, save_adapter
 from ...models.diffuse_to_choose.hint import build_hint
 from ..common import training
+from ..common.training import call_model  # noqa: F401  (bench/bench_dtc_train.py calls it here)
 from . import adapter_patch
 from .vision_tokens import encode_tokens
 
@@ -225,17 +225,8 @@ def _predict(patched, injection, vae: training.TrainingVAE, context_of, batch: B
         concat_latent_image=masked,
         concat_mask=batch.masks[:, None].to(device),
     )
-    denoised = call_model(patched, xt, sigmas, dtype, **{k: v.cond for k, v in conds.items()})
+    denoised = training.call_model(patched, xt, sigmas, dtype, **{k: v.cond for k, v in conds.items()})
     return x0, xt, denoised.float()
-
-
-def call_model(patched, xt, sigmas, dtype, **conds):
-    """patched.model.apply_model with what the sampler hands it (comfy.sampler_helpers.prepare_model_patcher): the
-    clone's patches and its wrappers, which carry the DtC hint path."""
-    options = dict(patched.model_options["transformer_options"])
-    options["wrappers"] = comfy.patcher_extension.copy_nested_dicts(patched.wrappers)
-    with torch.autocast(xt.device.type, dtype=dtype, enabled=dtype != torch.float32):
-        return patched.model.apply_model(xt, sigmas, transformer_options=options, **conds)
 
 
 def _preview(patched, vae: training.TrainingVAE, batch: Batch, denoised) -> torch.Tensor:
