@@ -13,10 +13,12 @@ SLOW = {
     "diffuse_to_choose_tryon",
     "dreambooth_train_and_sample",
     "dreaminpainter_reference_inpaint",
+    "dreaminpainter_train",
     "dreamstyler_style_transfer",
     "dreamstyler_txt2img",
     "dual_guidance_ip2p_style",
     "evaluation_metrics",
+    "paint_by_example_finetune",
 }
 
 
@@ -36,6 +38,7 @@ SHIPPED = [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW else p for 
 def test_workflow_runs_and_saves_an_image(comfy, path, model_folder, output_folder):
     model_folder("loras")  # the training workflows write here (LoRA, DtC adapter), not into the checkout's .comfy/
     model_folder("exemplar")
+    model_folder("checkpoints")  # the Paint-by-Example fine-tuning workflow writes its checkpoint here
     prompt = shrink(workflows.load_api(path))
     outputs = workflows.run(prompt)
     saved = [
