@@ -29,8 +29,8 @@ RES = 256
 VIT_L = {
     "hidden_size": 1024,
     "intermediate_size": 4096,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 16,
+    "num_layers": 24,
+    "num_heads": 16,
     "image_size": 224,
     "patch_size": 14,
     "layer_norm_eps": 1e-5,

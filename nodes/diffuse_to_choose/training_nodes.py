@@ -50,6 +50,43 @@ def _pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray((image[0].clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
 
 
+def progress(steps: int):
+    """(on_step, on_preview) for a trainer run by a node (this one, Paint by Example's, DreamInpainter's): ComfyUI's
+    progress bar with the latest preview; the queue's cancel stops between steps."""
+    pbar = comfy.utils.ProgressBar(steps)
+    latest = {}
+
+    def on_preview(step, image):
+        latest["preview"] = ("JPEG", _pil(image), 512)
+
+    def on_step(step, total, losses):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        pbar.update_absolute(step, total, latest.pop("preview", None))
+
+    return on_step, on_preview
+
+
+def probability_input(name: str, default: float, tooltip: str):
+    """A FLOAT input in [0, 1] (the trainers' probabilities)."""
+    return io.Float.Input(name, default=default, min=0.0, max=1.0, step=0.01, tooltip=tooltip)
+
+
+def schedule_inputs(seeded: str, checkpoint_tooltip: str, preview_tooltip: str) -> list:
+    """training_seed, training_dtype, checkpoint_every, preview_every: the trainers' run-schedule inputs."""
+    return [
+        io.Int.Input(
+            "training_seed",
+            default=0,
+            min=0,
+            max=0xFFFFFFFFFFFFFFFF,
+            tooltip=f"Seeds {seeded} (fixed: a re-queue does not retrain).",
+        ),
+        io.Combo.Input("training_dtype", options=list(TRAIN_DTYPES), default="fp32", tooltip="Compute precision."),
+        io.Int.Input("checkpoint_every", default=0, min=0, max=1_000_000, tooltip=checkpoint_tooltip),
+        io.Int.Input("preview_every", default=0, min=0, max=1_000_000, tooltip=preview_tooltip),
+    ]
+
+
 class DtCPairDataset(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -331,15 +368,7 @@ class DtCTrain(io.ComfyNode):
             )
         vgg = load_vgg(vgg16) if perceptual_weight > 0 else None
         resume = None if resume_from == NONE else folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, resume_from)
-        pbar = comfy.utils.ProgressBar(steps)
-        latest = {}
-
-        def on_preview(step, image):
-            latest["preview"] = ("JPEG", _pil(image), 512)
-
-        def on_step(step, total, losses):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            pbar.update_absolute(step, total, latest.pop("preview", None))
+        on_step, on_preview = progress(steps)
 
         def checkpoint(result):
             save_checkpoint(checkpoint_path(path, result.step), result)

@@ -24,31 +24,19 @@ files follow models/common/train_loop.py.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-import comfy.model_management
 
 from ...models.common import noising
 from ...models.common.atomic_file import save_safetensors_atomic
 from ...models.common.datasets import PairDataset
 from ...models.common.masks import binary_mask, masked_source
-from ...models.common.train_loop import (
-    TRAIN_DTYPES,
-    average_gradients,
-    load_optimizer_state,
-    pick,
-    rank_and_world,
-    save_optimizer_state,
-    step_generator,
-)
-from ...models.common.train_masks import MASK_MODES, random_box_mask, training_mask
+from ...models.common import train_loop
+from ...models.common.train_masks import random_box_mask, training_mask
 from ...models.dreambooth.lora_file import (
     LoraPair,
     load_lora_file,
@@ -61,8 +49,7 @@ from ...models.dreaminpainter.reference_tokens import feature_tokens
 from ...models.dreaminpainter.token_projection import TokenProjection, init_token_projection, inject_context
 from ...models.dreaminpainter.token_scorer import TokenScorer, init_token_scorer
 from ...models.dreaminpainter.token_selector import straight_through_top_k
-from ..common import comfyui_compat, training
-from ..dreambooth.trainer import _attach, _pairs, unet_lora_names
+from ..common import training
 from .unet_features import resolve_block, square_resize, unet_features
 
 TRAINABLE = {
@@ -73,15 +60,11 @@ TRAINABLE = {
 
 
 @dataclass
-class DISettings:
+class DISettings(train_loop.TrainSettings):
     """Hyper-parameters. The paper's are not known: K = 24 and the 2nd down-sampling stage at t = 0 are its; the
     rest are defaults (AdamW lr 1e-4, decoupling with p 0.5)."""
 
-    steps: int = 1000
     learning_rate: float = 1e-4
-    batch_size: int = 1
-    grad_accumulation: int = 1
-    resolution: int = 512
     reference_resolution: int = 512
     block: str = "auto"
     timestep: int = 0
@@ -96,43 +79,19 @@ class DISettings:
     mask_mode: str = "mixed"
     fine_probability: float = 0.5
     flip_probability: float = 0.5
-    seed: int = 0
-    dtype: str = "fp32"
-    checkpoint_every: int = 0
-    preview_every: int = 0
-    gradient_checkpointing: bool = False
-
-    @classmethod
-    def from_values(cls, values) -> "DISettings":
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def validate(self):
         probabilities = ("decoupling_probability", "fine_probability", "flip_probability")
-        checks = [
-            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
-            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.grad_accumulation >= 1, f"grad_accumulation must be >= 1, got {self.grad_accumulation}"),
-            *[
-                (v >= 64 and v % 8 == 0, f"{n} must be a multiple of 8, at least 64, got {v}")
-                for n, v in (("resolution", self.resolution), ("reference_resolution", self.reference_resolution))
-            ],
+        checks = train_loop.common_checks(self, TRAINABLE, probabilities)
+        ref = self.reference_resolution
+        checks += [
+            (ref >= 64 and ref % 8 == 0, f"reference_resolution must be a multiple of 8, at least 64, got {ref}"),
             (self.k >= 1, f"k must be >= 1, got {self.k}"),
             (0 <= self.timestep <= 999, f"timestep must be in 0..999, got {self.timestep}"),
-            (self.trainable in TRAINABLE, f"trainable must be one of {list(TRAINABLE)}, got {self.trainable!r}"),
-            (self.lora_rank >= 1, f"lora_rank must be >= 1, got {self.lora_rank}"),
-            (self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}"),
             (self.selection_noise >= 0, f"selection_noise must be >= 0, got {self.selection_noise}"),
             (self.selection_temperature > 0, f"selection_temperature must be > 0, got {self.selection_temperature}"),
-            *[(0 <= getattr(self, n) <= 1, f"{n} must be in [0, 1], got {getattr(self, n)}") for n in probabilities],
-            (self.mask_mode in MASK_MODES, f"mask_mode must be one of {list(MASK_MODES)}, got {self.mask_mode!r}"),
-            (self.dtype in TRAIN_DTYPES, f"dtype must be one of {list(TRAIN_DTYPES)}, got {self.dtype!r}"),
-            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
-            (self.preview_every >= 0, f"preview_every must be >= 0, got {self.preview_every}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        train_loop.raise_first(checks)
 
 
 def captions(text: str, subject_caption: str) -> tuple[str, str]:
@@ -156,7 +115,7 @@ def draw_batch(dataset: PairDataset, settings: DISettings, batch: int, g: torch.
     """`batch` samples; every random choice comes from `g`, in a fixed order. `prompt` replaces every caption."""
     images, masks, references, prompts, decoupled = [], [], [], [], []
     size = settings.resolution
-    for index in pick(len(dataset), batch, g).tolist():
+    for index in train_loop.pick(len(dataset), batch, g).tolist():
         sample = dataset.load(index, size, size, settings.reference_resolution)
         given = sample.mask if sample.mask is not None else random_box_mask(size, size, g)
         mask = training_mask(given, settings.mask_mode, g, settings.fine_probability)
@@ -191,36 +150,14 @@ class _Prompts:
         return torch.cat([self.cache[p] for p in prompts]).to(device)
 
 
-class Session:
+class Session(training.LoraSession):
     """The MODEL clone (LoRA when trained or resumed), the training VAE and the frozen-weight wrappers."""
 
     def __init__(self, model, vae, settings: DISettings, resume_pairs: dict[str, LoraPair], dtype):
         self.block = resolve_block(model, settings.block)
-        self.patched = comfyui_compat.training_clone(model)
-        self.patched.set_model_compute_dtype(dtype)
-        self.adapters = []
-        if "lora" in TRAINABLE[settings.trainable] or resume_pairs:
-            lora = SimpleNamespace(rank=settings.lora_rank, alpha=settings.lora_alpha)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(settings.seed)
-                self.adapters = _attach(self.patched, unet_lora_names(self.patched.model), lora, resume_pairs)
-            if "lora" not in TRAINABLE[settings.trainable]:
-                for a in self.adapters:
-                    a.module.requires_grad_(False)
-        self.wrappers = training.differentiable_frozen_weights(self.patched, {a.weight_key for a in self.adapters})
-        self.patched.model.requires_grad_(False)
-        self.checkpointing = comfyui_compat.gradient_checkpointing(
-            self.patched.model.diffusion_model, settings.gradient_checkpointing
-        )
-        self.checkpointing.__enter__()
-        comfy.model_management.load_models_gpu([self.patched], force_full_load=True)
-        self.device = training.check_on_load_device(self.patched, "DreamInpainter training (MODEL)")
-        self.vae = training.TrainingVAE(vae)
-        self.sampling = self.patched.model.model_sampling
+        lora = "lora" in TRAINABLE[settings.trainable]
+        super().__init__(model, vae, dtype, settings, lora, resume_pairs, "DreamInpainter training (MODEL)")
         self.context_dim = self.patched.model.model_config.unet_config.get("context_dim")
-
-    def lora_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for a in self.adapters for p in (a.module.lora_up.weight, a.module.lora_down.weight)]
 
     def reference_tokens(self, references: torch.Tensor, settings: DISettings) -> torch.Tensor:
         """[B, N, D] UNet features of the references (one pass each, no gradient), as the encode node makes them."""
@@ -260,11 +197,6 @@ class Session:
         denoised = training.call_model(self.patched, xt, sigmas, dtype, **{k: v.cond for k, v in conds.items()})
         return x0, xt, denoised.float(), hole
 
-    def release(self):
-        self.checkpointing.__exit__(None, None, None)
-        self.vae.release()
-        training.release(self.patched, [a.module for a in self.adapters] + self.wrappers)
-
 
 @dataclass
 class DITrainResult:
@@ -293,7 +225,7 @@ def save_checkpoint(projection_path: str | Path, result: DITrainResult, lora_pat
         tensors = {k: v.detach().cpu().float().contiguous() for k, v in module.state_dict().items()}
         save_safetensors_atomic(paths[name], tensors, {**module.metadata(), **result.metadata})
     if result.optimizer_state is not None:
-        save_optimizer_state(paths["projection"], result.optimizer_state)
+        train_loop.save_optimizer_state(paths["projection"], result.optimizer_state)
     if lora_path is not None and result.lora:
         s = result.settings
         extra = {k.removeprefix("exemplar."): v for k, v in result.metadata.items() if k != "exemplar.step"}
@@ -324,7 +256,13 @@ def read_checkpoint(projection_path: str | Path, lora_path: str | Path | None = 
     pairs = {}
     if lora_path is not None and Path(lora_path).is_file():
         pairs = read_lora_state_dict(load_lora_file(lora_path)[0])
-    return scorer, projection, pairs, int(metadata["exemplar.step"]), load_optimizer_state(paths["projection"])
+    return (
+        scorer,
+        projection,
+        pairs,
+        int(metadata["exemplar.step"]),
+        train_loop.load_optimizer_state(paths["projection"]),
+    )
 
 
 def _metadata(settings: DISettings, step: int, world: int, block: str, extra: dict | None) -> dict[str, str]:
@@ -335,13 +273,7 @@ def _metadata(settings: DISettings, step: int, world: int, block: str, extra: di
 
 def _preview(session: Session, batch: DIBatch, denoised) -> torch.Tensor:
     """[1, H, 3W, 3]: the source with the loss region greyed, the reference, the decoded x0 prediction."""
-    with torch.no_grad():
-        decoded = session.vae.decode(session.patched.model.process_latent_out(denoised[:1].detach()))
-        decoded = decoded.movedim(1, -1).cpu()
-        height, width = decoded.shape[1:3]
-        reference = F.interpolate(batch.references[:1].movedim(-1, 1), size=(height, width), mode="bilinear")
-        masked = masked_source(batch.images[:1], batch.masks[:1])[:, :height, :width]
-    return torch.cat([masked, reference.movedim(1, -1), decoded], dim=2).clamp(0, 1)
+    return session.preview_row(denoised, masked_source(batch.images[:1], batch.masks[:1]), batch.references)
 
 
 def _parts(dim: int, context_dim: int, settings: DISettings, scorer=None, projection=None):
@@ -387,7 +319,7 @@ def train_dreaminpainter(
     """
     settings.validate()
     training.prediction_type(model.get_model_object("model_sampling"))
-    rank, world = rank_and_world()
+    rank, world = train_loop.rank_and_world()
     pairs, start_step, optimizer_state = {}, 0, None
     if resume_from:
         scorer, projection, pairs, start_step, optimizer_state = read_checkpoint(resume_from, resume_lora)
@@ -395,7 +327,7 @@ def train_dreaminpainter(
         raise ValueError(
             f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})"
         )
-    dtype = TRAIN_DTYPES[settings.dtype]
+    dtype = train_loop.TRAIN_DTYPES[settings.dtype]
     parts = TRAINABLE[settings.trainable]
     with torch.inference_mode(False), torch.enable_grad():
         session = Session(model, vae, settings, pairs, dtype)
@@ -410,68 +342,29 @@ def train_dreaminpainter(
             if optimizer_state is not None:
                 optimizer.load_state_dict(optimizer_state)
             text = _Prompts(clip)
-            losses, previews = [], []
 
-            def result(step):
-                return DITrainResult(
-                    _copy(scorer, TokenScorer),
-                    _copy(projection, TokenProjection),
-                    _pairs(session.adapters, settings.lora_alpha),
-                    step,
-                    _metadata(settings, step, world, session.block, extra_metadata),
-                    settings,
-                    list(losses),
-                    previews,
+            def result(step, losses, previews):
+                metadata = _metadata(settings, step, world, session.block, extra_metadata)
+                pairs = session.lora_pairs(settings.lora_alpha)
+                scorer_copy, projection_copy = _copy(scorer, TokenScorer), _copy(projection, TokenProjection)
+                return DITrainResult(scorer_copy, projection_copy, pairs, step, metadata, settings, losses, previews)
+
+            def micro_step(g):
+                batch = draw_batch(dataset, settings, settings.batch_size, g)
+                noise = torch.randn(session.latent_shape(settings.batch_size, settings.resolution), generator=g)
+                sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
+                _x0, xt, denoised, region = session.predict(
+                    (scorer, projection), batch, text, settings, noise, sigmas, dtype, g
                 )
+                eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
+                error = (eps - noise.to(eps.device)) ** 2 * region
+                loss = error.sum() / (region.sum() * eps.shape[1]).clamp_min(1)
+                return {"loss": loss, "decoupled": batch.decoupled.float().mean()}, (batch, denoised)
 
-            channels = session.patched.model.latent_format.latent_channels
-            latent = (settings.batch_size, channels, settings.resolution // 8, settings.resolution // 8)
-            for step in range(start_step, settings.steps):
-                summed = {"loss": 0.0, "decoupled": 0.0}
-                for micro in range(settings.grad_accumulation):
-                    g = step_generator(settings.seed, step, micro, rank)
-                    batch = draw_batch(dataset, settings, settings.batch_size, g)
-                    noise = torch.randn(latent, generator=g)
-                    sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
-                    _x0, xt, denoised, region = session.predict(
-                        (scorer, projection), batch, text, settings, noise, sigmas, dtype, g
-                    )
-                    eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
-                    error = (eps - noise.to(eps.device)) ** 2 * region
-                    loss = error.sum() / (region.sum() * eps.shape[1]).clamp_min(1)
-                    (loss / settings.grad_accumulation).backward()
-                    summed["loss"] += loss.item() / settings.grad_accumulation
-                    summed["decoupled"] += float(batch.decoupled.float().mean()) / settings.grad_accumulation
-                average_gradients(params)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                done = step + 1
-                summed["step"] = done
-                losses.append(summed)
-                if not math.isfinite(summed["loss"]):
-                    raise FloatingPointError(
-                        f"DreamInpainter loss became {summed['loss']} at step {done}; lower the learning rate"
-                    )
-                if on_preview is not None and (
-                    done == settings.steps or (settings.preview_every and done % settings.preview_every == 0)
-                ):
-                    image = _preview(session, batch, denoised)
-                    previews.append(image)
-                    on_preview(done, image)
-                if on_step is not None:
-                    on_step(done, settings.steps, summed)
-                if (
-                    checkpoint is not None
-                    and rank == 0
-                    and settings.checkpoint_every
-                    and done % settings.checkpoint_every == 0
-                    and done < settings.steps
-                ):
-                    partial = result(done)
-                    partial.optimizer_state = optimizer.state_dict()
-                    checkpoint(partial)
-            final = result(settings.steps)
-            final.optimizer_state = optimizer.state_dict()
+            callbacks = (lambda state: _preview(session, *state), checkpoint, on_step, on_preview)
+            final = train_loop.optimise(
+                settings, start_step, params, optimizer, micro_step, result, "DreamInpainter", *callbacks
+            )
         finally:
             session.release()
     return final
@@ -511,9 +404,9 @@ def held_out_predictions(
             for prompt in prompts or (None,):
                 rows = []
                 for index in range(samples):
-                    g = step_generator(seed, index)
+                    g = train_loop.step_generator(seed, index)
                     batch = draw_batch(dataset, plain, 1, g, prompt)
-                    noise = torch.randn(1, 4, plain.resolution // 8, plain.resolution // 8, generator=g)
+                    noise = torch.randn(session.latent_shape(1, plain.resolution), generator=g)
                     sigma = torch.tensor([float(session.sampling.percent_to_sigma(sigma_percent))])
                     x0, _xt, denoised, region = session.predict(parts, batch, text, plain, noise, sigma, torch.float32)
                     rows.append((x0, denoised, region))
@@ -526,7 +419,7 @@ def held_out_predictions(
 def masked_x0_error(model, vae, clip, dataset, settings, result=None, samples: int = 4) -> float:
     """Mean squared x0 error inside the mask (subject captions) on fixed held-out draws."""
     rows = held_out_predictions(model, vae, clip, dataset, settings, result, None, samples)[0]
-    errors = [float((((d - x0) ** 2) * r).sum() / (r.sum() * x0.shape[1])) for x0, d, r in rows]
+    errors = [train_loop.masked_mse(d, x0, r) for x0, d, r in rows]
     return sum(errors) / len(errors)
 
 

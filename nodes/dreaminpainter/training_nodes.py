@@ -10,37 +10,18 @@ import folder_paths
 from comfy_api.latest import io
 
 from ...models.common.datasets import PairDataset
-from ...models.common.train_loop import TRAIN_DTYPES, output_path
+from ...models.common.train_loop import output_path
 from ...models.common.train_masks import MASK_MODES
 from ..common.exemplar_files import exemplar_file_list
 from ..common.finite import require_finite
 from ..common.model_folders import EXEMPLAR_FOLDER
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarPairDatasetType, ExemplarTokenProjectionType, ExemplarTokenScorerType
-from ..diffuse_to_choose.training_nodes import _pil
+from ..diffuse_to_choose.training_nodes import probability_input, progress, schedule_inputs
 from .trainer import TRAINABLE, DISettings, save_checkpoint, train_dreaminpainter
 
 NONE = "none"
 EXAMPLE = "dreaminpainter/my_subject"
-
-
-def progress(steps: int):
-    """(on_step, on_preview) for the trainer: ComfyUI's progress bar with the latest preview; cancel between steps."""
-    pbar = comfy.utils.ProgressBar(steps)
-    latest = {}
-
-    def on_preview(step, image):
-        latest["preview"] = ("JPEG", _pil(image), 512)
-
-    def on_step(step, total, losses):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        pbar.update_absolute(step, total, latest.pop("preview", None))
-
-    return on_step, on_preview
-
-
-def _probability(name: str, default: float, tooltip: str):
-    return io.Float.Input(name, default=default, min=0.0, max=1.0, step=0.01, tooltip=tooltip)
 
 
 class DreamInpainterTrain(io.ComfyNode):
@@ -115,7 +96,7 @@ class DreamInpainterTrain(io.ComfyNode):
                     step=0.01,
                     tooltip="Temperature of the relaxed top-K the scorer's gradient comes through.",
                 ),
-                _probability("decoupling_probability", 0.5, "Share of samples: whole image, full caption."),
+                probability_input("decoupling_probability", 0.5, "Share of samples: whole image, full caption."),
                 io.String.Input(
                     "subject_caption",
                     default="",
@@ -124,31 +105,12 @@ class DreamInpainterTrain(io.ComfyNode):
                 io.Combo.Input(
                     "mask_mode", options=list(MASK_MODES), default="mixed", tooltip="mixed, given, box, irregular."
                 ),
-                _probability("fine_probability", 0.5, "mixed mode: chance of the given mask, else its box."),
-                _probability("flip_probability", 0.5, "Chance of a horizontal flip of the source pair."),
-                io.Int.Input(
-                    "training_seed",
-                    default=0,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    tooltip="Seeds pairs, masks, selection noise, noise, timesteps (a re-queue does not retrain).",
-                ),
-                io.Combo.Input(
-                    "training_dtype", options=list(TRAIN_DTYPES), default="fp32", tooltip="Compute precision."
-                ),
-                io.Int.Input(
-                    "checkpoint_every",
-                    default=0,
-                    min=0,
-                    max=1_000_000,
-                    tooltip="Save <name>_stepNNNNNN files every N steps (0 = only the final files).",
-                ),
-                io.Int.Input(
-                    "preview_every",
-                    default=0,
-                    min=0,
-                    max=1_000_000,
-                    tooltip="Show the masked source | reference | predicted x0 every N steps (and at the end).",
+                probability_input("fine_probability", 0.5, "mixed mode: chance of the given mask, else its box."),
+                probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the source pair."),
+                *schedule_inputs(
+                    "pairs, masks, selection noise, noise, timesteps",
+                    "Save <name>_stepNNNNNN files every N steps (0 = only the final files).",
+                    "Show the masked source | reference | predicted x0 every N steps (and at the end).",
                 ),
                 io.Combo.Input(
                     "resume_from",

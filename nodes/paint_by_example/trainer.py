@@ -17,38 +17,26 @@ Randomness, data parallelism and optimizer-state checkpoints follow models/commo
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
 import torch
 
-import comfy.model_management
 
 from ...models.common import noising
 from ...models.common.artefact_header import write_header
 from ...models.common.atomic_file import save_safetensors_atomic
 from ...models.common.datasets import PairDataset
 from ...models.common.masks import binary_mask
-from ...models.common.train_loop import (
-    TRAIN_DTYPES,
-    average_gradients,
-    load_optimizer_state,
-    pick,
-    rank_and_world,
-    save_optimizer_state,
-    step_generator,
-)
-from ...models.common.train_masks import MASK_MODES, random_box_mask, training_mask
+from ...models.common import train_loop
+from ...models.common.train_masks import random_box_mask, training_mask
 from ...models.dreambooth.lora_file import LoraPair, lora_state_dict, read_lora_state_dict
 from ...models.paint_by_example import checkpoint as pbe_checkpoint
 from ...models.paint_by_example.augment import ReferenceAugmentation, augment_reference, crop_to_box
 from ...models.paint_by_example.encoder import ExemplarEncoder, encoder_from_state_dict
 from ...models.paint_by_example.inputs import inpaint_inputs, reference_pixels
-from ..common import comfyui_compat, training
-from ..dreambooth.trainer import _attach, _pairs, unet_lora_names
+from ..common import training
 
 TRAINABLE = {
     "lora+head+vector": ("lora", "head", "vector"),
@@ -63,14 +51,9 @@ LORA_PREFIX = "exemplar_lora."
 
 
 @dataclass
-class PbESettings:
+class PbESettings(train_loop.TrainSettings):
     """Hyper-parameters; defaults follow the official recipe (AdamW lr 1e-5, 20 % learnable vector, 512 px)."""
 
-    steps: int = 1000
-    learning_rate: float = 1e-5
-    batch_size: int = 1
-    grad_accumulation: int = 1
-    resolution: int = 512
     trainable: str = "lora+head+vector"
     lora_rank: int = 16
     lora_alpha: float = 16.0
@@ -81,15 +64,6 @@ class PbESettings:
     rotation_degrees: float = 20.0
     blur_probability: float = 0.3
     elastic_probability: float = 0.3
-    seed: int = 0
-    dtype: str = "fp32"
-    checkpoint_every: int = 0
-    preview_every: int = 0
-    gradient_checkpointing: bool = False
-
-    @classmethod
-    def from_values(cls, values) -> "PbESettings":
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def augmentation(self, size: int) -> ReferenceAugmentation:
         return ReferenceAugmentation(
@@ -97,31 +71,15 @@ class PbESettings:
         )
 
     def validate(self):
-        checks = [
-            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
-            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.grad_accumulation >= 1, f"grad_accumulation must be >= 1, got {self.grad_accumulation}"),
+        checks = train_loop.common_checks(self, TRAINABLE, ("reference_dropout",))
+        sources = list(REFERENCE_SOURCES)
+        checks.append(
             (
-                self.resolution >= 64 and self.resolution % 8 == 0,
-                f"resolution must be a multiple of 8, at least 64, got {self.resolution}",
-            ),
-            (self.trainable in TRAINABLE, f"trainable must be one of {list(TRAINABLE)}, got {self.trainable!r}"),
-            (self.lora_rank >= 1, f"lora_rank must be >= 1, got {self.lora_rank}"),
-            (self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}"),
-            (self.mask_mode in MASK_MODES, f"mask_mode must be one of {list(MASK_MODES)}, got {self.mask_mode!r}"),
-            (
-                self.reference_source in REFERENCE_SOURCES,
-                f"reference_source must be one of {list(REFERENCE_SOURCES)}, got {self.reference_source!r}",
-            ),
-            (0 <= self.reference_dropout <= 1, f"reference_dropout must be in [0, 1], got {self.reference_dropout}"),
-            (self.dtype in TRAIN_DTYPES, f"dtype must be one of {list(TRAIN_DTYPES)}, got {self.dtype!r}"),
-            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
-            (self.preview_every >= 0, f"preview_every must be >= 0, got {self.preview_every}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+                self.reference_source in sources,
+                f"reference_source must be one of {sources}, got {self.reference_source!r}",
+            )
+        )
+        train_loop.raise_first(checks)
         self.augmentation(224).validate()
 
 
@@ -140,7 +98,7 @@ def draw_batch(
     images, masks, references = [], [], []
     size = settings.resolution
     augmentation = settings.augmentation(reference_size)
-    for index in pick(len(dataset), batch, g).tolist():
+    for index in train_loop.pick(len(dataset), batch, g).tolist():
         sample = dataset.load(index, size, size, reference_size)
         given = sample.mask if sample.mask is not None else random_box_mask(size, size, g)
         reference = sample.reference
@@ -186,37 +144,12 @@ def context_of(encoder: ExemplarEncoder, references: torch.Tensor, keep: torch.T
     return torch.where(keep, encoded, encoder.unconditional(encoded.shape[0]).to(encoded.dtype))
 
 
-class Session:
+class Session(training.LoraSession):
     """The LoRA-wrapped MODEL clone, the training VAE and the frozen-weight wrappers, released at the end."""
 
     def __init__(self, model, vae, settings: PbESettings, resume_pairs: dict[str, LoraPair], dtype):
-        self.patched = comfyui_compat.training_clone(model)
-        self.patched.set_model_compute_dtype(dtype)
-        self.adapters = []
-        if "lora" in TRAINABLE[settings.trainable] or resume_pairs:
-            lora = SimpleNamespace(rank=settings.lora_rank, alpha=settings.lora_alpha)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(settings.seed)
-                self.adapters = _attach(self.patched, unet_lora_names(self.patched.model), lora, resume_pairs)
-            missing = set(resume_pairs) - {a.name for a in self.adapters}
-            if missing:
-                raise ValueError(f"resume_from: {len(missing)} LoRA entries do not fit this model, e.g. {min(missing)}")
-            if "lora" not in TRAINABLE[settings.trainable]:
-                for a in self.adapters:
-                    a.module.requires_grad_(False)
-        self.wrappers = training.differentiable_frozen_weights(self.patched, {a.weight_key for a in self.adapters})
-        self.patched.model.requires_grad_(False)
-        self.checkpointing = comfyui_compat.gradient_checkpointing(
-            self.patched.model.diffusion_model, settings.gradient_checkpointing
-        )
-        self.checkpointing.__enter__()
-        comfy.model_management.load_models_gpu([self.patched], force_full_load=True)
-        self.device = training.check_on_load_device(self.patched, "Paint-by-Example training (MODEL)")
-        self.vae = training.TrainingVAE(vae)
-        self.sampling = self.patched.model.model_sampling
-
-    def lora_parameters(self) -> list[torch.nn.Parameter]:
-        return [p for a in self.adapters for p in (a.module.lora_up.weight, a.module.lora_down.weight)]
+        lora = "lora" in TRAINABLE[settings.trainable]
+        super().__init__(model, vae, dtype, settings, lora, resume_pairs, "Paint-by-Example training (MODEL)")
 
     def predict(self, encoder: ExemplarEncoder, batch: PbEBatch, noise, sigmas, dtype):
         """(x0, xt, denoised) of the LoRA-wrapped PbE UNet on the batch at `sigmas`."""
@@ -233,11 +166,6 @@ class Session:
         )
         denoised = training.call_model(self.patched, xt, sigmas, dtype, **{k: v.cond for k, v in conds.items()})
         return x0, xt, denoised.float()
-
-    def release(self):
-        self.checkpointing.__exit__(None, None, None)
-        self.vae.release()
-        training.release(self.patched, [a.module for a in self.adapters] + self.wrappers)
 
 
 @dataclass
@@ -271,7 +199,7 @@ def save_checkpoint(path: str | Path, model, vae, result: PbETrainResult) -> Pat
     sd = {k: v.contiguous() for k, v in sd.items()}
     path = save_safetensors_atomic(path, sd, result.metadata)
     if result.optimizer_state is not None:
-        save_optimizer_state(path, result.optimizer_state)
+        train_loop.save_optimizer_state(path, result.optimizer_state)
     return path
 
 
@@ -293,7 +221,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, LoraPair], int, d
             short = key.removeprefix(pbe_checkpoint.COND_PREFIX)
             if short.startswith(tuple(f"{name}." for name in HEAD)) or short == "learnable_vector":
                 head[short] = f.get_tensor(key)
-    return head, read_lora_state_dict(lora), int(metadata["exemplar.step"]), load_optimizer_state(path)
+    return head, read_lora_state_dict(lora), int(metadata["exemplar.step"]), train_loop.load_optimizer_state(path)
 
 
 def _metadata(settings: PbESettings, step: int, world: int, extra: dict | None) -> dict[str, str]:
@@ -305,15 +233,8 @@ def _metadata(settings: PbESettings, step: int, world: int, extra: dict | None) 
 
 def _preview(session: Session, batch: PbEBatch, denoised) -> torch.Tensor:
     """[1, H, 3W, 3]: the masked source, the reference (resized), the decoded x0 prediction (first sample)."""
-    import torch.nn.functional as F
-
-    with torch.no_grad():
-        decoded = session.vae.decode(session.patched.model.process_latent_out(denoised[:1].detach()))
-        decoded = decoded.movedim(1, -1).cpu()
-        height, width = decoded.shape[1:3]
-        masked = inpaint_inputs(batch.images[:1], batch.masks[:1]).masked
-        reference = F.interpolate(batch.references[:1].movedim(-1, 1), size=(height, width), mode="bilinear")
-    return torch.cat([masked[:, :height, :width], reference.movedim(1, -1), decoded], dim=2).clamp(0, 1)
+    masked = inpaint_inputs(batch.images[:1], batch.masks[:1]).masked
+    return session.preview_row(denoised, masked, batch.references)
 
 
 def train_pbe(
@@ -336,7 +257,7 @@ def train_pbe(
     """
     settings.validate()
     training.prediction_type(model.get_model_object("model_sampling"))
-    rank, world = rank_and_world()
+    rank, world = train_loop.rank_and_world()
     head, resume_pairs, start_step, optimizer_state = ({}, {}, 0, None)
     if resume_from:
         head, resume_pairs, start_step, optimizer_state = read_checkpoint(resume_from)
@@ -344,7 +265,7 @@ def train_pbe(
         raise ValueError(
             f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})"
         )
-    dtype = TRAIN_DTYPES[settings.dtype]
+    dtype = train_loop.TRAIN_DTYPES[settings.dtype]
     parts = TRAINABLE[settings.trainable]
     with torch.inference_mode(False), torch.enable_grad():
         trained = training_encoder(encoder, head)
@@ -356,68 +277,23 @@ def train_pbe(
             if optimizer_state is not None:
                 optimizer.load_state_dict(optimizer_state)
             lora_keys = {a.name: a.weight_key.removeprefix("diffusion_model.") for a in session.adapters}
-            losses, previews = [], []
 
-            def result(step):
+            def result(step, losses, previews):
                 state = {k: v.detach().cpu().clone() for k, v in trained.state_dict().items()}
-                return PbETrainResult(
-                    state,
-                    _pairs(session.adapters, settings.lora_alpha),
-                    lora_keys,
-                    step,
-                    _metadata(settings, step, world, extra_metadata),
-                    list(losses),
-                    previews,
-                )
+                pairs = session.lora_pairs(settings.lora_alpha)
+                metadata = _metadata(settings, step, world, extra_metadata)
+                return PbETrainResult(state, pairs, lora_keys, step, metadata, losses, previews)
 
-            latent = (
-                settings.batch_size,
-                session.patched.model.latent_format.latent_channels,
-                settings.resolution // 8,
-                settings.resolution // 8,
-            )
-            for step in range(start_step, settings.steps):
-                summed = {"loss": 0.0}
-                for micro in range(settings.grad_accumulation):
-                    g = step_generator(settings.seed, step, micro, rank)
-                    batch = draw_batch(dataset, settings, settings.batch_size, trained.image_size, g)
-                    noise = torch.randn(latent, generator=g)
-                    sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
-                    _x0, xt, denoised = session.predict(trained, batch, noise, sigmas, dtype)
-                    eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
-                    loss = torch.nn.functional.mse_loss(eps, noise.to(eps.device))
-                    (loss / settings.grad_accumulation).backward()
-                    summed["loss"] += loss.item() / settings.grad_accumulation
-                average_gradients(params)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                done = step + 1
-                summed["step"] = done
-                losses.append(summed)
-                if not math.isfinite(summed["loss"]):
-                    raise FloatingPointError(
-                        f"Paint-by-Example loss became {summed['loss']} at step {done}; lower the learning rate"
-                    )
-                if on_preview is not None and (
-                    done == settings.steps or (settings.preview_every and done % settings.preview_every == 0)
-                ):
-                    image = _preview(session, batch, denoised)
-                    previews.append(image)
-                    on_preview(done, image)
-                if on_step is not None:
-                    on_step(done, settings.steps, summed)
-                if (
-                    checkpoint is not None
-                    and rank == 0
-                    and settings.checkpoint_every
-                    and done % settings.checkpoint_every == 0
-                    and done < settings.steps
-                ):
-                    partial = result(done)
-                    partial.optimizer_state = optimizer.state_dict()
-                    checkpoint(partial)
-            final = result(settings.steps)
-            final.optimizer_state = optimizer.state_dict()
+            def micro_step(g):
+                batch = draw_batch(dataset, settings, settings.batch_size, trained.image_size, g)
+                noise = torch.randn(session.latent_shape(settings.batch_size, settings.resolution), generator=g)
+                sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
+                _x0, xt, denoised = session.predict(trained, batch, noise, sigmas, dtype)
+                eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
+                return {"loss": torch.nn.functional.mse_loss(eps, noise.to(eps.device))}, (batch, denoised)
+
+            callbacks = (lambda state: _preview(session, *state), checkpoint, on_step, on_preview)
+            final = train_loop.optimise(settings, start_step, params, optimizer, micro_step, result, "PbE", *callbacks)
         finally:
             session.release()
     return final
@@ -456,7 +332,7 @@ def masked_x0_error(
             evaluated.to(session.device)
             errors = []
             for index in range(samples):
-                g = step_generator(seed, index)
+                g = train_loop.step_generator(seed, index)
                 batch = draw_batch(dataset, plain, 1, evaluated.image_size, g)
                 shape = (
                     1,
@@ -467,8 +343,8 @@ def masked_x0_error(
                 noise = torch.randn(shape, generator=g)
                 sigma = torch.tensor([float(session.sampling.percent_to_sigma(sigma_percent))])
                 x0, _xt, denoised = session.predict(evaluated, batch, noise, sigma, torch.float32)
-                region = binary_mask(batch.masks, shape[-2:]).to(x0.device)[:, None]
-                errors.append(float((((denoised - x0) ** 2) * region).sum() / (region.sum() * shape[1])))
+                region = binary_mask(batch.masks, tuple(x0.shape[-2:])).to(x0.device)[:, None]
+                errors.append(train_loop.masked_mse(denoised, x0, region))
         finally:
             session.release()
     return sum(errors) / len(errors)

@@ -10,36 +10,17 @@ import folder_paths
 from comfy_api.latest import io
 
 from ...models.common.datasets import PairDataset
-from ...models.common.train_loop import TRAIN_DTYPES, checkpoint_path, output_path
+from ...models.common.train_loop import checkpoint_path, output_path
 from ...models.common.train_masks import MASK_MODES
 from ..common.finite import require_finite
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarEncoderType, ExemplarPairDatasetType
-from ..diffuse_to_choose.training_nodes import _pil
+from ..diffuse_to_choose.training_nodes import probability_input, progress, schedule_inputs
 from . import loader
 from .trainer import REFERENCE_SOURCES, TRAINABLE, PbESettings, save_checkpoint, train_pbe
 
 NONE = "none"
 EXAMPLE = "pbe/my_finetune"
-
-
-def progress(steps: int):
-    """(on_step, on_preview) for train_pbe: ComfyUI's progress bar with the latest preview; cancel between steps."""
-    pbar = comfy.utils.ProgressBar(steps)
-    latest = {}
-
-    def on_preview(step, image):
-        latest["preview"] = ("JPEG", _pil(image), 512)
-
-    def on_step(step, total, losses):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        pbar.update_absolute(step, total, latest.pop("preview", None))
-
-    return on_step, on_preview
-
-
-def _probability(name: str, default: float, tooltip: str):
-    return io.Float.Input(name, default=default, min=0.0, max=1.0, step=0.01, tooltip=tooltip)
 
 
 class PbETrain(io.ComfyNode):
@@ -98,8 +79,8 @@ class PbETrain(io.ComfyNode):
                     tooltip="reference: the pair's reference image; image_box: the image cropped to the mask's box "
                     "+ 10 px (the official self-reference).",
                 ),
-                _probability("reference_dropout", 0.2, "Chance of the learnable vector instead of the reference."),
-                _probability("flip_probability", 0.5, "Chance of a horizontal flip of the reference."),
+                probability_input("reference_dropout", 0.2, "Chance of the learnable vector instead of the reference."),
+                probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the reference."),
                 io.Float.Input(
                     "rotation_degrees",
                     default=20.0,
@@ -108,31 +89,12 @@ class PbETrain(io.ComfyNode):
                     step=0.5,
                     tooltip="The reference is rotated by a uniform angle in +-this (official 20).",
                 ),
-                _probability("blur_probability", 0.3, "Chance of a Gaussian blur of the reference."),
-                _probability("elastic_probability", 0.3, "Chance of an elastic warp of the reference."),
-                io.Int.Input(
-                    "training_seed",
-                    default=0,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    tooltip="Seeds pairs, masks, augmentations, noise, timesteps (fixed: a re-queue does not retrain).",
-                ),
-                io.Combo.Input(
-                    "training_dtype", options=list(TRAIN_DTYPES), default="fp32", tooltip="Compute precision."
-                ),
-                io.Int.Input(
-                    "checkpoint_every",
-                    default=0,
-                    min=0,
-                    max=1_000_000,
-                    tooltip="Save <ckpt_name>_stepNNNNNN every N steps (0 = only the final file).",
-                ),
-                io.Int.Input(
-                    "preview_every",
-                    default=0,
-                    min=0,
-                    max=1_000_000,
-                    tooltip="Show masked source | reference | predicted x0 every N steps (and at the end).",
+                probability_input("blur_probability", 0.3, "Chance of a Gaussian blur of the reference."),
+                probability_input("elastic_probability", 0.3, "Chance of an elastic warp of the reference."),
+                *schedule_inputs(
+                    "pairs, masks, augmentations, noise, timesteps",
+                    "Save <ckpt_name>_stepNNNNNN every N steps (0 = only the final file).",
+                    "Show masked source | reference | predicted x0 every N steps (and at the end).",
                 ),
                 io.Combo.Input(
                     "resume_from",
