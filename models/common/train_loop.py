@@ -238,7 +238,8 @@ def optimise(
             terms, state = micro_step(step_generator(settings.seed, step, micro, rank))
             (terms["loss"] / settings.grad_accumulation).backward()
             for name, value in terms.items():
-                summed[name] = summed.get(name, 0.0) + float(value.detach() if torch.is_tensor(value) else value) / settings.grad_accumulation
+                value = value.detach() if torch.is_tensor(value) else value
+                summed[name] = summed.get(name, 0.0) + float(value) / settings.grad_accumulation
         average_gradients(params)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
