@@ -16,30 +16,21 @@ else the ComfyUI this pack is installed in).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
 import cli_boot
+import train_cli
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Train a Diffuse to Choose adapter (comfyui-exemplar).")
-    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (holds comfy/)")
+    p = train_cli.common_parser("Train a Diffuse to Choose adapter (comfyui-exemplar).", 1e-5)
     p.add_argument("--checkpoint", required=True, help="single-file inpainting checkpoint (.safetensors / .ckpt)")
     p.add_argument("--clip-vision", required=True, help="DINOv2 CLIP vision file (as Load CLIP Vision reads it)")
-    p.add_argument("--dataset", required=True, help="dataset folder (pack layout or VITON-HD, docs/training.md)")
-    p.add_argument("--layout", default="auto", choices=["auto", "pairs", "viton_hd"])
     p.add_argument("--output", required=True, help="adapter file to write (.safetensors)")
     p.add_argument("--adapter", help="adapter file to start from (default: a fresh one made from the checkpoint)")
     p.add_argument("--image-dim", type=int, default=0, help="fresh adapter: token width (default: the encoder's)")
     p.add_argument("--adapter-seed", type=int, default=0, help="fresh adapter: seed of its random initial weights")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--learning-rate", type=float, default=1e-5)
-    p.add_argument("--batch-size", type=int, default=1, help="pairs per micro-batch and rank")
-    p.add_argument("--grad-accumulation", type=int, default=1)
-    p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--reference-size", type=int, default=224)
     p.add_argument("--trainable", default="all", choices=["film", "film+hint_cnn", "film+hint_cnn+encoder", "all"])
     p.add_argument("--mask-mode", default="mixed", choices=["mixed", "given", "box", "irregular"])
@@ -49,15 +40,6 @@ def parse_args(argv=None):
     p.add_argument("--condition-dropout", type=float, default=0.1)
     p.add_argument("--perceptual-weight", type=float, default=0.0)
     p.add_argument("--vgg16", help="VGG16 ImageNet weights (torchvision's vgg16-397923af.pth) for the perceptual loss")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="also write <output>_stepNNNNNN every N steps")
-    p.add_argument("--preview-every", type=int, default=0, help="write a preview PNG every N steps (--preview-dir)")
-    p.add_argument("--preview-dir", help="folder for preview_stepNNNNNN.png (source | hint | predicted x0)")
-    p.add_argument("--resume", help="a checkpoint written by this trainer (node or CLI)")
-    p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--cpu", action="store_true", help="run on the CPU (gloo backend under torchrun)")
-    p.add_argument("--rank-report-dir", help="each rank writes rank<N>.json (weights digest, losses) here")
     return p.parse_args(argv)
 
 
@@ -70,19 +52,14 @@ def main(argv=None) -> int:
     datasets = cli_boot.pack_module("models.common.datasets")
     perceptual = cli_boot.pack_module("models.common.perceptual")
     train_loop = cli_boot.pack_module("models.common.train_loop")
-    import numpy as np
     import torch
-    from PIL import Image
 
     import comfy.clip_vision
-    import comfy.model_management
     import comfy.sd
 
     rank, world = train_loop.init_distributed(opts.cpu)
 
-    def log(message):
-        if rank == 0:
-            print(message, flush=True)
+    log, on_step, on_preview = train_cli.progress(rank, opts.preview_dir, ("loss", "diffusion", "perceptual"))
 
     settings = trainer.DtCSettings.from_values(vars(opts))
     settings.validate()
@@ -111,21 +88,6 @@ def main(argv=None) -> int:
         def checkpoint(result):
             path = trainer.save_checkpoint(train_loop.checkpoint_path(output, result.step), result)
             log(f"checkpoint {path}")
-
-        def on_step(step, total, losses):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            if step == total or step % max(total // 20, 1) == 0:
-                log(
-                    f"step {step}/{total} loss {losses['loss']:.4f} (diffusion {losses['diffusion']:.4f}, "
-                    f"perceptual {losses['perceptual']:.4f})"
-                )
-
-        def on_preview(step, image):
-            if rank == 0 and opts.preview_dir:
-                pixels = Image.fromarray((image[0].numpy() * 255).round().astype(np.uint8))
-                target = Path(opts.preview_dir) / f"preview_step{step:06d}.png"
-                atomic_write = cli_boot.pack_module("models.common.atomic_file").atomic_write
-                atomic_write(target, lambda tmp: pixels.save(tmp, format="PNG"))
 
         result = trainer.train_dtc(model, vae, clip_vision, adapter, dataset, settings, vgg=vgg,
                                    resume_from=opts.resume, checkpoint=checkpoint, on_step=on_step,

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -144,3 +146,147 @@ def write_rank_report(directory: str | Path, state_dict: dict[str, torch.Tensor]
     rank, world = rank_and_world()
     report = {"rank": rank, "world_size": world, "digest": state_digest(state_dict), "losses": losses}
     return atomic_write(Path(directory) / f"rank{rank}.json", lambda tmp: tmp.write_text(json.dumps(report)))
+
+
+@dataclass
+class TrainSettings:
+    """The settings every pair-dataset trainer has; each trainer's settings add theirs (and may change defaults)."""
+
+    steps: int = 1000
+    learning_rate: float = 1e-5
+    batch_size: int = 1
+    grad_accumulation: int = 1
+    resolution: int = 512
+    seed: int = 0
+    dtype: str = "fp32"
+    checkpoint_every: int = 0
+    preview_every: int = 0
+    gradient_checkpointing: bool = False
+
+    @classmethod
+    def from_values(cls, values):
+        """The settings named in `values` (node inputs, CLI options: the same names), defaults for the rest."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+
+def common_checks(settings, trainable=None, probabilities=()) -> list[tuple[bool, str]]:
+    """The (ok, message) checks of the settings the pair-dataset trainers share: steps, rates, sizes, schedule;
+    `trainable` (its allowed values), `mask_mode` and `lora_rank` / `lora_alpha` when the settings have them; the
+    fields named in `probabilities` in [0, 1]."""
+    from .train_masks import MASK_MODES
+
+    checks = [
+        (settings.steps >= 1, f"steps must be >= 1, got {settings.steps}"),
+        (settings.learning_rate > 0, f"learning_rate must be > 0, got {settings.learning_rate}"),
+        (settings.batch_size >= 1, f"batch_size must be >= 1, got {settings.batch_size}"),
+        (settings.grad_accumulation >= 1, f"grad_accumulation must be >= 1, got {settings.grad_accumulation}"),
+        (
+            settings.resolution >= 64 and settings.resolution % 8 == 0,
+            f"resolution must be a multiple of 8, at least 64, got {settings.resolution}",
+        ),
+        (settings.dtype in TRAIN_DTYPES, f"dtype must be one of {list(TRAIN_DTYPES)}, got {settings.dtype!r}"),
+        (settings.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {settings.checkpoint_every}"),
+        (settings.preview_every >= 0, f"preview_every must be >= 0, got {settings.preview_every}"),
+    ]
+    if trainable is not None:
+        checks.append(
+            (settings.trainable in trainable, f"trainable must be one of {list(trainable)}, got {settings.trainable!r}")
+        )
+    if hasattr(settings, "mask_mode"):
+        checks.append(
+            (
+                settings.mask_mode in MASK_MODES,
+                f"mask_mode must be one of {list(MASK_MODES)}, got {settings.mask_mode!r}",
+            )
+        )
+    if hasattr(settings, "lora_rank"):
+        checks.append((settings.lora_rank >= 1, f"lora_rank must be >= 1, got {settings.lora_rank}"))
+        checks.append((settings.lora_alpha > 0, f"lora_alpha must be > 0, got {settings.lora_alpha}"))
+    for name in probabilities:
+        value = getattr(settings, name)
+        checks.append((0 <= value <= 1, f"{name} must be in [0, 1], got {value}"))
+    return checks
+
+
+def raise_first(checks: list[tuple[bool, str]]) -> None:
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> float:
+    """Mean squared difference over the cells where `region` [B, 1, h, w] is 1 (averaged over the channels)."""
+    return float((((prediction - target) ** 2) * region).sum() / (region.sum() * prediction.shape[1]))
+
+
+def optimise(
+    settings,
+    start_step: int,
+    params,
+    optimizer,
+    micro_step,
+    make_result,
+    what: str,
+    preview=None,
+    checkpoint=None,
+    on_step=None,
+    on_preview=None,
+    progress=None,
+    x0_of=None,
+):
+    """The optimisation loop of the trainers, from `start_step` to `settings.steps`; returns make_result(steps).
+
+    micro_step(g) -> (terms, state): scalar loss tensors, "loss" the one to minimise (its micro-batch mean is
+    backpropagated), and what `preview(state)` draws. Per step: grad_accumulation micro-steps with the generators of
+    `step_generator`, gradients averaged over the ranks, one optimizer step, the step's mean terms recorded (a
+    non-finite one stops training); previews every `preview_every` steps and at the end, on_step(step, total, terms)
+    (may raise to cancel), and checkpoint(result) every `checkpoint_every` steps on rank 0. make_result(step, losses,
+    previews) builds a result; its optimizer_state is set here. `progress` (any object with status(text) and
+    step(step, loss, x0=, image=, snapshot=), e.g. the nodes' TrainingProgress) hears of every step, with
+    x0_of(state) as the latent to preview when no image was drawn, and a snapshot that builds the result so far.
+    """
+    rank, _world = rank_and_world()
+    losses, previews = [], []
+
+    def result_at(done):
+        made = make_result(done, list(losses), list(previews))
+        made.optimizer_state = optimizer.state_dict()
+        return made
+
+    if progress is not None:
+        progress.status(f"training from step {start_step} to {settings.steps}")
+    for step in range(start_step, settings.steps):
+        summed: dict = {}
+        state = None
+        for micro in range(settings.grad_accumulation):
+            terms, state = micro_step(step_generator(settings.seed, step, micro, rank))
+            (terms["loss"] / settings.grad_accumulation).backward()
+            for name, value in terms.items():
+                value = value.detach() if torch.is_tensor(value) else value
+                summed[name] = summed.get(name, 0.0) + float(value) / settings.grad_accumulation
+        average_gradients(params)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        summed["step"] = done
+        losses.append(summed)
+        if not all(math.isfinite(v) for k, v in summed.items() if k != "step"):
+            raise FloatingPointError(
+                f"{what} loss became {summed['loss']} at step {done}; lower the learning rate or use fp32"
+            )
+        image = None
+        if on_preview is not None and (
+            done == settings.steps or (settings.preview_every and done % settings.preview_every == 0)
+        ):
+            image = preview(state)
+            previews.append(image)
+            on_preview(done, image)
+        if on_step is not None:
+            on_step(done, settings.steps, summed)
+        if progress is not None:
+            x0 = (lambda: x0_of(state)) if image is None and x0_of is not None else None
+            progress.step(done, summed["loss"], x0=x0, image=image, snapshot=lambda: result_at(done))
+        if checkpoint is not None and rank == 0 and settings.checkpoint_every:
+            if done % settings.checkpoint_every == 0 and done < settings.steps:
+                checkpoint(result_at(done))
+    return result_at(settings.steps)

@@ -135,3 +135,31 @@ def select_top_k(
         picked.mask,
         dict(tokens.source, selected=f"{criterion}/{selection}", k=k, n=tokens.count),
     )
+
+
+def straight_through_top_k(
+    scores: torch.Tensor, k: int, generator: torch.Generator | None = None, noise: float = 1.0, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A differentiable top-K for training the learned scorer: (index [B, K], weight [B, K]).
+
+    Forward: the hard top-K of the scores plus Gumbel noise of scale `noise` (exploration; 0 = the plain top-K the
+    'learned' criterion picks at inference), best first, and weights exactly 1, so the selected tokens enter the
+    model exactly as at inference. Backward: each weight carries the gradient of sigmoid((s + g - t) / temperature),
+    t half-way between the K-th and (K+1)-th perturbed score: the loss's preference for a stronger or weaker
+    selected token reaches its score (a straight-through estimator of the relaxed top-K).
+    """
+    if k < 1 or k > scores.shape[1]:
+        raise ValueError(f"K must be in 1..{scores.shape[1]}, got {k}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    gumbel = torch.zeros(scores.shape)
+    if noise > 0:
+        uniform = torch.rand(scores.shape, generator=generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+        gumbel = (-torch.log(-torch.log(uniform)) * noise).float()
+    perturbed = scores + gumbel.to(scores.device, scores.dtype)
+    order = torch.sort(perturbed.detach(), dim=1, descending=True, stable=True)
+    index = order.indices[:, :k]
+    kth = order.values[:, k - 1 : k]
+    threshold = (kth + order.values[:, k : k + 1]) / 2 if k < scores.shape[1] else kth - temperature
+    soft = torch.sigmoid((perturbed - threshold) / temperature).gather(1, index)
+    return index, 1 + (soft - soft.detach())  # exactly 1 forward

@@ -286,3 +286,81 @@ class TrainingVAE:
 
     def release(self) -> None:
         self.model = None
+
+
+def call_model(patched, xt, sigmas, dtype, **conds):
+    """patched.model.apply_model with what the sampler hands it (comfy.sampler_helpers.prepare_model_patcher): the
+    clone's patches and its wrappers (the DtC hint path is one)."""
+    import comfy.patcher_extension
+
+    options = dict(patched.model_options["transformer_options"])
+    options["wrappers"] = comfy.patcher_extension.copy_nested_dicts(patched.wrappers)
+    with torch.autocast(xt.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        return patched.model.apply_model(xt, sigmas, transformer_options=options, **conds)
+
+
+class LoraSession:
+    """A loaded training clone of a MODEL: a UNet LoRA (the DreamBooth trainer's modules; settings.lora_rank,
+    lora_alpha, seed) when `lora` (trained) or `resume_pairs` ask for one, the frozen weights made differentiable,
+    optional gradient checkpointing, a TrainingVAE (None without a VAE). `release` leaves the MODEL as it was."""
+
+    def __init__(self, model, vae, dtype, settings, lora: bool, resume_pairs: dict, what: str):
+        from types import SimpleNamespace
+
+        import comfy.model_management
+
+        from ..dreambooth.trainer import _attach, unet_lora_names
+
+        self.patched = comfyui_compat.training_clone(model)
+        self.patched.set_model_compute_dtype(dtype)
+        self.adapters = []
+        if lora or resume_pairs:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(settings.seed)
+                names = unet_lora_names(self.patched.model)
+                shape = SimpleNamespace(rank=settings.lora_rank, alpha=settings.lora_alpha)
+                self.adapters = _attach(self.patched, names, shape, resume_pairs)
+            missing = set(resume_pairs) - {a.name for a in self.adapters}
+            if missing:
+                raise ValueError(f"resume_from: {len(missing)} LoRA entries do not fit this model, e.g. {min(missing)}")
+            if not lora:
+                for a in self.adapters:
+                    a.module.requires_grad_(False)
+        self.wrappers = differentiable_frozen_weights(self.patched, {a.weight_key for a in self.adapters})
+        self.patched.model.requires_grad_(False)
+        self.checkpointing = comfyui_compat.gradient_checkpointing(
+            self.patched.model.diffusion_model, settings.gradient_checkpointing
+        )
+        self.checkpointing.__enter__()
+        comfy.model_management.load_models_gpu([self.patched], force_full_load=True)
+        self.device = check_on_load_device(self.patched, what)
+        self.vae = TrainingVAE(vae) if vae is not None else None
+        self.sampling = self.patched.model.model_sampling
+
+    def lora_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for a in self.adapters for p in (a.module.lora_up.weight, a.module.lora_down.weight)]
+
+    def lora_pairs(self, alpha: float) -> dict:
+        from ..dreambooth.trainer import _pairs
+
+        return _pairs(self.adapters, alpha)
+
+    def latent_shape(self, batch: int, resolution: int) -> tuple[int, int, int, int]:
+        return (batch, self.patched.model.latent_format.latent_channels, resolution // 8, resolution // 8)
+
+    def preview_row(self, denoised: torch.Tensor, masked: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """[1, H, 3W, 3]: the masked source, the reference (resized), the decoded x0 prediction (first sample)."""
+        with torch.no_grad():
+            decoded = self.vae.decode(self.patched.model.process_latent_out(denoised[:1].detach()))
+            decoded = decoded.movedim(1, -1).cpu()
+            height, width = decoded.shape[1:3]
+            resized = torch.nn.functional.interpolate(
+                reference[:1].movedim(-1, 1), size=(height, width), mode="bilinear"
+            )
+        return torch.cat([masked[:1, :height, :width], resized.movedim(1, -1), decoded], dim=2).clamp(0, 1)
+
+    def release(self):
+        self.checkpointing.__exit__(None, None, None)
+        if self.vae is not None:
+            self.vae.release()
+        release(self.patched, [a.module for a in self.adapters] + self.wrappers)

@@ -18,33 +18,36 @@ by (seed, s, micro-batch, rank), gradients are averaged over torchrun ranks, a c
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 import comfy.model_management
-import comfy.patcher_extension
 
 from ...models.common import noising
 from ...models.common.datasets import PairDataset, rotate_image
 from ...models.common.perceptual import VGG16Features, perceptual_loss, vgg16_features
 from ...models.common.train_loop import (
     TRAIN_DTYPES,
-    average_gradients,
+    TrainSettings,
+    common_checks,
     load_optimizer_state,
+    masked_mse,
+    optimise,
     pick,
     rank_and_world,
+    raise_first,
     save_optimizer_state,
     step_generator,
 )
-from ...models.common.train_masks import MASK_MODES, random_box_mask, training_mask
+from ...models.common.train_masks import random_box_mask, training_mask
 from ...models.diffuse_to_choose.adapter import DtCAdapter, parse_metadata, save_adapter
 from ...models.diffuse_to_choose.hint import build_hint
 from ..common import training
 from ..common.vector_conditioning import vector_kwargs
+from ..common.training import call_model  # noqa: F401  (bench/bench_dtc_train.py calls it here)
 from . import adapter_patch
 from .vision_tokens import encode_tokens
 
@@ -58,14 +61,9 @@ TRAINABLE = {
 
 
 @dataclass
-class DtCSettings:
+class DtCSettings(TrainSettings):
     """Hyper-parameters; defaults follow the paper (AdamW, constant lr 1e-5, 512 px, masks 50/50)."""
 
-    steps: int = 1000
-    learning_rate: float = 1e-5
-    batch_size: int = 1
-    grad_accumulation: int = 1
-    resolution: int = 512
     reference_size: int = 224
     trainable: str = "all"
     mask_mode: str = "mixed"
@@ -74,44 +72,19 @@ class DtCSettings:
     rotation_degrees: float = 10.0
     condition_dropout: float = 0.1
     perceptual_weight: float = 0.0
-    seed: int = 0
-    dtype: str = "fp32"
-    checkpoint_every: int = 0
-    preview_every: int = 0
-    gradient_checkpointing: bool = False
-
-    @classmethod
-    def from_values(cls, values) -> "DtCSettings":
-        """The settings named in `values` (node inputs, CLI options: the same names), defaults for the rest."""
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def validate(self):
         probabilities = ("fine_probability", "flip_probability", "condition_dropout")
-        checks = [
-            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
-            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.grad_accumulation >= 1, f"grad_accumulation must be >= 1, got {self.grad_accumulation}"),
-            (
-                self.resolution >= 64 and self.resolution % 8 == 0,
-                f"resolution must be a multiple of 8, at least 64, got {self.resolution}",
-            ),
+        checks = common_checks(self, TRAINABLE, probabilities)
+        checks += [
             (
                 self.reference_size % 14 == 0 and self.reference_size >= 14,
                 f"reference_size must be a multiple of DINOv2's 14 px patch, got {self.reference_size}",
             ),
-            (self.trainable in TRAINABLE, f"trainable must be one of {list(TRAINABLE)}, got {self.trainable!r}"),
-            (self.mask_mode in MASK_MODES, f"mask_mode must be one of {list(MASK_MODES)}, got {self.mask_mode!r}"),
-            *[(0 <= getattr(self, n) <= 1, f"{n} must be in [0, 1], got {getattr(self, n)}") for n in probabilities],
             (0 <= self.rotation_degrees <= 180, f"rotation_degrees must be in [0, 180], got {self.rotation_degrees}"),
             (self.perceptual_weight >= 0, f"perceptual_weight must be >= 0, got {self.perceptual_weight}"),
-            (self.dtype in TRAIN_DTYPES, f"dtype must be one of {list(TRAIN_DTYPES)}, got {self.dtype!r}"),
-            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
-            (self.preview_every >= 0, f"preview_every must be >= 0, got {self.preview_every}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        raise_first(checks)
 
 
 @dataclass
@@ -240,17 +213,8 @@ def _predict(
         concat_latent_image=masked,
         concat_mask=batch.masks[:, None].to(device),
     )
-    denoised = call_model(patched, xt, sigmas, dtype, **{k: v.cond for k, v in conds.items()})
+    denoised = training.call_model(patched, xt, sigmas, dtype, **{k: v.cond for k, v in conds.items()})
     return x0, xt, denoised.float()
-
-
-def call_model(patched, xt, sigmas, dtype, **conds):
-    """patched.model.apply_model with what the sampler hands it (comfy.sampler_helpers.prepare_model_patcher): the
-    clone's patches and its wrappers, which carry the DtC hint path."""
-    options = dict(patched.model_options["transformer_options"])
-    options["wrappers"] = comfy.patcher_extension.copy_nested_dicts(patched.wrappers)
-    with torch.autocast(xt.device.type, dtype=dtype, enabled=dtype != torch.float32):
-        return patched.model.apply_model(xt, sigmas, transformer_options=options, **conds)
 
 
 def _preview(patched, vae: training.TrainingVAE, batch: Batch, denoised) -> torch.Tensor:
@@ -354,92 +318,45 @@ def train_dtc(
             if vgg is not None:  # a copy with normal tensors (one built in ComfyUI's executor holds inference tensors)
                 vgg = vgg16_features({k: v.clone() for k, v in vgg.state_dict().items()}, taps=vgg.taps)
                 vgg = vgg.to(session.patched.load_device)
-            losses, previews = [], []
 
-            def result(step, with_optimizer=False):
-                made = DtCTrainResult(
-                    trained, step, _metadata(settings, step, world, extra_metadata), list(losses), previews
+            def result(step, losses, previews):
+                return DtCTrainResult(trained, step, _metadata(settings, step, world, extra_metadata), losses, previews)
+
+            def micro_step(g):
+                batch = draw_batch(dataset, settings, settings.batch_size, g)
+                channels = session.patched.model.latent_format.latent_channels
+                size = settings.resolution // 8
+                noise = torch.randn((settings.batch_size, channels, size, size), generator=g)
+                sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
+                x0, xt, denoised = _predict(
+                    session.patched, session.injection, session.vae, context_of, batch, noise, sigmas, dtype,
+                    text_conditioning,
                 )
-                made.optimizer_state = optimizer.state_dict() if with_optimizer else None
-                return made
+                eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
+                diffusion = torch.nn.functional.mse_loss(eps, noise.to(eps.device))
+                visual = torch.zeros(())
+                if settings.perceptual_weight > 0:
+                    generated = session.vae.decode(session.patched.model.process_latent_out(denoised))
+                    target = batch.images.movedim(-1, 1).to(generated.device)
+                    visual = perceptual_loss(vgg, generated, target)
+                total = diffusion + settings.perceptual_weight * visual if settings.perceptual_weight > 0 else diffusion
+                return {"loss": total, "diffusion": diffusion, "perceptual": visual}, (batch, denoised)
 
-            if progress is not None:
-                progress.status(f"training from step {start_step} to {settings.steps}")
-
-            for step in range(start_step, settings.steps):
-                summed = {"loss": 0.0, "diffusion": 0.0, "perceptual": 0.0}
-                for micro in range(settings.grad_accumulation):
-                    g = step_generator(settings.seed, step, micro, rank)
-                    batch = draw_batch(dataset, settings, settings.batch_size, g)
-                    latent_shape = (
-                        settings.batch_size,
-                        session.patched.model.latent_format.latent_channels,
-                        settings.resolution // 8,
-                        settings.resolution // 8,
-                    )
-                    noise = torch.randn(latent_shape, generator=g)
-                    sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
-                    x0, xt, denoised = _predict(
-                        session.patched,
-                        session.injection,
-                        session.vae,
-                        context_of,
-                        batch,
-                        noise,
-                        sigmas,
-                        dtype,
-                        text_conditioning,
-                    )
-                    eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
-                    diffusion = torch.nn.functional.mse_loss(eps, noise.to(eps.device))
-                    total = diffusion
-                    visual = torch.zeros(())
-                    if settings.perceptual_weight > 0:
-                        generated = session.vae.decode(session.patched.model.process_latent_out(denoised))
-                        target = batch.images.movedim(-1, 1).to(generated.device)
-                        visual = perceptual_loss(vgg, generated, target)
-                        total = total + settings.perceptual_weight * visual
-                    (total / settings.grad_accumulation).backward()
-                    summed["loss"] += total.item() / settings.grad_accumulation
-                    summed["diffusion"] += diffusion.item() / settings.grad_accumulation
-                    summed["perceptual"] += visual.item() / settings.grad_accumulation
-                average_gradients(params)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                done = step + 1
-                summed["step"] = done
-                losses.append(summed)
-                if not all(math.isfinite(summed[k]) for k in ("loss", "diffusion", "perceptual")):
-                    raise FloatingPointError(
-                        f"Diffuse to Choose loss became {summed['loss']} at step {done}; lower the learning rate or "
-                        "use fp32"
-                    )
-                image = None
-                if on_preview is not None and (
-                    done == settings.steps or (settings.preview_every and done % settings.preview_every == 0)
-                ):
-                    image = _preview(session.patched, session.vae, batch, denoised)
-                    previews.append(image)
-                    on_preview(done, image)
-                if on_step is not None:
-                    on_step(done, settings.steps, summed)
-                if progress is not None:
-                    progress.step(
-                        done,
-                        summed["loss"],
-                        x0=denoised[:1].detach() if image is None else None,
-                        image=image,
-                        snapshot=lambda: result(done, with_optimizer=True),
-                    )
-                if (
-                    checkpoint is not None
-                    and rank == 0
-                    and settings.checkpoint_every
-                    and done % settings.checkpoint_every == 0
-                    and done < settings.steps
-                ):
-                    checkpoint(result(done, with_optimizer=True))
-            final = result(settings.steps, with_optimizer=True)
+            final = optimise(
+                settings,
+                start_step,
+                params,
+                optimizer,
+                micro_step,
+                result,
+                "DtC",
+                preview=lambda state: _preview(session.patched, session.vae, *state),
+                checkpoint=checkpoint,
+                on_step=on_step,
+                on_preview=on_preview,
+                progress=progress,
+                x0_of=lambda state: state[1][:1].detach(),
+            )
         finally:
             session.release()
         trained.requires_grad_(False)
@@ -499,7 +416,7 @@ def masked_x0_error(
                     text_conditioning,
                 )
                 region = binary_mask(batch.masks, shape[-2:]).to(x0.device)[:, None]
-                errors.append(float((((denoised - x0) ** 2) * region).sum() / (region.sum() * shape[1])))
+                errors.append(masked_mse(denoised, x0, region))
         finally:
             session.release()
     return sum(errors) / len(errors)

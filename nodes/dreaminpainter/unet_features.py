@@ -100,19 +100,35 @@ def _capture_patch(block: str):
 
 
 def unet_features(
-    model, latent: torch.Tensor, block: str, timestep: int, context: torch.Tensor, extra: dict | None = None
+    model,
+    latent: torch.Tensor,
+    block: str,
+    timestep: int,
+    context: torch.Tensor,
+    extra: dict | None = None,
+    loaded: bool = False,
 ) -> torch.Tensor:
     """Features [B, C, h, w] at the output of `block` for the raw VAE latent `latent` [B, 4, H, W].
 
     The latent is fed clean (no noise) at the sigma of discrete timestep `timestep`; `context`
     [1 or B, T, C_ctx] is the text context of the pass; `extra` carries further conditioning
     entries (SDXL: pooled_output and the size values; width / height default to the latent's pixel size).
+    `loaded`: `model` is a clone already loaded (a trainer's), which runs as it is with the capture patch added for
+    this pass only.
     """
     block = resolve_block(model, block)
-    patched = model.clone()
     name, patch = _capture_patch(block)
-    patched.set_model_patch(patch, name)
-    comfy.model_management.load_models_gpu([patched])
+    if loaded:
+        patched = model
+        options = dict(patched.model_options.get("transformer_options", {}))
+        patches = {key: list(value) for key, value in options.get("patches", {}).items()}
+        patches[name] = patches.get(name, []) + [patch]
+        options["patches"] = patches
+    else:
+        patched = model.clone()
+        patched.set_model_patch(patch, name)
+        comfy.model_management.load_models_gpu([patched])
+        options = dict(patched.model_options.get("transformer_options", {}))
     base = patched.model
     device = patched.load_device
     batch = latent.shape[0]
@@ -130,7 +146,7 @@ def unet_features(
         prompt_type="positive",
     )
     kwargs = {key: value.process_cond(batch_size=batch, device=device, area=None).cond for key, value in conds.items()}
-    transformer_options = dict(patched.model_options.get("transformer_options", {}))
+    transformer_options = options
     transformer_options["cond_or_uncond"] = [0]
     transformer_options["sigmas"] = sigma
     try:

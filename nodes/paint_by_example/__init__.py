@@ -1,5 +1,7 @@
-"""Paint by Example: checkpoint loaders, reference encoding, inpaint conditioning, .ckpt conversion."""
+"""Paint by Example: checkpoint loaders, reference encoding, inpaint conditioning, .ckpt conversion, fine-tuning."""
 
-from .nodes import NODES
+from . import nodes, training_nodes
+
+NODES = [*nodes.NODES, *training_nodes.NODES]
 
 __all__ = ["NODES"]

@@ -1,28 +1,17 @@
 """The DtC training CLI under torchrun: 2 CPU processes (gloo) on the tiny models end with identical weights."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from exemplar_dev.asset_builders.diffuse_to_choose import DINOV2_NAME
 from exemplar_dev.asset_builders.dtc_training import write_synthetic_pairs
 from exemplar_dev.host import pack_submodule
-from exemplar_dev.paths import BASE_DIR, PACK_ROOT, comfyui_dir
+from exemplar_dev.paths import BASE_DIR
 from exemplar_dev.tiny_dtc import TINY_DTC_ADAPTER_NAME, TINY_SD15_INPAINT_NAME
+from exemplar_dev.training_cli import run_training_cli
 
 
 def run_cli(root, nproc, extra=()):
-    command = [sys.executable]
-    if nproc > 1:
-        command += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
-    command += [
-        str(PACK_ROOT / "scripts" / "dtc_train.py"),
-        "--comfyui",
-        str(comfyui_dir()),
-        "--cpu",
+    args = [
         "--checkpoint",
         str(BASE_DIR / "models" / "checkpoints" / TINY_SD15_INPAINT_NAME),
         "--clip-vision",
@@ -43,14 +32,9 @@ def run_cli(root, nproc, extra=()):
         str(root / "out" / "adapter.safetensors"),
         "--preview-dir",
         str(root / "out" / "previews"),
-        "--rank-report-dir",
-        str(root / "out" / "ranks"),
         *extra,
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return [json.loads((root / "out" / "ranks" / f"rank{r}.json").read_text()) for r in range(nproc)], done.stdout
+    return run_training_cli("dtc_train.py", args, nproc, root / "out" / "ranks")
 
 
 @pytest.mark.slow

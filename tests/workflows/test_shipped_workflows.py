@@ -16,11 +16,13 @@ SLOW = {
     "dreambooth_sdxl_train_and_sample",
     "dreaminpainter_reference_inpaint",
     "dreaminpainter_sdxl_reference_inpaint",
+    "dreaminpainter_train",
     "dreamstyler_style_transfer",
     "dreamstyler_txt2img",
     "dreamstyler_sdxl_txt2img",
     "dual_guidance_ip2p_style",
     "evaluation_metrics",
+    "paint_by_example_finetune",
 }
 
 
@@ -40,6 +42,7 @@ SHIPPED = [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW else p for 
 def test_workflow_runs_and_saves_an_image(comfy, path, model_folder, output_folder):
     model_folder("loras")  # the training workflows write here (LoRA, DtC adapter), not into the checkout's .comfy/
     model_folder("exemplar")
+    model_folder("checkpoints")  # the Paint-by-Example fine-tuning workflow writes its checkpoint here
     prompt = shrink(workflows.load_api(path))
     outputs = workflows.run(prompt)
     saved = [

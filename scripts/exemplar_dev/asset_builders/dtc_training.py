@@ -63,8 +63,11 @@ def _png(array: torch.Tensor, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_synthetic_pairs(folder: Path, count: int = 8, size: int = 64, seed: int = 0, start: int = 0) -> Path:
-    """`count` pairs (images/, references/, masks/, captions/) in the pack's dataset layout."""
+def write_synthetic_pairs(
+    folder: Path, count: int = 8, size: int = 64, seed: int = 0, start: int = 0, caption=None
+) -> Path:
+    """`count` pairs (images/, references/, masks/, captions/) in the pack's dataset layout; `caption(image,
+    reference, mask)` gives a sample's caption file text (default "a striped patch")."""
     folder = Path(folder)
     for index in range(start, start + count):
         name = f"pair_{index:04d}.png"
@@ -73,7 +76,8 @@ def write_synthetic_pairs(folder: Path, count: int = 8, size: int = 64, seed: in
         _png(reference, folder / "references" / name)
         _png(mask[..., None].expand(-1, -1, 3), folder / "masks" / name)
         (folder / "captions").mkdir(exist_ok=True)
-        (folder / "captions" / f"pair_{index:04d}.txt").write_text("a striped patch\n")
+        text = caption(image, reference, mask) if caption else "a striped patch"
+        (folder / "captions" / f"pair_{index:04d}.txt").write_text(text + "\n")
     return folder
 
 
