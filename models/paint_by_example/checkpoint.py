@@ -160,10 +160,12 @@ def split_official(sd: dict[str, torch.Tensor], source: str = "the file") -> PbE
         problems.append(f"the UNet takes {unet[UNET_INPUT_KEY].shape[1]} input channels, not 9")
     if not vae:
         problems.append("no VAE")
-    if not any(k.startswith("transformer.vision_model.") for k in encoder):
-        problems.append("no exemplar image encoder (CLIP ViT-L/14 vision tower)")
     missing = [part for key, part in _ENCODER_PARTS.items() if key not in encoder]
-    if missing:
+    if not encoder:
+        problems.append("no exemplar image encoder")
+    elif not any(k.startswith("transformer.vision_model.") for k in encoder):
+        missing.insert(0, "its CLIP ViT-L/14 vision tower")
+    if encoder and missing:
         problems.append("an exemplar encoder without " + ", ".join(missing))
     if problems:
         raise PbECheckpointError(

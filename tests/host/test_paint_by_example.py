@@ -270,7 +270,7 @@ def test_parity_with_diffusers_encoder_and_unet(node, tiny_pbe, equal_up_to_roun
 
 def test_plain_sd15_checkpoint_is_refused_with_what_was_found(node):
     error = pack_submodule("models.paint_by_example.checkpoint").PbECheckpointError
-    with pytest.raises(error, match=r"(?s)4 input channels, not 9.*no exemplar encoder.*CLIP text encoder"):
+    with pytest.raises(error, match=r"(?s)4 input channels, not 9.*no exemplar image encoder\).*CLIP text encoder"):
         node("ExemplarPbECheckpointLoader").execute(ckpt_name=TINY_SD15_NAME)
 
 
