@@ -1,5 +1,6 @@
 """An interrupt (ComfyUI's cancel, what POST /interrupt sets) in the middle of a training node leaves no partial or
-temporary file, keeps the file a previous run wrote byte for byte, and keeps every checkpoint already written whole.
+temporary file, keeps the file a previous run wrote byte for byte, and keeps every checkpoint already written whole
+(plus, where the node saves one on cancel, the last complete step, whole).
 (The Diffuse-to-Choose trainer: test_dtc_train.py::test_resume_continues_exactly_and_cancel_keeps_the_last_checkpoint.)
 """
 
@@ -81,4 +82,8 @@ def test_dreamstyler_interrupted_keeps_both_old_files(node, tiny_sd15_inference,
     with torch.inference_mode(), interrupt_at_progress(2) as seen:
         train.execute(**dreamstyler.train_inputs(model, clip, vae, steps=5, name="kept", overwrite=True))
     assert max(seen) == 2
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == old
+    now = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert {name: now[name] for name in old} == old  # the previous run's files, byte for byte
+    # besides them only the cancel's save of the last complete step (nodes/common/progress.py), whole
+    assert sorted(set(now) - set(old)) == ["kept_step000002.safetensors"]
+    assert_whole_safetensors(folder / "kept_step000002.safetensors")

@@ -29,6 +29,7 @@ METHOD_CATEGORIES = {
     "exemplar/dreambooth",
     "exemplar/guidance",
     "exemplar/evaluation",
+    "exemplar/compositing",
 }
 
 
