@@ -64,7 +64,7 @@ class Runner:
         """("ok", "") or ("error", the message and details ComfyUI reports)."""
         prompt_id = str(uuid.uuid4())
         valid = asyncio.run(self.host.execution.validate_prompt(prompt_id, prompt, None))
-        if not valid[0]:
+        if not valid[0] or valid[3]:  # node_errors: ComfyUI drops the failing outputs and runs the others
             return "error", repr(valid[1]) + repr(valid[3])
         self.executor.execute(prompt, prompt_id, {}, valid[2])
         if self.executor.success:
