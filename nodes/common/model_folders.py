@@ -24,3 +24,14 @@ def register(name: str, extensions: set[str] | None = None) -> str:
 
 register(EXEMPLAR_FOLDER)
 VGG_FOLDER = register("vgg", {".pth", ".pt", ".safetensors"})
+
+
+def model_file(folder: str, name: str, input_name: str) -> str:
+    """The full path of `name` in ComfyUI's model folder `folder`, or an error that names the input."""
+    path = folder_paths.get_full_path(folder, name) if name else None
+    if path is None:
+        raise ValueError(
+            f"{input_name}: no file {name!r} in models/{folder}/ (or the {folder} paths of extra_model_paths.yaml); "
+            "pick a file the list offers, or put the file there first (where to get it: docs/weights.md)"
+        )
+    return path

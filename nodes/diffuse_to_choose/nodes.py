@@ -11,7 +11,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from . import adapter_patch
-from ..common.model_folders import EXEMPLAR_FOLDER
+from ..common.model_folders import EXEMPLAR_FOLDER, model_file
 from ..common.output_names import check_output_name
 from .vision_tokens import encode_tokens
 from ...models.diffuse_to_choose.adapter import KIND as ADAPTER_KIND, DtCAdapter, save_adapter
@@ -104,7 +104,7 @@ class DtCAdapterLoader(io.ComfyNode):
     @classmethod
     def execute(cls, adapter_name) -> io.NodeOutput:
         return io.NodeOutput(
-            adapter_patch.load_adapter(folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, adapter_name))
+            adapter_patch.load_adapter(model_file(EXEMPLAR_FOLDER, adapter_name, "adapter_name"))
         )
 
 

@@ -14,7 +14,7 @@ from ...models.common.datasets import LAYOUTS, PairDataset, scan_pairs
 from ...models.common.perceptual import read_weight_file, vgg16_features
 from ...models.common.train_loop import TRAIN_DTYPES, checkpoint_path, output_path
 from ...models.common.train_masks import MASK_MODES
-from ..common.model_folders import EXEMPLAR_FOLDER, VGG_FOLDER
+from ..common.model_folders import EXEMPLAR_FOLDER, VGG_FOLDER, model_file
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarAdapterType, ExemplarPairDatasetType
 from .nodes import CATEGORY, _require_adapter
@@ -339,7 +339,7 @@ class DtCTrain(io.ComfyNode):
                 "vgg16: perceptual_weight > 0 needs VGG16 weights in models/vgg/; pick a file or set the weight to 0"
             )
         vgg = load_vgg(vgg16) if perceptual_weight > 0 else None
-        resume = None if resume_from == NONE else folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, resume_from)
+        resume = None if resume_from == NONE else model_file(EXEMPLAR_FOLDER, resume_from, "resume_from")
         def save_partial(result):
             partial = save_checkpoint(checkpoint_path(path, result.step), result)
             return f"{EXEMPLAR_FOLDER}/{partial.relative_to(root).as_posix()}"

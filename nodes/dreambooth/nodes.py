@@ -23,6 +23,7 @@ from .trainer import (
     train_dreambooth,
 )
 from ...models.common.train_loop import checkpoint_path
+from ..common.model_folders import model_file
 from ..common.output_names import check_output_name
 from ...models.dreambooth.rare_token_identifier import rare_token_candidates, tokenisation
 from ..common.choices import require_choice
@@ -434,7 +435,7 @@ class DreamBoothTrain(io.ComfyNode):
             gradient_checkpointing=gradient_checkpointing,
         )
         settings.validate()
-        resume = None if resume_from == NO_RESUME else folder_paths.get_full_path_or_raise("loras", resume_from)
+        resume = None if resume_from == NO_RESUME else model_file("loras", resume_from, "resume_from")
 
         def save_partial(snapshot):
             result, optimizer_state = snapshot

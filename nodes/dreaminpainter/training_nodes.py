@@ -16,7 +16,7 @@ from ...models.common.train_loop import output_path
 from ...models.common.train_masks import MASK_MODES
 from ..common.exemplar_files import exemplar_file_list
 from ..common.finite import require_finite
-from ..common.model_folders import EXEMPLAR_FOLDER
+from ..common.model_folders import EXEMPLAR_FOLDER, model_file
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarPairDatasetType, ExemplarTokenProjectionType, ExemplarTokenScorerType
 from ..common.progress import TrainingProgress
@@ -159,7 +159,7 @@ class DreamInpainterTrain(io.ComfyNode):
         settings.validate()
         resume, resume_lora = None, None
         if resume_from != NONE:
-            resume = folder_paths.get_full_path_or_raise(EXEMPLAR_FOLDER, resume_from)
+            resume = model_file(EXEMPLAR_FOLDER, resume_from, "resume_from")
             stem = resume_from.removesuffix(".safetensors").removesuffix("_projection")
             resume_lora = folder_paths.get_full_path("loras", f"{stem}.safetensors")
 

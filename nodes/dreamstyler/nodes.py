@@ -20,6 +20,7 @@ from ...models.dreamstyler.context_prompts import (
     OFFICIAL_NEGATIVE,
     context_aware_prompts,
 )
+from ..common.model_folders import model_file
 from ..common.types import ExemplarStagedEmbeddingType
 from ..common.finite import require_finite
 from ...models.common.artefact_header import KIND_KEY
@@ -85,7 +86,7 @@ class LoadDreamStylerEmbedding(io.ComfyNode):
 
     @classmethod
     def execute(cls, embedding_name) -> io.NodeOutput:
-        path = folder_paths.get_full_path_or_raise("embeddings", embedding_name)
+        path = model_file("embeddings", embedding_name, "embedding_name")
         embedding = se.load(path)
         return io.NodeOutput(embedding, embedding.token, embedding.stages)
 

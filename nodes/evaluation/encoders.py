@@ -14,11 +14,10 @@ import torch
 import comfy.clip_model
 import comfy.model_management
 import comfy.model_patcher
-import folder_paths
 
 from ...models.common.perceptual import VGG16Features, read_weight_file, vgg16_features
 from ...models.evaluation.style import STYLE_LAYERS
-from ..common.model_folders import VGG_FOLDER
+from ..common.model_folders import VGG_FOLDER, model_file
 from ..diffuse_to_choose.vision_tokens import encode_tokens, is_dinov2
 
 
@@ -109,7 +108,7 @@ _VGG_CACHE: dict[tuple[str, float], VGGStyleEncoder] = {}
 
 def load_vgg(vgg_name: str) -> VGGStyleEncoder:
     """The VGG16 of a file in models/vgg/ (torchvision's layout, e.g. vgg16-397923af.pth), loaded once per file."""
-    path = folder_paths.get_full_path_or_raise(VGG_FOLDER, vgg_name)
+    path = model_file(VGG_FOLDER, vgg_name, "vgg_name")
     key = (path, os.path.getmtime(path))
     if key not in _VGG_CACHE:
         try:

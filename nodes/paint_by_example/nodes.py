@@ -6,7 +6,6 @@ import os
 
 import comfy.latent_formats
 import comfy.model_management
-import folder_paths
 import torch
 import node_helpers
 from comfy_api.latest import io
@@ -15,6 +14,7 @@ from . import loader
 from ...models.paint_by_example.checkpoint import convert_to_safetensors
 from ...models.common.masks import blank_outside_mask, resize_mask
 from ...models.paint_by_example.inputs import CROP_MODES, inpaint_inputs, reference_pixels
+from ..common.model_folders import model_file
 from ..common.types import ExemplarEncoderType
 from ..common.output_names import check_output_name
 from ..common.finite import require_finite
@@ -54,7 +54,7 @@ class PbECheckpointLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, ckpt_name) -> io.NodeOutput:
-        return io.NodeOutput(*loader.load_checkpoint(folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)))
+        return io.NodeOutput(*loader.load_checkpoint(model_file("checkpoints", ckpt_name, "ckpt_name")))
 
 
 class PbEDiffusersLoader(io.ComfyNode):
@@ -267,7 +267,7 @@ class PbEConvertCheckpoint(io.ComfyNode):
     @classmethod
     def execute(cls, ckpt_name, overwrite=False) -> io.NodeOutput:
         check_output_name(os.path.splitext(ckpt_name)[0] + ".safetensors", "ckpt_name", "pbe/model.ckpt")
-        source = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
+        source = model_file("checkpoints", ckpt_name, "ckpt_name")
         target = os.path.splitext(source)[0] + ".safetensors"
         try:
             convert_to_safetensors(source, target, overwrite=overwrite)

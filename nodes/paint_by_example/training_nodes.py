@@ -14,6 +14,7 @@ from comfy_api.latest import io
 from ...models.common.datasets import PairDataset
 from ...models.common.train_loop import checkpoint_path, output_path
 from ...models.common.train_masks import MASK_MODES
+from ..common.model_folders import model_file
 from ..common.finite import require_finite
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarEncoderType, ExemplarPairDatasetType
@@ -131,7 +132,7 @@ class PbETrain(io.ComfyNode):
         path, listed = output_path(ckpt_name, folder_paths.get_folder_paths("checkpoints")[0], "ckpt_name", EXAMPLE)
         settings = PbESettings.from_values(dict(values, seed=values["training_seed"], dtype=values["training_dtype"]))
         settings.validate()
-        resume = None if resume_from == NONE else folder_paths.get_full_path_or_raise("checkpoints", resume_from)
+        resume = None if resume_from == NONE else model_file("checkpoints", resume_from, "resume_from")
         root = Path(folder_paths.get_folder_paths("checkpoints")[0])
 
         def checkpoint(result):

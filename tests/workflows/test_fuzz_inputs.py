@@ -124,7 +124,4 @@ def test_fuzzed_widget_inputs_give_clear_errors_and_no_silent_results(comfy, mod
     print("\nfuzz counts:", counts)
     print("\n".join(findings))
     assert counts["cases"] >= 12  # every widget of the pack nodes in these two workflows, each bad value
-    assert counts["silent_wrong"] == 0 and counts["data_lost"] == 0, findings
-    # a model picker's unknown name gets ComfyUI's "Model in folder ... not found", which names the file and the
-    # folder but not the input: counted as unclear, printed above, not yet failed on
-    assert all("ckpt_name" in f or "_name" in f.split(" = ")[0] for f in findings if f.startswith("unclear")), findings
+    assert counts["silent_wrong"] == 0 and counts["data_lost"] == 0 and counts["unclear"] == 0, findings
