@@ -46,10 +46,12 @@ SDXL = ModelFile(
     f"{HF}/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors?download=true",
     "Stable Diffusion XL 1.0 base (any SDXL checkpoint works)",
 )
+# diffusers/stable-diffusion-xl-1.0-inpainting-0.1 publishes diffusers folders only; this single file (the same
+# weights, openrail++) is a community repackaging that Load Checkpoint reads (docs/weights.md names both).
 SDXL_INPAINT = ModelFile(
     "sd_xl_base_1.0_inpainting_0.1.safetensors",
     "checkpoints",
-    f"{HF}/diffusers/stable-diffusion-xl-1.0-inpainting-0.1/resolve/main/sd_xl_base_1.0_inpainting_0.1.safetensors"
+    f"{HF}/benjamin-paine/sd-xl-alternative-bases/resolve/main/sd_xl_base_1.0_inpainting_0.1.safetensors"
     "?download=true",
     "Stable Diffusion XL 1.0 inpainting 0.1 (9-channel UNet)",
 )
@@ -97,7 +99,7 @@ DTC_ADAPTER = ModelFile(
     "a Diffuse-to-Choose adapter: no public weights; train one with the diffuse_to_choose_train workflow",
 )
 DREAMSTYLER_STYLE = ModelFile(
-    "dreamstyler_style_trained_by_you.bin",
+    "dreamstyler_style_trained_by_you.safetensors",
     "embeddings",
     None,
     "a DreamStyler staged embedding: no public weights; train one (scripts/dreamstyler_train.py)",

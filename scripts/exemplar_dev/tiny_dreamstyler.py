@@ -3,7 +3,6 @@ file layout, and synthetic content / depth / style images."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -47,17 +46,11 @@ def tiny_staged_embedding(stages: int = 6, seed: int = 4):
 
 
 def write_tiny_staged_embedding(directory: Path) -> Path:
-    """The official layout (torch.save of {'<sks1>-T0': Tensor[768], ...}), rewritten only if its bytes differ."""
+    """The pack's safetensors layout (what DreamStyler Train writes and its loader lists), rewritten when stale."""
     path = Path(directory) / TINY_STAGED_EMBEDDING_NAME
-    buffer = io.BytesIO()
-    torch.save(tiny_staged_embedding().state_dict(), buffer)
-    data = buffer.getvalue()
-    if path.is_file() and path.read_bytes() == data:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    embedding = tiny_staged_embedding()
+    if not is_current(path, embedding.header()):
+        pack_submodule("models.dreamstyler.staged_embedding").save_safetensors(embedding, path)
     return path
 
 
