@@ -63,7 +63,9 @@ class ImageSimilarity(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return metric_schema(
-            "ExemplarImageSimilarity", "Image Similarity (CLIP-I / DINO)", (
+            node_id="ExemplarImageSimilarity",
+            display_name="Image Similarity (CLIP-I / DINO)",
+            description=(
                 "Cosine similarity of image embeddings from a loaded CLIP_VISION: CLIP-I with a CLIP vision model, "
                 "DINO with DINOv2 (DreamBooth's identity metrics; all_pairs is its protocol). With score "
                 "clip_score (max(100 cos, 0)) and a mask it is Paint by Example's region CLIP score (the result "
@@ -106,7 +108,9 @@ class TextAlignment(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return metric_schema(
-            "ExemplarTextAlignment", "Text Alignment (CLIP-T)", (
+            node_id="ExemplarTextAlignment",
+            display_name="Text Alignment (CLIP-T)",
+            description=(
                 "CLIP-T: cosine between each image's CLIP embedding and its prompt's, through a CLIP vision model "
                 "with its projection and the text encoder of the same CLIP model (Load CLIP). score clip_score "
                 "gives DreamStyler's text score max(100 cos, 0). SD1.x checkpoints drop the text projection: their "
@@ -160,7 +164,9 @@ class BackgroundPreservation(io.ComfyNode):
             for metric, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("mse", "MSE"), ("delta_e", "CIE76 Delta E"))
         ]
         return metric_schema(
-            "ExemplarBackgroundPreservation", "Background Preservation (PSNR / SSIM / Delta E)", (
+            node_id="ExemplarBackgroundPreservation",
+            display_name="Background Preservation (PSNR / SSIM / Delta E)",
+            description=(
                 "How much an inpainting changed the picture outside and inside the mask, source vs result: PSNR, "
                 "SSIM (Gaussian 11x11 window), MSE and colour shift (CIE76 Delta E in CIELAB). Outside the mask "
                 "an ideal inpainting scores PSNR inf, SSIM 1, MSE 0, Delta E 0."
@@ -187,7 +193,9 @@ class StyleScore(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return metric_schema(
-            "ExemplarStyleScore", "Style Score (VGG Gram)", (
+            node_id="ExemplarStyleScore",
+            display_name="Style Score (VGG Gram)",
+            description=(
                 "DreamStyler's style score: 100 x the cosine between VGG16 Gram matrices (relu1_1 ... relu5_1) of "
                 "the image and the style image, averaged over five patches (corners and centre). VGG16 weights come "
                 "from a file in models/vgg/ (torchvision's vgg16-397923af.pth loads as it is); nothing is downloaded."
