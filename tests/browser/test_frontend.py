@@ -103,8 +103,22 @@ MISSING_MODELS_SHOWN = """async (wf) => {
   return null;
 }"""
 
-CLOSE_DIALOGS = """() => {
-  for (const button of document.querySelectorAll('.p-dialog .p-dialog-close-button')) { button.click(); }
+# Closing is asynchronous (the dialog animates out, and a late missing-models check can reopen it): keep closing
+# until no dialog has been seen for half a second; returns whether the page ended with no dialog.
+CLOSE_DIALOGS = """async () => {
+  const deadline = Date.now() + 10000;
+  let quietSince = Date.now();
+  while (Date.now() < deadline) {
+    const open = document.querySelectorAll('.p-dialog');
+    if (open.length) {
+      quietSince = Date.now();
+      for (const button of document.querySelectorAll('.p-dialog .p-dialog-close-button')) { button.click(); }
+    } else if (Date.now() - quietSince > 500) {
+      return true;
+    }
+    await new Promise(r => setTimeout(r, 50));
+  }
+  return false;
 }"""
 
 GRAPH_MODEL_LINKS = """() => window.app.graph.nodes
@@ -129,6 +143,7 @@ def test_templates_offer_their_model_downloads_in_the_missing_models_panel(serve
     from exemplar_dev import browser
 
     workflow = json.loads(path.read_text())
+    assert page.evaluate(CLOSE_DIALOGS), "a dialog of an earlier test would not close"
     # with the (tiny) files present under their names: the links are on the loaded graph, no panel opens
     assert browser.load_workflow(page, workflow) == []
     links = page.evaluate(GRAPH_MODEL_LINKS)
@@ -141,7 +156,7 @@ def test_templates_offer_their_model_downloads_in_the_missing_models_panel(serve
     # on an install without them, the frontend lists every one with its folder
     renamed, names = _renamed(workflow, "not_downloaded_")
     text = page.evaluate(MISSING_MODELS_SHOWN, renamed)
-    page.evaluate(CLOSE_DIALOGS)
+    assert page.evaluate(CLOSE_DIALOGS), f"{path.name}: the missing-models panel would not close"
     assert text is not None, f"{path.name}: no missing-models panel"
     for name in names:
         assert name in text, f"{path.name}: {name} not offered in the missing-models panel"
