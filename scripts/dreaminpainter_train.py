@@ -78,9 +78,7 @@ def main(argv=None) -> int:
             resume_from=opts.resume,
             resume_lora=opts.resume_lora,
             checkpoint=checkpoint,
-            on_step=run.on_step,
-            on_preview=run.on_preview,
-            extra_metadata={"trainer": "cli"},
+            **run.hooks,
         )
         if run.rank == 0:
             projection_file, lora_file = files()

@@ -64,16 +64,7 @@ def main(argv=None) -> int:
             run.log(f"checkpoint {path}")
 
         result = trainer.train_pbe(
-            model,
-            vae,
-            encoder,
-            dataset,
-            settings,
-            resume_from=opts.resume,
-            checkpoint=checkpoint,
-            on_step=run.on_step,
-            on_preview=run.on_preview,
-            extra_metadata={"trainer": "cli"},
+            model, vae, encoder, dataset, settings, resume_from=opts.resume, checkpoint=checkpoint, **run.hooks
         )
         if run.rank == 0:
             trainer.save_checkpoint(output, model, vae, result)

@@ -53,15 +53,14 @@ def mask_mode_option(p: argparse.ArgumentParser, choices: list[str]) -> None:
 
 def start(opts, fields: tuple[str, ...] = ("loss",)) -> SimpleNamespace:
     """Boot ComfyUI (one GPU per torchrun rank), join the process group; the run's train_loop module, rank, world
-    size and (log, on_step, on_preview) of `progress`."""
+    size, (log, on_step, on_preview) of `progress`, and `hooks`: the trainer's keyword arguments a CLI always passes."""
     cli_boot.one_gpu_per_rank(opts.cpu)
     cli_boot.boot_comfyui(cli_boot.comfyui_dir(opts.comfyui), opts.cpu)
     train_loop = cli_boot.pack_module("models.common.train_loop")
     rank, world = train_loop.init_distributed(opts.cpu)
     log, on_step, on_preview = progress(rank, opts.preview_dir, fields)
-    return SimpleNamespace(
-        train_loop=train_loop, rank=rank, world=world, log=log, on_step=on_step, on_preview=on_preview
-    )
+    hooks = {"on_step": on_step, "on_preview": on_preview, "extra_metadata": {"trainer": "cli"}}
+    return SimpleNamespace(train_loop=train_loop, rank=rank, world=world, log=log, hooks=hooks)
 
 
 def settings_of(opts, settings_class):

@@ -97,6 +97,15 @@ def prediction_type(model_sampling) -> str:
     )
 
 
+def start_run(settings, model) -> tuple[int, torch.dtype]:
+    """The pair-dataset trainers' first checks (their settings, the model's prediction type): (world size, dtype)."""
+    from ...models.common.train_loop import TRAIN_DTYPES, rank_and_world
+
+    settings.validate()
+    prediction_type(model.get_model_object("model_sampling"))
+    return rank_and_world()[1], TRAIN_DTYPES[settings.dtype]
+
+
 def inner_clip(clip):
     """(outer, inner): the CLIP's SD1ClipModel-style wrapper and its one text tower (SD1.x: clip_l, SD2.x: clip_h)."""
     outer = comfyui_compat.clip_model(clip)

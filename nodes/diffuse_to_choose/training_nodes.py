@@ -20,19 +20,9 @@ from ..common.finite import require_finite
 from ..common.exemplar_files import files_of_kind
 from ...models.diffuse_to_choose.adapter import KIND as ADAPTER_KIND
 from ..common.progress import TrainingProgress
-from ..common.training_inputs import (
-    NONE,
-    choice_input,
-    last_loss,
-    losses_csv,
-    node_settings,
-    previews_output,
-    probability_input,
-    require_pairs,
-    resume_inputs,
-    run_inputs,
-    schedule_inputs,
-)
+from ..common import training_inputs as inputs
+
+NONE = inputs.NONE
 
 
 def dataset_folder(folder: str) -> Path:
@@ -124,7 +114,7 @@ class DtCTrain(io.ComfyNode):
                     default="dtc/my_adapter",
                     tooltip="Output file in models/exemplar/ (.safetensors added).",
                 ),
-                *run_inputs(
+                *inputs.run_inputs(
                     1e-5,
                     "AdamW, constant (paper: 1e-5).",
                     "Training size of the source images (square).",
@@ -139,21 +129,23 @@ class DtCTrain(io.ComfyNode):
                     step=14,
                     tooltip="DINOv2 input size: 224 gives the paper's 257 tokens.",
                 ),
-                choice_input(
+                inputs.choice_input(
                     "trainable",
                     TRAINABLE,
                     "all",
                     "What trains: FiLM only, + hint CNN, + UNet-encoder copy, + DINOv2 projection (all).",
                 ),
-                choice_input(
+                inputs.choice_input(
                     "mask_mode",
                     MASK_MODES,
                     "mixed",
                     "mixed: the given mask or its bounding box (fine_probability); given; box; irregular (Paint by "
                     "Example's).",
                 ),
-                probability_input("fine_probability", 0.5, "mixed mode: chance of the given (fine-grained) mask."),
-                probability_input(
+                inputs.probability_input(
+                    "fine_probability", 0.5, "mixed mode: chance of the given (fine-grained) mask."
+                ),
+                inputs.probability_input(
                     "flip_probability",
                     0.5,
                     "Chance of a horizontal flip, separately for the source pair and the reference.",
@@ -166,7 +158,7 @@ class DtCTrain(io.ComfyNode):
                     step=0.5,
                     tooltip="The reference is rotated by a uniform angle in +-this.",
                 ),
-                probability_input(
+                inputs.probability_input(
                     "condition_dropout",
                     0.1,
                     "Chance of zero reference tokens (the negative of Diffuse to Choose Image Conditioning), for "
@@ -186,13 +178,13 @@ class DtCTrain(io.ComfyNode):
                     default=NONE,
                     tooltip="VGG16 ImageNet weights in models/vgg/ (torchvision's vgg16-397923af.pth).",
                 ),
-                *schedule_inputs(
+                *inputs.schedule_inputs(
                     "pairs, masks, augmentations, noise, timesteps",
                     "Save <adapter_name>_stepNNNNNN every N steps (0 = only the final file).",
                     "Show source | hint | predicted x0 every N steps (and at the end).",
                     dtype_tooltip="Compute precision (bf16 autocast on supporting GPUs).",
                 ),
-                *resume_inputs(
+                *inputs.resume_inputs(
                     files_of_kind(ADAPTER_KIND),
                     "A checkpoint this trainer wrote; training continues exactly from its step to 'steps'.",
                     checkpointing_tooltip="Recompute activations in backward: less memory, slower.",
@@ -260,10 +252,10 @@ class DtCTrain(io.ComfyNode):
         )
         adapter_name = check_output_name(adapter_name, "adapter_name", "dtc/my_adapter")
         _require_adapter(adapter)
-        require_pairs(dataset, "Diffuse to Choose Training Pairs")
+        inputs.require_pairs(dataset, "Diffuse to Choose Training Pairs")
         root = folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0]
         path, listed = output_path(adapter_name, root, "adapter_name", "dtc/my_adapter")
-        settings = node_settings(DtCSettings, locals())
+        settings = inputs.node_settings(DtCSettings, locals())
         if perceptual_weight > 0 and vgg16 == NONE:
             raise ValueError(
                 "vgg16: perceptual_weight > 0 needs VGG16 weights in models/vgg/; pick a file or set the weight to 0"
@@ -295,9 +287,10 @@ class DtCTrain(io.ComfyNode):
             text_conditioning=text_conditioning,
         )
         save_checkpoint(path, result)
-        text = f"wrote {EXEMPLAR_FOLDER}/{listed} at step {result.step} (last loss {last_loss(result.losses):.4f})"
-        csv = losses_csv(result.losses, {"loss": 6, "diffusion": 6, "perceptual": 6})
-        return io.NodeOutput(result.adapter, listed, csv, previews_output(result), ui={"text": [text]})
+        last = inputs.last_loss(result.losses)
+        text = f"wrote {EXEMPLAR_FOLDER}/{listed} at step {result.step} (last loss {last:.4f})"
+        csv = inputs.losses_csv(result.losses, {"loss": 6, "diffusion": 6, "perceptual": 6})
+        return io.NodeOutput(result.adapter, listed, csv, inputs.previews_output(result), ui={"text": [text]})
 
 
 NODES = [DtCPairDataset, DtCTrain]

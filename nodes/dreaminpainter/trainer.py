@@ -299,14 +299,11 @@ def train_dreaminpainter(
     checkpoint(result) every `checkpoint_every` steps (rank 0); on_step(step, total, losses) after each optimizer step
     (may raise to cancel); on_preview(step, image) every `preview_every` steps and at the end.
     """
-    settings.validate()
-    training.prediction_type(model.get_model_object("model_sampling"))
-    rank, world = train_loop.rank_and_world()
+    world, dtype = training.start_run(settings, model)
     pairs, start_step, optimizer_state = {}, 0, None
     if resume_from:
         scorer, projection, pairs, start_step, optimizer_state = read_checkpoint(resume_from, resume_lora)
     train_loop.check_resumable(start_step, settings.steps)
-    dtype = train_loop.TRAIN_DTYPES[settings.dtype]
     parts = TRAINABLE[settings.trainable]
     with torch.inference_mode(False), torch.enable_grad():
         session = Session(model, vae, settings, pairs, dtype)

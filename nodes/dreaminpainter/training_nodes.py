@@ -15,21 +15,10 @@ from ..common.model_folders import EXEMPLAR_FOLDER, model_file
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarPairDatasetType, ExemplarTokenProjectionType, ExemplarTokenScorerType
 from ..common.progress import TrainingProgress
-from ..common.training_inputs import (
-    NONE,
-    choice_input,
-    losses_csv,
-    lora_inputs,
-    node_settings,
-    previews_output,
-    probability_input,
-    require_pairs,
-    resume_inputs,
-    run_inputs,
-    schedule_inputs,
-)
+from ..common import training_inputs as inputs
 from .trainer import TRAINABLE, DISettings, save_checkpoint, train_dreaminpainter
 
+NONE = inputs.NONE
 EXAMPLE = "dreaminpainter/my_subject"
 
 
@@ -61,7 +50,7 @@ class DreamInpainterTrain(io.ComfyNode):
                     default=EXAMPLE,
                     tooltip="Writes <name>_projection / _scorer in models/exemplar and <name> in models/loras.",
                 ),
-                *run_inputs(1e-4, "AdamW.", "Training size (square)."),
+                *inputs.run_inputs(1e-4, "AdamW.", "Training size (square)."),
                 io.Int.Input(
                     "reference_resolution",
                     default=512,
@@ -73,13 +62,13 @@ class DreamInpainterTrain(io.ComfyNode):
                 io.String.Input("block", default="auto", tooltip="UNet block of the tokens; auto = 2nd down stage."),
                 io.Int.Input("timestep", default=0, min=0, max=999, tooltip="Timestep of the reference pass (0)."),
                 io.Int.Input("k", default=24, min=1, max=4096, tooltip="Tokens the scorer keeps (paper: 24)."),
-                choice_input(
+                inputs.choice_input(
                     "trainable",
                     TRAINABLE,
                     "projection+scorer",
                     "What trains: the projection, + the scorer, + a UNet LoRA.",
                 ),
-                *lora_inputs(),
+                *inputs.lora_inputs(),
                 io.Float.Input(
                     "selection_noise",
                     default=1.0,
@@ -96,21 +85,25 @@ class DreamInpainterTrain(io.ComfyNode):
                     step=0.01,
                     tooltip="Temperature of the relaxed top-K the scorer's gradient comes through.",
                 ),
-                probability_input("decoupling_probability", 0.5, "Share of samples: whole image, full caption."),
+                inputs.probability_input(
+                    "decoupling_probability", 0.5, "Share of samples: whole image, full caption."
+                ),
                 io.String.Input(
                     "subject_caption",
                     default="",
                     tooltip="Caption of the masked region when a caption file has one line (empty = that line).",
                 ),
-                choice_input("mask_mode", MASK_MODES, "mixed", "mixed, given, box, irregular."),
-                probability_input("fine_probability", 0.5, "mixed mode: chance of the given mask, else its box."),
-                probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the source pair."),
-                *schedule_inputs(
+                inputs.choice_input("mask_mode", MASK_MODES, "mixed", "mixed, given, box, irregular."),
+                inputs.probability_input(
+                    "fine_probability", 0.5, "mixed mode: chance of the given mask, else its box."
+                ),
+                inputs.probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the source pair."),
+                *inputs.schedule_inputs(
                     "pairs, masks, selection noise, noise, timesteps",
                     "Save <name>_stepNNNNNN files every N steps (0 = only the final files).",
                     "Show the masked source | reference | predicted x0 every N steps (and at the end).",
                 ),
-                *resume_inputs(
+                *inputs.resume_inputs(
                     exemplar_file_list(),
                     "A <name>_projection file this trainer wrote (its scorer and LoRA are found by name).",
                 ),
@@ -136,7 +129,7 @@ class DreamInpainterTrain(io.ComfyNode):
     ) -> io.NodeOutput:
         require_finite(**{k: v for k, v in values.items() if isinstance(v, float)})
         name = check_output_name(name, "name", EXAMPLE)
-        require_pairs(dataset)
+        inputs.require_pairs(dataset)
         roots = folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0], folder_paths.get_folder_paths("loras")[0]
 
         def paths(stem):  # (projection file, LoRA file, LoRA name as LoraLoader lists it)
@@ -144,7 +137,7 @@ class DreamInpainterTrain(io.ComfyNode):
             return (projection_path, *output_path(stem, roots[1], "name", EXAMPLE))
 
         projection_path, lora_path, lora_name = paths(name)
-        settings = node_settings(DISettings, values)
+        settings = inputs.node_settings(DISettings, values)
         resume, resume_lora = None, None
         if resume_from != NONE:
             resume = model_file(EXEMPLAR_FOLDER, resume_from, "resume_from")
@@ -177,8 +170,8 @@ class DreamInpainterTrain(io.ComfyNode):
             progress=progress,
         )
         written = save_checkpoint(projection_path, result, lora_path)
-        previews = previews_output(result)
-        csv = losses_csv(result.losses, {"loss": 6, "decoupled": 3})
+        previews = inputs.previews_output(result)
+        csv = inputs.losses_csv(result.losses, {"loss": 6, "decoupled": 3})
         listed_lora = lora_name if "lora" in written else ""
         text = f"wrote {EXEMPLAR_FOLDER}/{name}_projection / _scorer at step {result.step}"
         return io.NodeOutput(result.scorer, result.projection, listed_lora, csv, previews, ui={"text": [text]})

@@ -250,14 +250,11 @@ def train_pbe(
     (may raise to cancel: the last checkpoint stays as written); on_preview(step, image) every `preview_every` steps
     and at the end.
     """
-    settings.validate()
-    training.prediction_type(model.get_model_object("model_sampling"))
-    rank, world = train_loop.rank_and_world()
+    world, dtype = training.start_run(settings, model)
     head, resume_pairs, start_step, optimizer_state = ({}, {}, 0, None)
     if resume_from:
         head, resume_pairs, start_step, optimizer_state = read_checkpoint(resume_from)
     train_loop.check_resumable(start_step, settings.steps)
-    dtype = train_loop.TRAIN_DTYPES[settings.dtype]
     parts = TRAINABLE[settings.trainable]
     with torch.inference_mode(False), torch.enable_grad():
         trained = training_encoder(encoder, head)

@@ -14,23 +14,11 @@ from ..common.finite import require_finite
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarEncoderType, ExemplarPairDatasetType
 from ..common.progress import TrainingProgress
-from ..common.training_inputs import (
-    NONE,
-    choice_input,
-    last_loss,
-    losses_csv,
-    lora_inputs,
-    node_settings,
-    previews_output,
-    probability_input,
-    require_pairs,
-    resume_inputs,
-    run_inputs,
-    schedule_inputs,
-)
+from ..common import training_inputs as inputs
 from . import loader
 from .trainer import REFERENCE_SOURCES, TRAINABLE, PbESettings, save_checkpoint, train_pbe
 
+NONE = inputs.NONE
 EXAMPLE = "pbe/my_finetune"
 
 
@@ -56,31 +44,31 @@ class PbETrain(io.ComfyNode):
                 io.String.Input(
                     "ckpt_name", default=EXAMPLE, tooltip="Output file in models/checkpoints (.safetensors added)."
                 ),
-                *run_inputs(1e-5, "AdamW (official: 1e-5).", "Training size (square; official 512)."),
-                choice_input(
+                *inputs.run_inputs(1e-5, "AdamW (official: 1e-5).", "Training size (square; official 512)."),
+                inputs.choice_input(
                     "trainable",
                     TRAINABLE,
                     "lora+head+vector",
                     "What trains: a UNet LoRA, the encoder head (mapper, final_ln, proj_out), the vector.",
                 ),
-                *lora_inputs(),
-                choice_input(
+                *inputs.lora_inputs(),
+                inputs.choice_input(
                     "mask_mode",
                     MASK_MODES,
                     "irregular",
                     "irregular: the official extended box or 4-Bezier polygon (50/50); given; box; mixed.",
                 ),
-                choice_input(
+                inputs.choice_input(
                     "reference_source",
                     REFERENCE_SOURCES,
                     "reference",
                     "reference: the pair's reference image; image_box: the image cropped to the mask's box "
                     "+ 10 px (the official self-reference).",
                 ),
-                probability_input(
+                inputs.probability_input(
                     "reference_dropout", 0.2, "Chance of the learnable vector instead of the reference."
                 ),
-                probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the reference."),
+                inputs.probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the reference."),
                 io.Float.Input(
                     "rotation_degrees",
                     default=20.0,
@@ -89,14 +77,14 @@ class PbETrain(io.ComfyNode):
                     step=0.5,
                     tooltip="The reference is rotated by a uniform angle in +-this (official 20).",
                 ),
-                probability_input("blur_probability", 0.3, "Chance of a Gaussian blur of the reference."),
-                probability_input("elastic_probability", 0.3, "Chance of an elastic warp of the reference."),
-                *schedule_inputs(
+                inputs.probability_input("blur_probability", 0.3, "Chance of a Gaussian blur of the reference."),
+                inputs.probability_input("elastic_probability", 0.3, "Chance of an elastic warp of the reference."),
+                *inputs.schedule_inputs(
                     "pairs, masks, augmentations, noise, timesteps",
                     "Save <ckpt_name>_stepNNNNNN every N steps (0 = only the final file).",
                     "Show masked source | reference | predicted x0 every N steps (and at the end).",
                 ),
-                *resume_inputs(
+                *inputs.resume_inputs(
                     folder_paths.get_filename_list("checkpoints"),
                     "A checkpoint this trainer wrote (same base model); training continues exactly.",
                 ),
@@ -118,9 +106,9 @@ class PbETrain(io.ComfyNode):
             raise ValueError(
                 f"exemplar_encoder is a {type(exemplar_encoder).__name__}; expected the Paint-by-Example encoder"
             )
-        require_pairs(dataset)
+        inputs.require_pairs(dataset)
         path, listed = output_path(ckpt_name, folder_paths.get_folder_paths("checkpoints")[0], "ckpt_name", EXAMPLE)
-        settings = node_settings(PbESettings, values)
+        settings = inputs.node_settings(PbESettings, values)
         resume = None if resume_from == NONE else model_file("checkpoints", resume_from, "resume_from")
         root = Path(folder_paths.get_folder_paths("checkpoints")[0])
 
@@ -148,9 +136,9 @@ class PbETrain(io.ComfyNode):
         )
         save_checkpoint(path, model, vae, result)
         tuned_model, _vae, tuned_encoder = loader.load_checkpoint(path)
-        csv = losses_csv(result.losses, {"loss": 6})
-        text = f"wrote checkpoints/{listed} at step {result.step} (last loss {last_loss(result.losses):.4f})"
-        previews = previews_output(result)
+        csv = inputs.losses_csv(result.losses, {"loss": 6})
+        text = f"wrote checkpoints/{listed} at step {result.step} (last loss {inputs.last_loss(result.losses):.4f})"
+        previews = inputs.previews_output(result)
         return io.NodeOutput(tuned_model, tuned_encoder, listed, csv, previews, ui={"text": [text]})
 
 
