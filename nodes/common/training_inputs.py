@@ -10,6 +10,7 @@ from comfy_api.latest import io
 
 from ...models.common.datasets import PairDataset
 from ...models.common.train_loop import TRAIN_DTYPES
+from .progress import TrainingProgress
 
 NONE = "none"
 PAIRS_PER_RANK = "Pairs per micro-batch (and rank)."
@@ -86,6 +87,21 @@ def node_settings(settings_class, values: dict):
     settings = settings_class.from_values(dict(values, seed=values["training_seed"], dtype=values["training_dtype"]))
     settings.validate()
     return settings
+
+
+def node_hooks(title: str, settings, model, checkpoint, loading: str | None = None) -> dict:
+    """The trainer's keyword arguments a node passes: `checkpoint(result)` (it writes a step's files and returns
+    where, for the progress's save on cancel), the TrainingProgress titled `title` (its status line `loading` before
+    the trainer starts), previews collected into the result for the node's output, the node as the trainer."""
+    progress = TrainingProgress(title, settings.steps, save_partial=checkpoint, model=model)
+    if loading:
+        progress.status(loading)
+    return {
+        "checkpoint": checkpoint,
+        "on_preview": lambda step, image: None,
+        "extra_metadata": {"trainer": "node"},
+        "progress": progress,
+    }
 
 
 def require_pairs(dataset, node: str = "DtC Training Pairs") -> PairDataset:

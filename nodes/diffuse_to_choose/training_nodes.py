@@ -19,7 +19,6 @@ from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
 from ..common.finite import require_finite
 from ..common.exemplar_files import files_of_kind
 from ...models.diffuse_to_choose.adapter import KIND as ADAPTER_KIND
-from ..common.progress import TrainingProgress
 from ..common import training_inputs as inputs
 
 NONE = inputs.NONE
@@ -262,28 +261,14 @@ class DtCTrain(io.ComfyNode):
             )
         vgg = load_vgg(vgg16) if perceptual_weight > 0 else None
         resume = None if resume_from == NONE else model_file(EXEMPLAR_FOLDER, resume_from, "resume_from")
-        def save_partial(result):
+
+        def checkpoint(result):
             partial = save_checkpoint(checkpoint_path(path, result.step), result)
             return f"{EXEMPLAR_FOLDER}/{partial.relative_to(root).as_posix()}"
 
-        progress = TrainingProgress("Diffuse to Choose training", steps, save_partial=save_partial, model=model)
-
-        def checkpoint(result):
-            save_checkpoint(checkpoint_path(path, result.step), result)
-
+        hooks = inputs.node_hooks("Diffuse to Choose training", settings, model, checkpoint)
         result = train_dtc(
-            model,
-            vae,
-            clip_vision,
-            adapter,
-            dataset,
-            settings,
-            vgg=vgg,
-            resume_from=resume,
-            checkpoint=checkpoint,
-            on_preview=lambda step, image: None,
-            extra_metadata={"trainer": "node"},
-            progress=progress,
+            model, vae, clip_vision, adapter, dataset, settings, vgg=vgg, resume_from=resume, **hooks,
             text_conditioning=text_conditioning,
         )
         save_checkpoint(path, result)

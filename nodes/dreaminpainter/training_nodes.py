@@ -14,7 +14,6 @@ from ..common.finite import require_finite
 from ..common.model_folders import EXEMPLAR_FOLDER, model_file
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarPairDatasetType, ExemplarTokenProjectionType, ExemplarTokenScorerType
-from ..common.progress import TrainingProgress
 from ..common import training_inputs as inputs
 from .trainer import TRAINABLE, DISettings, save_checkpoint, train_dreaminpainter
 
@@ -149,26 +148,10 @@ class DreamInpainterTrain(io.ComfyNode):
             save_checkpoint(step_projection, result, step_lora)
             return f"{EXEMPLAR_FOLDER}/{Path(step_projection).name}"
 
-        progress = TrainingProgress(
-            "DreamInpainter training", settings.steps, save_partial=checkpoint, model=model
-        )
-        progress.status("loading the model, VAE and text encoder for training")
-
-        result = train_dreaminpainter(
-            model,
-            vae,
-            clip,
-            dataset,
-            settings,
-            scorer=scorer,
-            projection=projection,
-            resume_from=resume,
-            resume_lora=resume_lora,
-            checkpoint=checkpoint,
-            on_preview=lambda step, image: None,  # collected into result.previews for the previews output
-            extra_metadata={"trainer": "node"},
-            progress=progress,
-        )
+        loading = "loading the model, VAE and text encoder for training"
+        hooks = inputs.node_hooks("DreamInpainter training", settings, model, checkpoint, loading)
+        resumed = {"resume_from": resume, "resume_lora": resume_lora}
+        result = train_dreaminpainter(model, vae, clip, dataset, settings, scorer, projection, **resumed, **hooks)
         written = save_checkpoint(projection_path, result, lora_path)
         previews = inputs.previews_output(result)
         csv = inputs.losses_csv(result.losses, {"loss": 6, "decoupled": 3})

@@ -13,7 +13,6 @@ from ..common.model_folders import model_file
 from ..common.finite import require_finite
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarEncoderType, ExemplarPairDatasetType
-from ..common.progress import TrainingProgress
 from ..common import training_inputs as inputs
 from . import loader
 from .trainer import REFERENCE_SOURCES, TRAINABLE, PbESettings, save_checkpoint, train_pbe
@@ -117,23 +116,9 @@ class PbETrain(io.ComfyNode):
             save_checkpoint(step_path, model, vae, result)
             return f"checkpoints/{step_path.relative_to(root).as_posix()}"
 
-        progress = TrainingProgress(
-            "Paint by Example fine-tuning", settings.steps, save_partial=checkpoint, model=model
-        )
-        progress.status("loading the model, VAE and exemplar encoder for training")
-
-        result = train_pbe(
-            model,
-            vae,
-            exemplar_encoder,
-            dataset,
-            settings,
-            resume_from=resume,
-            checkpoint=checkpoint,
-            on_preview=lambda step, image: None,  # collected into result.previews for the previews output
-            extra_metadata={"trainer": "node"},
-            progress=progress,
-        )
+        loading = "loading the model, VAE and exemplar encoder for training"
+        hooks = inputs.node_hooks("Paint by Example fine-tuning", settings, model, checkpoint, loading)
+        result = train_pbe(model, vae, exemplar_encoder, dataset, settings, resume_from=resume, **hooks)
         save_checkpoint(path, model, vae, result)
         tuned_model, _vae, tuned_encoder = loader.load_checkpoint(path)
         csv = inputs.losses_csv(result.losses, {"loss": 6})
