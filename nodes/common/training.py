@@ -357,6 +357,11 @@ class LoraSession:
     def latent_shape(self, batch: int, resolution: int) -> tuple[int, int, int, int]:
         return (batch, self.patched.model.latent_format.latent_channels, resolution // 8, resolution // 8)
 
+    def draw_noise(self, settings, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A micro-batch's noise and noise levels from `g`, in that order (a resumed run draws the same)."""
+        noise = torch.randn(self.latent_shape(settings.batch_size, settings.resolution), generator=g)
+        return noise, sample_sigmas(self.sampling, settings.batch_size, g)
+
     def preview_row(self, denoised: torch.Tensor, masked: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """[1, H, 3W, 3]: the masked source, the reference (resized), the decoded x0 prediction (first sample)."""
         with torch.no_grad():

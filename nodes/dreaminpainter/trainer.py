@@ -325,8 +325,7 @@ def train_dreaminpainter(
 
             def micro_step(g):
                 batch = draw_batch(dataset, settings, settings.batch_size, g)
-                noise = torch.randn(session.latent_shape(settings.batch_size, settings.resolution), generator=g)
-                sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
+                noise, sigmas = session.draw_noise(settings, g)
                 _x0, xt, denoised, region = session.predict(
                     (scorer, projection), batch, text, settings, noise, sigmas, dtype, g
                 )

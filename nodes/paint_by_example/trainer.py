@@ -273,8 +273,7 @@ def train_pbe(
 
             def micro_step(g):
                 batch = draw_batch(dataset, settings, settings.batch_size, trained.image_size, g)
-                noise = torch.randn(session.latent_shape(settings.batch_size, settings.resolution), generator=g)
-                sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
+                noise, sigmas = session.draw_noise(settings, g)
                 _x0, xt, denoised = session.predict(trained, batch, noise, sigmas, dtype)
                 eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
                 return {"loss": torch.nn.functional.mse_loss(eps, noise.to(eps.device))}, (batch, denoised)
