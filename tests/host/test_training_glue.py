@@ -1,4 +1,4 @@
-"""The glue the pair-dataset trainers' nodes and CLIs share: nodes/common/training_inputs.py and scripts/train_cli.py."""
+"""The glue the pair-dataset trainers' nodes and CLIs share: nodes/common/training_inputs.py, scripts/train_cli.py."""
 
 import math
 from dataclasses import dataclass
@@ -33,7 +33,8 @@ def test_node_settings_map_the_seed_and_dtype_inputs_and_validate():
 
     values = {"training_seed": 9, "training_dtype": "bf16", "steps": 3, "k": 5, "unrelated": "x"}
     settings = inputs.node_settings(Settings, values)
-    assert (settings.seed, settings.dtype, settings.steps, settings.k, settings.learning_rate) == (9, "bf16", 3, 5, 1e-5)
+    got = (settings.seed, settings.dtype, settings.steps, settings.k, settings.learning_rate)
+    assert got == (9, "bf16", 3, 5, 1e-5)
     with pytest.raises(ValueError, match="steps must be >= 1, got 0"):
         inputs.node_settings(Settings, dict(values, steps=0))
 
