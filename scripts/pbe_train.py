@@ -31,64 +31,46 @@ def parse_args(argv=None):
         default="lora+head+vector",
         choices=["lora+head+vector", "head+vector", "lora+vector", "lora", "vector"],
     )
-    p.add_argument("--lora-rank", type=int, default=16)
-    p.add_argument("--lora-alpha", type=float, default=16.0)
-    p.add_argument("--mask-mode", default="irregular", choices=["irregular", "given", "box", "mixed"])
+    train_cli.lora_options(p)
+    train_cli.mask_mode_option(p, ["irregular", "given", "box", "mixed"])
     p.add_argument("--reference-source", default="reference", choices=["reference", "image_box"])
-    p.add_argument("--reference-dropout", type=float, default=0.2)
-    p.add_argument("--flip-probability", type=float, default=0.5)
-    p.add_argument("--rotation-degrees", type=float, default=20.0)
-    p.add_argument("--blur-probability", type=float, default=0.3)
-    p.add_argument("--elastic-probability", type=float, default=0.3)
+    train_cli.add_options(
+        p,
+        float,
+        reference_dropout=0.2,
+        flip_probability=0.5,
+        rotation_degrees=20.0,
+        blur_probability=0.3,
+        elastic_probability=0.3,
+    )
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     opts = parse_args(argv)
-    cli_boot.one_gpu_per_rank(opts.cpu)
-    cli_boot.boot_comfyui(cli_boot.comfyui_dir(opts.comfyui), opts.cpu)
+    run = train_cli.start(opts)
     trainer = cli_boot.pack_module("nodes.paint_by_example.trainer")
     loader = cli_boot.pack_module("nodes.paint_by_example.loader")
-    datasets = cli_boot.pack_module("models.common.datasets")
-    train_loop = cli_boot.pack_module("models.common.train_loop")
     import torch
 
-    rank, world = train_loop.init_distributed(opts.cpu)
-    log, on_step, on_preview = train_cli.progress(rank, opts.preview_dir)
-    settings = trainer.PbESettings.from_values(vars(opts))
-    settings.validate()
+    settings = train_cli.settings_of(opts, trainer.PbESettings)
     with torch.inference_mode(False):
         model, vae, encoder = loader.load_checkpoint(opts.checkpoint)
-        dataset = datasets.scan_pairs(opts.dataset, opts.layout)
-        log(dataset.report())
-        log(f"{len(dataset)} pairs, world size {world}, training {settings.trainable} for {settings.steps} steps")
+        dataset = train_cli.pairs(opts, run, settings)
         output = Path(opts.output)
 
         def checkpoint(result):
-            path = trainer.save_checkpoint(train_loop.checkpoint_path(output, result.step), model, vae, result)
-            log(f"checkpoint {path}")
+            path = trainer.save_checkpoint(run.train_loop.checkpoint_path(output, result.step), model, vae, result)
+            run.log(f"checkpoint {path}")
 
         result = trainer.train_pbe(
-            model,
-            vae,
-            encoder,
-            dataset,
-            settings,
-            resume_from=opts.resume,
-            checkpoint=checkpoint,
-            on_step=on_step,
-            on_preview=on_preview,
-            extra_metadata={"trainer": "cli"},
+            model, vae, encoder, dataset, settings, resume_from=opts.resume, checkpoint=checkpoint, **run.hooks
         )
-        if rank == 0:
+        if run.rank == 0:
             trainer.save_checkpoint(output, model, vae, result)
-            log(f"wrote {output}")
-        if opts.rank_report_dir:
-            state = dict(result.encoder_state)
-            state.update(cli_boot.pack_module("models.dreambooth.lora_file").lora_state_dict(result.lora))
-            train_loop.write_rank_report(opts.rank_report_dir, state, result.losses)
-    train_loop.finish_distributed()
-    return 0
+            run.log(f"wrote {output}")
+    lora_state_dict = cli_boot.pack_module("models.dreambooth.lora_file").lora_state_dict
+    return train_cli.finish(opts, run, result, lambda r: {**r.encoder_state, **lora_state_dict(r.lora)})
 
 
 if __name__ == "__main__":

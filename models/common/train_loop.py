@@ -7,13 +7,15 @@
   before every optimizer step, so all ranks keep identical weights.
 - Checkpoints: the artefact file plus the optimizer state in a side file `<file>.optimizer-state` (safetensors:
   `state_tree.py`; the suffix keeps it out of the LoRA/model pickers), both written atomically; intermediate
-  checkpoints go beside the final file as `<stem>_stepNNNNNN<suffix>`.
+  checkpoints go beside the final file as `<stem>_stepNNNNNN<suffix>`. The artefact's header holds `exemplar.step`
+  and `exemplar.training` (the settings as JSON, `training_record`); a run resumes from a file with the step.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -107,6 +109,63 @@ def load_optimizer_state(path: str | Path) -> dict | None:
             f"weights_only=True ({type(error).__name__}); delete it to resume with fresh optimizer moments "
             "(then not bit-exact)"
         ) from error
+
+
+def read_header(path: str | Path) -> dict[str, str]:
+    """The metadata of a safetensors file (empty when it has none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
+
+
+def resume_step(metadata: dict[str, str], source: str, written_by: str) -> int:
+    """The `exemplar.step` of a checkpoint's header, or a ValueError naming `source` when it has none (a file no
+    trainer wrote: only `written_by` can be resumed)."""
+    if "exemplar.step" not in metadata:
+        raise ValueError(
+            f"resume_from: {source} has no 'exemplar.step' in its header; only {written_by} can be resumed"
+        )
+    return int(metadata["exemplar.step"])
+
+
+def check_resumable(start_step: int, steps: int) -> None:
+    if start_step >= steps:
+        raise ValueError(f"resume_from is at step {start_step}; steps must be larger to train further (got {steps})")
+
+
+def training_record(settings, world: int, extra: dict | None = None, **fields_) -> str:
+    """`exemplar.training`: the settings but `steps` (a resumed run may go further), the world size, the trainer's
+    own `fields_` and `extra` (who trained: node or CLI), as sorted JSON."""
+    info = {k: v for k, v in asdict(settings).items() if k != "steps"}
+    info.update(world_size=world, **fields_)
+    info.update(extra or {})
+    return json.dumps(info, sort_keys=True)
+
+
+def step_metadata(settings, step: int, world: int, extra: dict | None = None, **fields_) -> dict[str, str]:
+    """The header fields of a checkpoint at `step`: `exemplar.step` and `exemplar.training`."""
+    return {"exemplar.step": str(step), "exemplar.training": training_record(settings, world, extra, **fields_)}
+
+
+def adamw(params, learning_rate: float, state: dict | None = None) -> torch.optim.AdamW:
+    """The trainers' optimizer, with a resumed run's state loaded (build it once the parameters are on their device:
+    load_state_dict moves the state to them)."""
+    optimizer = torch.optim.AdamW(params, lr=learning_rate)
+    if state is not None:
+        optimizer.load_state_dict(state)
+    return optimizer
+
+
+def first_x0(state) -> torch.Tensor:
+    """The latent preview of a micro-step whose state is (batch, denoised): the first sample's x0 prediction."""
+    return state[1][:1].detach()
+
+
+def held_out_noise(g: torch.Generator, latent_shape, model_sampling, sigma_percent: float):
+    """(noise, sigma [1]) of one held-out evaluation draw: the noise from `g`, the one fixed noise level."""
+    noise = torch.randn(latent_shape, generator=g)
+    return noise, torch.tensor([float(model_sampling.percent_to_sigma(sigma_percent))])
 
 
 def init_distributed(cpu: bool) -> tuple[int, int]:

@@ -97,6 +97,15 @@ def prediction_type(model_sampling) -> str:
     )
 
 
+def start_run(settings, model) -> tuple[int, torch.dtype]:
+    """The pair-dataset trainers' first checks (their settings, the model's prediction type): (world size, dtype)."""
+    from ...models.common.train_loop import TRAIN_DTYPES, rank_and_world
+
+    settings.validate()
+    prediction_type(model.get_model_object("model_sampling"))
+    return rank_and_world()[1], TRAIN_DTYPES[settings.dtype]
+
+
 def inner_clip(clip):
     """(outer, inner): the CLIP's SD1ClipModel-style wrapper and its one text tower (SD1.x: clip_l, SD2.x: clip_h)."""
     outer = comfyui_compat.clip_model(clip)
@@ -347,6 +356,11 @@ class LoraSession:
 
     def latent_shape(self, batch: int, resolution: int) -> tuple[int, int, int, int]:
         return (batch, self.patched.model.latent_format.latent_channels, resolution // 8, resolution // 8)
+
+    def draw_noise(self, settings, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A micro-batch's noise and noise levels from `g`, in that order (a resumed run draws the same)."""
+        noise = torch.randn(self.latent_shape(settings.batch_size, settings.resolution), generator=g)
+        return noise, sample_sigmas(self.sampling, settings.batch_size, g)
 
     def preview_row(self, denoised: torch.Tensor, masked: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """[1, H, 3W, 3]: the masked source, the reference (resized), the decoded x0 prediction (first sample)."""

@@ -17,8 +17,7 @@ by (seed, s, micro-batch, rank), gradients are averaged over torchrun ranks, a c
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -32,15 +31,22 @@ from ...models.common.perceptual import VGG16Features, perceptual_loss, vgg16_fe
 from ...models.common.train_loop import (
     TRAIN_DTYPES,
     TrainSettings,
+    adamw,
+    check_resumable,
     common_checks,
+    first_x0,
+    held_out_noise,
     load_optimizer_state,
     masked_mse,
     optimise,
     pick,
     rank_and_world,
     raise_first,
+    read_header,
+    resume_step,
     save_optimizer_state,
     step_generator,
+    step_metadata,
 )
 from ...models.common.train_masks import random_box_mask, training_mask
 from ...models.diffuse_to_choose.adapter import DtCAdapter, parse_metadata, save_adapter
@@ -138,18 +144,12 @@ def _trainable_parameters(adapter: DtCAdapter, trainable: str) -> list[torch.nn.
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], int, dict | None]:
     """(adapter state, step, optimizer state) of a checkpoint this trainer wrote."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
+    metadata = read_header(path)
     parse_metadata(metadata, source=Path(path).name)
-    if "exemplar.step" not in metadata:
-        raise ValueError(
-            f"resume_from: {Path(path).name} has no 'exemplar.step' in its header; only adapters written by the "
-            "Diffuse to Choose trainer can be resumed"
-        )
-    return load_file(str(path)), int(metadata["exemplar.step"]), load_optimizer_state(path)
+    step = resume_step(metadata, Path(path).name, "adapters written by the Diffuse to Choose trainer")
+    return load_file(str(path)), step, load_optimizer_state(path)
 
 
 def save_checkpoint(path: str | Path, result: DtCTrainResult) -> Path:
@@ -159,13 +159,6 @@ def save_checkpoint(path: str | Path, result: DtCTrainResult) -> Path:
     if result.optimizer_state is not None:
         save_optimizer_state(path, result.optimizer_state)
     return path
-
-
-def _metadata(settings: DtCSettings, step: int, world: int, extra: dict | None) -> dict[str, str]:
-    info = {k: v for k, v in asdict(settings).items() if k != "steps"}
-    info["world_size"] = world
-    info.update(extra or {})
-    return {"exemplar.step": str(step), "exemplar.training": json.dumps(info, sort_keys=True)}
 
 
 class _Context:
@@ -297,10 +290,7 @@ def train_dtc(
     vector_kwargs(model, text_conditioning, settings.resolution, settings.resolution, 1, "text_conditioning")
     rank, world = rank_and_world()
     state, start_step, optimizer_state = (None, 0, None) if not resume_from else read_checkpoint(resume_from)
-    if start_step >= settings.steps:
-        raise ValueError(
-            f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})"
-        )
+    check_resumable(start_step, settings.steps)
     dtype = TRAIN_DTYPES[settings.dtype]
     if progress is not None:
         progress.status("loading the model, VAE and adapter for training")
@@ -309,10 +299,7 @@ def train_dtc(
         params = _trainable_parameters(trained, settings.trainable)
         session = Session(model, vae, trained, dtype, settings.gradient_checkpointing)
         try:
-            # after the session has put the adapter on the compute device: load_state_dict moves the state to the params
-            optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
-            if optimizer_state is not None:
-                optimizer.load_state_dict(optimizer_state)
+            optimizer = adamw(params, settings.learning_rate, optimizer_state)
             trained.train()
             context_of = _Context(clip_vision, trained, settings.reference_size)
             if vgg is not None:  # a copy with normal tensors (one built in ComfyUI's executor holds inference tensors)
@@ -320,7 +307,8 @@ def train_dtc(
                 vgg = vgg.to(session.patched.load_device)
 
             def result(step, losses, previews):
-                return DtCTrainResult(trained, step, _metadata(settings, step, world, extra_metadata), losses, previews)
+                metadata = step_metadata(settings, step, world, extra_metadata)
+                return DtCTrainResult(trained, step, metadata, losses, previews)
 
             def micro_step(g):
                 batch = draw_batch(dataset, settings, settings.batch_size, g)
@@ -355,7 +343,7 @@ def train_dtc(
                 on_step=on_step,
                 on_preview=on_preview,
                 progress=progress,
-                x0_of=lambda state: state[1][:1].detach(),
+                x0_of=first_x0,
             )
         finally:
             session.release()
@@ -384,9 +372,7 @@ def masked_x0_error(
     """
     from ...models.common.masks import binary_mask
 
-    plain = DtCSettings(
-        **{**asdict(settings), "flip_probability": 0.0, "rotation_degrees": 0.0, "condition_dropout": 0.0}
-    )
+    plain = replace(settings, flip_probability=0.0, rotation_degrees=0.0, condition_dropout=0.0)
     with torch.inference_mode(False), torch.no_grad():
         evaluated = adapter_patch.training_copy(adapter).requires_grad_(False)
         session = Session(model, vae, evaluated, torch.float32, False)
@@ -396,14 +382,9 @@ def masked_x0_error(
             for index in range(samples):
                 g = step_generator(seed, index)
                 batch = draw_batch(dataset, plain, 1, g)
-                shape = (
-                    1,
-                    session.patched.model.latent_format.latent_channels,
-                    plain.resolution // 8,
-                    plain.resolution // 8,
-                )
-                noise = torch.randn(shape, generator=g)
-                sigma = torch.tensor([float(session.sampling.percent_to_sigma(sigma_percent))])
+                size = plain.resolution // 8
+                shape = (1, session.patched.model.latent_format.latent_channels, size, size)
+                noise, sigma = held_out_noise(g, shape, session.sampling, sigma_percent)
                 x0, _xt, denoised = _predict(
                     session.patched,
                     session.injection,

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-import comfy.model_management
 import folder_paths
 from comfy_api.latest import io
 
-from ...models.common.datasets import LAYOUTS, PairDataset, scan_pairs
+from ...models.common.datasets import LAYOUTS, scan_pairs
 from ...models.common.perceptual import read_weight_file, vgg16_features
-from ...models.common.train_loop import TRAIN_DTYPES, checkpoint_path, output_path
+from ...models.common.train_loop import checkpoint_path, output_path
 from ...models.common.train_masks import MASK_MODES
 from ..common.model_folders import EXEMPLAR_FOLDER, VGG_FOLDER, model_file
 from ..common.output_names import check_output_name
@@ -22,9 +19,9 @@ from .trainer import TRAINABLE, DtCSettings, save_checkpoint, train_dtc
 from ..common.finite import require_finite
 from ..common.exemplar_files import files_of_kind
 from ...models.diffuse_to_choose.adapter import KIND as ADAPTER_KIND
-from ..common.progress import TrainingProgress
+from ..common import training_inputs as inputs
 
-NONE = "none"
+NONE = inputs.NONE
 
 
 def dataset_folder(folder: str) -> Path:
@@ -39,11 +36,6 @@ def load_vgg(name: str):
         return None
     path = folder_paths.get_full_path_or_raise(VGG_FOLDER, name)
     return vgg16_features(read_weight_file(path), source=name)
-
-
-def losses_csv(losses: list[dict]) -> str:
-    rows = [f"{r['step']},{r['loss']:.6f},{r['diffusion']:.6f},{r['perceptual']:.6f}" for r in losses]
-    return "step,loss,diffusion,perceptual\n" + "\n".join(rows)
 
 
 class DtCPairDataset(io.ComfyNode):
@@ -121,38 +113,12 @@ class DtCTrain(io.ComfyNode):
                     default="dtc/my_adapter",
                     tooltip="Output file in models/exemplar/ (.safetensors added).",
                 ),
-                io.Int.Input(
-                    "steps",
-                    default=1000,
-                    min=1,
-                    max=10_000_000,
-                    tooltip="Optimizer steps (the total, also when resuming).",
-                ),
-                io.Float.Input(
-                    "learning_rate",
-                    default=1e-5,
-                    min=1e-8,
-                    max=1.0,
-                    step=1e-6,
-                    tooltip="AdamW, constant (paper: 1e-5).",
-                ),
-                io.Int.Input(
-                    "batch_size",
-                    default=1,
-                    min=1,
-                    max=256,
-                    tooltip="Pairs per micro-batch (and per rank under torchrun).",
-                ),
-                io.Int.Input(
-                    "grad_accumulation", default=1, min=1, max=1024, tooltip="Micro-batches per optimizer step."
-                ),
-                io.Int.Input(
-                    "resolution",
-                    default=512,
-                    min=64,
-                    max=2048,
-                    step=8,
-                    tooltip="Training size of the source images (square).",
+                *inputs.run_inputs(
+                    1e-5,
+                    "AdamW, constant (paper: 1e-5).",
+                    "Training size of the source images (square).",
+                    steps_tooltip="Optimizer steps (the total, also when resuming).",
+                    batch_tooltip="Pairs per micro-batch (and per rank under torchrun).",
                 ),
                 io.Int.Input(
                     "reference_size",
@@ -162,36 +128,26 @@ class DtCTrain(io.ComfyNode):
                     step=14,
                     tooltip="DINOv2 input size: 224 gives the paper's 257 tokens.",
                 ),
-                io.Combo.Input(
+                inputs.choice_input(
                     "trainable",
-                    options=list(TRAINABLE),
-                    default="all",
-                    tooltip="What trains: FiLM only, + hint CNN, + UNet-encoder copy, + DINOv2 projection (all).",
+                    TRAINABLE,
+                    "all",
+                    "What trains: FiLM only, + hint CNN, + UNet-encoder copy, + DINOv2 projection (all).",
                 ),
-                io.Combo.Input(
+                inputs.choice_input(
                     "mask_mode",
-                    options=list(MASK_MODES),
-                    default="mixed",
-                    tooltip=(
-                        "mixed: the given mask or its bounding box (fine_probability); given; box; "
-                        "irregular (Paint by Example's)."
-                    ),
+                    MASK_MODES,
+                    "mixed",
+                    "mixed: the given mask or its bounding box (fine_probability); given; box; irregular (Paint by "
+                    "Example's).",
                 ),
-                io.Float.Input(
-                    "fine_probability",
-                    default=0.5,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip="mixed mode: chance of the given (fine-grained) mask.",
+                inputs.probability_input(
+                    "fine_probability", 0.5, "mixed mode: chance of the given (fine-grained) mask."
                 ),
-                io.Float.Input(
+                inputs.probability_input(
                     "flip_probability",
-                    default=0.5,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip="Chance of a horizontal flip, separately for the source pair and the reference.",
+                    0.5,
+                    "Chance of a horizontal flip, separately for the source pair and the reference.",
                 ),
                 io.Float.Input(
                     "rotation_degrees",
@@ -201,16 +157,11 @@ class DtCTrain(io.ComfyNode):
                     step=0.5,
                     tooltip="The reference is rotated by a uniform angle in +-this.",
                 ),
-                io.Float.Input(
+                inputs.probability_input(
                     "condition_dropout",
-                    default=0.1,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip=(
-                        "Chance of zero reference tokens (the negative of Diffuse to Choose Image Conditioning), for "
-                        "guidance."
-                    ),
+                    0.1,
+                    "Chance of zero reference tokens (the negative of Diffuse to Choose Image Conditioning), for "
+                    "guidance.",
                 ),
                 io.Float.Input(
                     "perceptual_weight",
@@ -226,43 +177,16 @@ class DtCTrain(io.ComfyNode):
                     default=NONE,
                     tooltip="VGG16 ImageNet weights in models/vgg/ (torchvision's vgg16-397923af.pth).",
                 ),
-                io.Int.Input(
-                    "training_seed",
-                    default=0,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    tooltip="Seeds pairs, masks, augmentations, noise, timesteps (fixed: a re-queue does not retrain).",
+                *inputs.schedule_inputs(
+                    "pairs, masks, augmentations, noise, timesteps",
+                    "Save <adapter_name>_stepNNNNNN every N steps (0 = only the final file).",
+                    "Show source | hint | predicted x0 every N steps (and at the end).",
+                    dtype_tooltip="Compute precision (bf16 autocast on supporting GPUs).",
                 ),
-                io.Combo.Input(
-                    "training_dtype",
-                    options=list(TRAIN_DTYPES),
-                    default="fp32",
-                    tooltip="Compute precision (bf16 autocast on supporting GPUs).",
-                ),
-                io.Int.Input(
-                    "checkpoint_every",
-                    default=0,
-                    min=0,
-                    max=1_000_000,
-                    tooltip="Save <adapter_name>_stepNNNNNN every N steps (0 = only the final file).",
-                ),
-                io.Int.Input(
-                    "preview_every",
-                    default=0,
-                    min=0,
-                    max=1_000_000,
-                    tooltip="Show source | hint | predicted x0 every N steps (and at the end).",
-                ),
-                io.Combo.Input(
-                    "resume_from",
-                    options=[NONE] + files_of_kind(ADAPTER_KIND),
-                    default=NONE,
-                    tooltip="A checkpoint this trainer wrote; training continues exactly from its step to 'steps'.",
-                ),
-                io.Boolean.Input(
-                    "gradient_checkpointing",
-                    default=False,
-                    tooltip="Recompute activations in backward: less memory, slower.",
+                *inputs.resume_inputs(
+                    files_of_kind(ADAPTER_KIND),
+                    "A checkpoint this trainer wrote; training continues exactly from its step to 'steps'.",
+                    checkpointing_tooltip="Recompute activations in backward: less memory, slower.",
                 ),
                 io.Conditioning.Input(
                     "text_conditioning",
@@ -327,48 +251,31 @@ class DtCTrain(io.ComfyNode):
         )
         adapter_name = check_output_name(adapter_name, "adapter_name", "dtc/my_adapter")
         _require_adapter(adapter)
-        if not isinstance(dataset, PairDataset):
-            raise ValueError(f"dataset must come from Diffuse to Choose Training Pairs, got {type(dataset).__name__}")
+        inputs.require_pairs(dataset, "Diffuse to Choose Training Pairs")
         root = folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0]
         path, listed = output_path(adapter_name, root, "adapter_name", "dtc/my_adapter")
-        named = dict(locals(), seed=training_seed, dtype=training_dtype)
-        settings = DtCSettings.from_values(named)
-        settings.validate()
+        settings = inputs.node_settings(DtCSettings, locals())
         if perceptual_weight > 0 and vgg16 == NONE:
             raise ValueError(
                 "vgg16: perceptual_weight > 0 needs VGG16 weights in models/vgg/; pick a file or set the weight to 0"
             )
         vgg = load_vgg(vgg16) if perceptual_weight > 0 else None
         resume = None if resume_from == NONE else model_file(EXEMPLAR_FOLDER, resume_from, "resume_from")
-        def save_partial(result):
+
+        def checkpoint(result):
             partial = save_checkpoint(checkpoint_path(path, result.step), result)
             return f"{EXEMPLAR_FOLDER}/{partial.relative_to(root).as_posix()}"
 
-        progress = TrainingProgress("Diffuse to Choose training", steps, save_partial=save_partial, model=model)
-
-        def checkpoint(result):
-            save_checkpoint(checkpoint_path(path, result.step), result)
-
+        hooks = inputs.node_hooks("Diffuse to Choose training", settings, model, checkpoint)
         result = train_dtc(
-            model,
-            vae,
-            clip_vision,
-            adapter,
-            dataset,
-            settings,
-            vgg=vgg,
-            resume_from=resume,
-            checkpoint=checkpoint,
-            on_preview=lambda step, image: None,
-            extra_metadata={"trainer": "node"},
-            progress=progress,
+            model, vae, clip_vision, adapter, dataset, settings, vgg=vgg, resume_from=resume, **hooks,
             text_conditioning=text_conditioning,
         )
         save_checkpoint(path, result)
-        previews = torch.cat(result.previews).to(comfy.model_management.intermediate_device())
-        last = result.losses[-1]["loss"] if result.losses else float("nan")
+        last = inputs.last_loss(result.losses)
         text = f"wrote {EXEMPLAR_FOLDER}/{listed} at step {result.step} (last loss {last:.4f})"
-        return io.NodeOutput(result.adapter, listed, losses_csv(result.losses), previews, ui={"text": [text]})
+        csv = inputs.losses_csv(result.losses, {"loss": 6, "diffusion": 6, "perceptual": 6})
+        return io.NodeOutput(result.adapter, listed, csv, inputs.previews_output(result), ui={"text": [text]})
 
 
 NODES = [DtCPairDataset, DtCTrain]

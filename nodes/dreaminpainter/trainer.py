@@ -23,8 +23,7 @@ files follow models/common/train_loop.py.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -238,17 +237,11 @@ def save_checkpoint(projection_path: str | Path, result: DITrainResult, lora_pat
 
 def read_checkpoint(projection_path: str | Path, lora_path: str | Path | None = None):
     """(scorer, projection, LoRA pairs, step, optimizer state) of files this trainer wrote."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     paths = file_paths(projection_path)
-    with safe_open(str(paths["projection"]), framework="pt") as f:
-        metadata = f.metadata() or {}
-    if "exemplar.step" not in metadata:
-        raise ValueError(
-            f"resume_from: {paths['projection'].name} has no 'exemplar.step' in its header; only projections written "
-            "by the DreamInpainter trainer can be resumed"
-        )
+    written_by = "projections written by the DreamInpainter trainer"
+    step = train_loop.resume_step(train_loop.read_header(paths["projection"]), paths["projection"].name, written_by)
     if not paths["scorer"].is_file():
         raise ValueError(f"resume_from: the scorer {paths['scorer'].name} written beside it is missing")
     projection = TokenProjection.from_state_dict(load_file(str(paths["projection"])))
@@ -256,19 +249,7 @@ def read_checkpoint(projection_path: str | Path, lora_path: str | Path | None = 
     pairs = {}
     if lora_path is not None and Path(lora_path).is_file():
         pairs = read_lora_state_dict(load_lora_file(lora_path)[0])
-    return (
-        scorer,
-        projection,
-        pairs,
-        int(metadata["exemplar.step"]),
-        train_loop.load_optimizer_state(paths["projection"]),
-    )
-
-
-def _metadata(settings: DISettings, step: int, world: int, block: str, extra: dict | None) -> dict[str, str]:
-    info = {k: v for k, v in asdict(settings).items() if k != "steps"}
-    info.update(world_size=world, resolved_block=block, **(extra or {}))
-    return {"exemplar.step": str(step), "exemplar.training": json.dumps(info, sort_keys=True)}
+    return scorer, projection, pairs, step, train_loop.load_optimizer_state(paths["projection"])
 
 
 def _preview(session: Session, batch: DIBatch, denoised) -> torch.Tensor:
@@ -318,17 +299,11 @@ def train_dreaminpainter(
     checkpoint(result) every `checkpoint_every` steps (rank 0); on_step(step, total, losses) after each optimizer step
     (may raise to cancel); on_preview(step, image) every `preview_every` steps and at the end.
     """
-    settings.validate()
-    training.prediction_type(model.get_model_object("model_sampling"))
-    rank, world = train_loop.rank_and_world()
+    world, dtype = training.start_run(settings, model)
     pairs, start_step, optimizer_state = {}, 0, None
     if resume_from:
         scorer, projection, pairs, start_step, optimizer_state = read_checkpoint(resume_from, resume_lora)
-    if start_step >= settings.steps:
-        raise ValueError(
-            f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})"
-        )
-    dtype = train_loop.TRAIN_DTYPES[settings.dtype]
+    train_loop.check_resumable(start_step, settings.steps)
     parts = TRAINABLE[settings.trainable]
     with torch.inference_mode(False), torch.enable_grad():
         session = Session(model, vae, settings, pairs, dtype)
@@ -339,21 +314,18 @@ def train_dreaminpainter(
             projection.to(session.device).requires_grad_(True).train()
             params = list(projection.parameters()) + (list(scorer.parameters()) if "scorer" in parts else [])
             params += session.lora_parameters() if "lora" in parts else []
-            optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
-            if optimizer_state is not None:
-                optimizer.load_state_dict(optimizer_state)
+            optimizer = train_loop.adamw(params, settings.learning_rate, optimizer_state)
             text = _Prompts(clip)
 
             def result(step, losses, previews):
-                metadata = _metadata(settings, step, world, session.block, extra_metadata)
+                metadata = train_loop.step_metadata(settings, step, world, extra_metadata, resolved_block=session.block)
                 pairs = session.lora_pairs(settings.lora_alpha)
                 scorer_copy, projection_copy = _copy(scorer, TokenScorer), _copy(projection, TokenProjection)
                 return DITrainResult(scorer_copy, projection_copy, pairs, step, metadata, settings, losses, previews)
 
             def micro_step(g):
                 batch = draw_batch(dataset, settings, settings.batch_size, g)
-                noise = torch.randn(session.latent_shape(settings.batch_size, settings.resolution), generator=g)
-                sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
+                noise, sigmas = session.draw_noise(settings, g)
                 _x0, xt, denoised, region = session.predict(
                     (scorer, projection), batch, text, settings, noise, sigmas, dtype, g
                 )
@@ -365,7 +337,7 @@ def train_dreaminpainter(
             callbacks = (lambda state: _preview(session, *state), checkpoint, on_step, on_preview)
             final = train_loop.optimise(
                 settings, start_step, params, optimizer, micro_step, result, "DreamInpainter", *callbacks,
-                progress=progress, x0_of=lambda state: state[1][:1].detach(),
+                progress=progress, x0_of=train_loop.first_x0,
             )
         finally:
             session.release()
@@ -387,7 +359,7 @@ def held_out_predictions(
     """x0 predictions on `samples` fixed draws (masked region, no flip, no decoupling, no selection noise):
     for each prompt of `prompts` (None = each sample's subject caption), a list of (x0, denoised, latent mask).
     `result` None = the untrained state (zero-gated projection: the base model)."""
-    plain = DISettings(**{**asdict(settings), "flip_probability": 0.0, "decoupling_probability": 0.0})
+    plain = replace(settings, flip_probability=0.0, decoupling_probability=0.0)
     out = []
     with torch.inference_mode(False), torch.no_grad():
         session = Session(model, vae, plain, {} if result is None else result.lora, torch.float32)
@@ -408,8 +380,8 @@ def held_out_predictions(
                 for index in range(samples):
                     g = train_loop.step_generator(seed, index)
                     batch = draw_batch(dataset, plain, 1, g, prompt)
-                    noise = torch.randn(session.latent_shape(1, plain.resolution), generator=g)
-                    sigma = torch.tensor([float(session.sampling.percent_to_sigma(sigma_percent))])
+                    shape = session.latent_shape(1, plain.resolution)
+                    noise, sigma = train_loop.held_out_noise(g, shape, session.sampling, sigma_percent)
                     x0, _xt, denoised, region = session.predict(parts, batch, text, plain, noise, sigma, torch.float32)
                     rows.append((x0, denoised, region))
                 out.append(rows)

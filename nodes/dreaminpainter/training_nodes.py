@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-import comfy.model_management
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ...models.common.datasets import PairDataset
 from ...models.common.train_loop import output_path
 from ...models.common.train_masks import MASK_MODES
 from ..common.exemplar_files import exemplar_file_list
@@ -19,11 +14,10 @@ from ..common.finite import require_finite
 from ..common.model_folders import EXEMPLAR_FOLDER, model_file
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarPairDatasetType, ExemplarTokenProjectionType, ExemplarTokenScorerType
-from ..common.progress import TrainingProgress
-from ..common.training_inputs import probability_input, schedule_inputs
+from ..common import training_inputs as inputs
 from .trainer import TRAINABLE, DISettings, save_checkpoint, train_dreaminpainter
 
-NONE = "none"
+NONE = inputs.NONE
 EXAMPLE = "dreaminpainter/my_subject"
 
 
@@ -55,13 +49,7 @@ class DreamInpainterTrain(io.ComfyNode):
                     default=EXAMPLE,
                     tooltip="Writes <name>_projection / _scorer in models/exemplar and <name> in models/loras.",
                 ),
-                io.Int.Input("steps", default=1000, min=1, max=10_000_000, tooltip="Optimizer steps (the total)."),
-                io.Float.Input("learning_rate", default=1e-4, min=1e-8, max=1.0, step=1e-6, tooltip="AdamW."),
-                io.Int.Input("batch_size", default=1, min=1, max=256, tooltip="Pairs per micro-batch (and rank)."),
-                io.Int.Input(
-                    "grad_accumulation", default=1, min=1, max=1024, tooltip="Micro-batches per optimizer step."
-                ),
-                io.Int.Input("resolution", default=512, min=64, max=2048, step=8, tooltip="Training size (square)."),
+                *inputs.run_inputs(1e-4, "AdamW.", "Training size (square)."),
                 io.Int.Input(
                     "reference_resolution",
                     default=512,
@@ -73,16 +61,13 @@ class DreamInpainterTrain(io.ComfyNode):
                 io.String.Input("block", default="auto", tooltip="UNet block of the tokens; auto = 2nd down stage."),
                 io.Int.Input("timestep", default=0, min=0, max=999, tooltip="Timestep of the reference pass (0)."),
                 io.Int.Input("k", default=24, min=1, max=4096, tooltip="Tokens the scorer keeps (paper: 24)."),
-                io.Combo.Input(
+                inputs.choice_input(
                     "trainable",
-                    options=list(TRAINABLE),
-                    default="projection+scorer",
-                    tooltip="What trains: the projection, + the scorer, + a UNet LoRA.",
+                    TRAINABLE,
+                    "projection+scorer",
+                    "What trains: the projection, + the scorer, + a UNet LoRA.",
                 ),
-                io.Int.Input("lora_rank", default=16, min=1, max=1024, tooltip="Rank of the UNet LoRA."),
-                io.Float.Input(
-                    "lora_alpha", default=16.0, min=0.01, max=4096.0, step=0.5, tooltip="LoRA scale = alpha / rank."
-                ),
+                *inputs.lora_inputs(),
                 io.Float.Input(
                     "selection_noise",
                     default=1.0,
@@ -99,30 +84,27 @@ class DreamInpainterTrain(io.ComfyNode):
                     step=0.01,
                     tooltip="Temperature of the relaxed top-K the scorer's gradient comes through.",
                 ),
-                probability_input("decoupling_probability", 0.5, "Share of samples: whole image, full caption."),
+                inputs.probability_input(
+                    "decoupling_probability", 0.5, "Share of samples: whole image, full caption."
+                ),
                 io.String.Input(
                     "subject_caption",
                     default="",
                     tooltip="Caption of the masked region when a caption file has one line (empty = that line).",
                 ),
-                io.Combo.Input(
-                    "mask_mode", options=list(MASK_MODES), default="mixed", tooltip="mixed, given, box, irregular."
+                inputs.choice_input("mask_mode", MASK_MODES, "mixed", "mixed, given, box, irregular."),
+                inputs.probability_input(
+                    "fine_probability", 0.5, "mixed mode: chance of the given mask, else its box."
                 ),
-                probability_input("fine_probability", 0.5, "mixed mode: chance of the given mask, else its box."),
-                probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the source pair."),
-                *schedule_inputs(
+                inputs.probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the source pair."),
+                *inputs.schedule_inputs(
                     "pairs, masks, selection noise, noise, timesteps",
                     "Save <name>_stepNNNNNN files every N steps (0 = only the final files).",
                     "Show the masked source | reference | predicted x0 every N steps (and at the end).",
                 ),
-                io.Combo.Input(
-                    "resume_from",
-                    options=[NONE] + exemplar_file_list(),
-                    default=NONE,
-                    tooltip="A <name>_projection file this trainer wrote (its scorer and LoRA are found by name).",
-                ),
-                io.Boolean.Input(
-                    "gradient_checkpointing", default=False, tooltip="Recompute activations in backward: less memory."
+                *inputs.resume_inputs(
+                    exemplar_file_list(),
+                    "A <name>_projection file this trainer wrote (its scorer and LoRA are found by name).",
                 ),
                 ExemplarTokenScorerType.Input("scorer", optional=True, tooltip="Start from this scorer (else new)."),
                 ExemplarTokenProjectionType.Input(
@@ -146,8 +128,7 @@ class DreamInpainterTrain(io.ComfyNode):
     ) -> io.NodeOutput:
         require_finite(**{k: v for k, v in values.items() if isinstance(v, float)})
         name = check_output_name(name, "name", EXAMPLE)
-        if not isinstance(dataset, PairDataset):
-            raise ValueError(f"dataset must come from DtC Training Pairs, got {type(dataset).__name__}")
+        inputs.require_pairs(dataset)
         roots = folder_paths.get_folder_paths(EXEMPLAR_FOLDER)[0], folder_paths.get_folder_paths("loras")[0]
 
         def paths(stem):  # (projection file, LoRA file, LoRA name as LoraLoader lists it)
@@ -155,8 +136,7 @@ class DreamInpainterTrain(io.ComfyNode):
             return (projection_path, *output_path(stem, roots[1], "name", EXAMPLE))
 
         projection_path, lora_path, lora_name = paths(name)
-        settings = DISettings.from_values(dict(values, seed=values["training_seed"], dtype=values["training_dtype"]))
-        settings.validate()
+        settings = inputs.node_settings(DISettings, values)
         resume, resume_lora = None, None
         if resume_from != NONE:
             resume = model_file(EXEMPLAR_FOLDER, resume_from, "resume_from")
@@ -168,31 +148,13 @@ class DreamInpainterTrain(io.ComfyNode):
             save_checkpoint(step_projection, result, step_lora)
             return f"{EXEMPLAR_FOLDER}/{Path(step_projection).name}"
 
-        progress = TrainingProgress(
-            "DreamInpainter training", settings.steps, save_partial=checkpoint, model=model
-        )
-        progress.status("loading the model, VAE and text encoder for training")
-
-        result = train_dreaminpainter(
-            model,
-            vae,
-            clip,
-            dataset,
-            settings,
-            scorer=scorer,
-            projection=projection,
-            resume_from=resume,
-            resume_lora=resume_lora,
-            checkpoint=checkpoint,
-            on_preview=lambda step, image: None,  # collected into result.previews for the previews output
-            extra_metadata={"trainer": "node"},
-            progress=progress,
-        )
+        loading = "loading the model, VAE and text encoder for training"
+        hooks = inputs.node_hooks("DreamInpainter training", settings, model, checkpoint, loading)
+        resumed = {"resume_from": resume, "resume_lora": resume_lora}
+        result = train_dreaminpainter(model, vae, clip, dataset, settings, scorer, projection, **resumed, **hooks)
         written = save_checkpoint(projection_path, result, lora_path)
-        previews = torch.cat(result.previews).to(comfy.model_management.intermediate_device())
-        csv = "step,loss,decoupled\n" + "\n".join(
-            f"{r['step']},{r['loss']:.6f},{r['decoupled']:.3f}" for r in result.losses
-        )
+        previews = inputs.previews_output(result)
+        csv = inputs.losses_csv(result.losses, {"loss": 6, "decoupled": 3})
         listed_lora = lora_name if "lora" in written else ""
         text = f"wrote {EXEMPLAR_FOLDER}/{name}_projection / _scorer at step {result.step}"
         return io.NodeOutput(result.scorer, result.projection, listed_lora, csv, previews, ui={"text": [text]})

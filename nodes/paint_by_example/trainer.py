@@ -16,8 +16,7 @@ Randomness, data parallelism and optimizer-state checkpoints follow models/commo
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -208,12 +207,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, LoraPair], int, d
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-        if "exemplar.step" not in metadata:
-            raise ValueError(
-                f"resume_from: {Path(path).name} has no 'exemplar.step' in its header; only checkpoints written by "
-                "the Paint-by-Example trainer can be resumed"
-            )
+        written_by = "checkpoints written by the Paint-by-Example trainer"
+        step = train_loop.resume_step(f.metadata() or {}, Path(path).name, written_by)
         keys = list(f.keys())
         lora = {k[len(LORA_PREFIX) :]: f.get_tensor(k) for k in keys if k.startswith(LORA_PREFIX)}
         head = {}
@@ -221,13 +216,12 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, LoraPair], int, d
             short = key.removeprefix(pbe_checkpoint.COND_PREFIX)
             if short.startswith(tuple(f"{name}." for name in HEAD)) or short == "learnable_vector":
                 head[short] = f.get_tensor(key)
-    return head, read_lora_state_dict(lora), int(metadata["exemplar.step"]), train_loop.load_optimizer_state(path)
+    return head, read_lora_state_dict(lora), step, train_loop.load_optimizer_state(path)
 
 
 def _metadata(settings: PbESettings, step: int, world: int, extra: dict | None) -> dict[str, str]:
-    info = {k: v for k, v in asdict(settings).items() if k != "steps"}
-    info.update(world_size=world, **(extra or {}))
-    fields_ = {"step": step, "fine_tuned": "paint_by_example", "training": json.dumps(info, sort_keys=True)}
+    training_ = train_loop.training_record(settings, world, extra)
+    fields_ = {"step": step, "fine_tuned": "paint_by_example", "training": training_}
     return write_header(pbe_checkpoint.CONVERTED_KIND, pbe_checkpoint.CONVERTED_VERSION, fields_)
 
 
@@ -256,17 +250,11 @@ def train_pbe(
     (may raise to cancel: the last checkpoint stays as written); on_preview(step, image) every `preview_every` steps
     and at the end.
     """
-    settings.validate()
-    training.prediction_type(model.get_model_object("model_sampling"))
-    rank, world = train_loop.rank_and_world()
+    world, dtype = training.start_run(settings, model)
     head, resume_pairs, start_step, optimizer_state = ({}, {}, 0, None)
     if resume_from:
         head, resume_pairs, start_step, optimizer_state = read_checkpoint(resume_from)
-    if start_step >= settings.steps:
-        raise ValueError(
-            f"resume_from is at step {start_step}; steps must be larger to train further (got {settings.steps})"
-        )
-    dtype = train_loop.TRAIN_DTYPES[settings.dtype]
+    train_loop.check_resumable(start_step, settings.steps)
     parts = TRAINABLE[settings.trainable]
     with torch.inference_mode(False), torch.enable_grad():
         trained = training_encoder(encoder, head)
@@ -274,9 +262,7 @@ def train_pbe(
         try:
             trained.to(session.device)
             params = _encoder_parameters(trained, parts) + (session.lora_parameters() if "lora" in parts else [])
-            optimizer = torch.optim.AdamW(params, lr=settings.learning_rate)
-            if optimizer_state is not None:
-                optimizer.load_state_dict(optimizer_state)
+            optimizer = train_loop.adamw(params, settings.learning_rate, optimizer_state)
             lora_keys = {a.name: a.weight_key.removeprefix("diffusion_model.") for a in session.adapters}
 
             def result(step, losses, previews):
@@ -287,8 +273,7 @@ def train_pbe(
 
             def micro_step(g):
                 batch = draw_batch(dataset, settings, settings.batch_size, trained.image_size, g)
-                noise = torch.randn(session.latent_shape(settings.batch_size, settings.resolution), generator=g)
-                sigmas = training.sample_sigmas(session.sampling, settings.batch_size, g)
+                noise, sigmas = session.draw_noise(settings, g)
                 _x0, xt, denoised = session.predict(trained, batch, noise, sigmas, dtype)
                 eps = noising.implied_noise(xt, denoised, sigmas.to(xt.device))
                 return {"loss": torch.nn.functional.mse_loss(eps, noise.to(eps.device))}, (batch, denoised)
@@ -296,7 +281,7 @@ def train_pbe(
             callbacks = (lambda state: _preview(session, *state), checkpoint, on_step, on_preview)
             final = train_loop.optimise(
                 settings, start_step, params, optimizer, micro_step, result, "PbE", *callbacks,
-                progress=progress, x0_of=lambda state: state[1][:1].detach(),
+                progress=progress, x0_of=train_loop.first_x0,
             )
         finally:
             session.release()
@@ -317,15 +302,13 @@ def masked_x0_error(
 ) -> float:
     """Mean squared x0 error inside the latent-size mask on `samples` fixed draws (no augmentation, no dropout),
     of the base model (`result` None) or of a trained result; the same inputs for both."""
-    plain = PbESettings(
-        **{
-            **asdict(settings),
-            "reference_dropout": 0.0,
-            "flip_probability": 0.0,
-            "rotation_degrees": 0.0,
-            "blur_probability": 0.0,
-            "elastic_probability": 0.0,
-        }
+    plain = replace(
+        settings,
+        reference_dropout=0.0,
+        flip_probability=0.0,
+        rotation_degrees=0.0,
+        blur_probability=0.0,
+        elastic_probability=0.0,
     )
     head = {} if result is None else result.encoder_state
     pairs = {} if result is None else result.lora
@@ -338,14 +321,8 @@ def masked_x0_error(
             for index in range(samples):
                 g = train_loop.step_generator(seed, index)
                 batch = draw_batch(dataset, plain, 1, evaluated.image_size, g)
-                shape = (
-                    1,
-                    session.patched.model.latent_format.latent_channels,
-                    plain.resolution // 8,
-                    plain.resolution // 8,
-                )
-                noise = torch.randn(shape, generator=g)
-                sigma = torch.tensor([float(session.sampling.percent_to_sigma(sigma_percent))])
+                shape = session.latent_shape(1, plain.resolution)
+                noise, sigma = train_loop.held_out_noise(g, shape, session.sampling, sigma_percent)
                 x0, _xt, denoised = session.predict(evaluated, batch, noise, sigma, torch.float32)
                 region = binary_mask(batch.masks, tuple(x0.shape[-2:])).to(x0.device)[:, None]
                 errors.append(train_loop.masked_mse(denoised, x0, region))

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-import comfy.model_management
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ...models.common.datasets import PairDataset
 from ...models.common.train_loop import checkpoint_path, output_path
 from ...models.common.train_masks import MASK_MODES
 from ..common.model_folders import model_file
 from ..common.finite import require_finite
 from ..common.output_names import check_output_name
 from ..common.types import ExemplarEncoderType, ExemplarPairDatasetType
-from ..common.progress import TrainingProgress
-from ..common.training_inputs import probability_input, schedule_inputs
+from ..common import training_inputs as inputs
 from . import loader
 from .trainer import REFERENCE_SOURCES, TRAINABLE, PbESettings, save_checkpoint, train_pbe
 
-NONE = "none"
+NONE = inputs.NONE
 EXAMPLE = "pbe/my_finetune"
 
 
@@ -49,42 +43,31 @@ class PbETrain(io.ComfyNode):
                 io.String.Input(
                     "ckpt_name", default=EXAMPLE, tooltip="Output file in models/checkpoints (.safetensors added)."
                 ),
-                io.Int.Input("steps", default=1000, min=1, max=10_000_000, tooltip="Optimizer steps (the total)."),
-                io.Float.Input(
-                    "learning_rate", default=1e-5, min=1e-8, max=1.0, step=1e-6, tooltip="AdamW (official: 1e-5)."
-                ),
-                io.Int.Input("batch_size", default=1, min=1, max=256, tooltip="Pairs per micro-batch (and rank)."),
-                io.Int.Input(
-                    "grad_accumulation", default=1, min=1, max=1024, tooltip="Micro-batches per optimizer step."
-                ),
-                io.Int.Input(
-                    "resolution", default=512, min=64, max=2048, step=8, tooltip="Training size (square; official 512)."
-                ),
-                io.Combo.Input(
+                *inputs.run_inputs(1e-5, "AdamW (official: 1e-5).", "Training size (square; official 512)."),
+                inputs.choice_input(
                     "trainable",
-                    options=list(TRAINABLE),
-                    default="lora+head+vector",
-                    tooltip="What trains: a UNet LoRA, the encoder head (mapper, final_ln, proj_out), the vector.",
+                    TRAINABLE,
+                    "lora+head+vector",
+                    "What trains: a UNet LoRA, the encoder head (mapper, final_ln, proj_out), the vector.",
                 ),
-                io.Int.Input("lora_rank", default=16, min=1, max=1024, tooltip="Rank of the UNet LoRA."),
-                io.Float.Input(
-                    "lora_alpha", default=16.0, min=0.01, max=4096.0, step=0.5, tooltip="LoRA scale = alpha / rank."
-                ),
-                io.Combo.Input(
+                *inputs.lora_inputs(),
+                inputs.choice_input(
                     "mask_mode",
-                    options=list(MASK_MODES),
-                    default="irregular",
-                    tooltip="irregular: the official extended box or 4-Bezier polygon (50/50); given; box; mixed.",
+                    MASK_MODES,
+                    "irregular",
+                    "irregular: the official extended box or 4-Bezier polygon (50/50); given; box; mixed.",
                 ),
-                io.Combo.Input(
+                inputs.choice_input(
                     "reference_source",
-                    options=list(REFERENCE_SOURCES),
-                    default="reference",
-                    tooltip="reference: the pair's reference image; image_box: the image cropped to the mask's box "
+                    REFERENCE_SOURCES,
+                    "reference",
+                    "reference: the pair's reference image; image_box: the image cropped to the mask's box "
                     "+ 10 px (the official self-reference).",
                 ),
-                probability_input("reference_dropout", 0.2, "Chance of the learnable vector instead of the reference."),
-                probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the reference."),
+                inputs.probability_input(
+                    "reference_dropout", 0.2, "Chance of the learnable vector instead of the reference."
+                ),
+                inputs.probability_input("flip_probability", 0.5, "Chance of a horizontal flip of the reference."),
                 io.Float.Input(
                     "rotation_degrees",
                     default=20.0,
@@ -93,21 +76,16 @@ class PbETrain(io.ComfyNode):
                     step=0.5,
                     tooltip="The reference is rotated by a uniform angle in +-this (official 20).",
                 ),
-                probability_input("blur_probability", 0.3, "Chance of a Gaussian blur of the reference."),
-                probability_input("elastic_probability", 0.3, "Chance of an elastic warp of the reference."),
-                *schedule_inputs(
+                inputs.probability_input("blur_probability", 0.3, "Chance of a Gaussian blur of the reference."),
+                inputs.probability_input("elastic_probability", 0.3, "Chance of an elastic warp of the reference."),
+                *inputs.schedule_inputs(
                     "pairs, masks, augmentations, noise, timesteps",
                     "Save <ckpt_name>_stepNNNNNN every N steps (0 = only the final file).",
                     "Show masked source | reference | predicted x0 every N steps (and at the end).",
                 ),
-                io.Combo.Input(
-                    "resume_from",
-                    options=[NONE] + folder_paths.get_filename_list("checkpoints"),
-                    default=NONE,
-                    tooltip="A checkpoint this trainer wrote (same base model); training continues exactly.",
-                ),
-                io.Boolean.Input(
-                    "gradient_checkpointing", default=False, tooltip="Recompute activations in backward: less memory."
+                *inputs.resume_inputs(
+                    folder_paths.get_filename_list("checkpoints"),
+                    "A checkpoint this trainer wrote (same base model); training continues exactly.",
                 ),
             ],
             outputs=[
@@ -127,11 +105,9 @@ class PbETrain(io.ComfyNode):
             raise ValueError(
                 f"exemplar_encoder is a {type(exemplar_encoder).__name__}; expected the Paint-by-Example encoder"
             )
-        if not isinstance(dataset, PairDataset):
-            raise ValueError(f"dataset must come from DtC Training Pairs, got {type(dataset).__name__}")
+        inputs.require_pairs(dataset)
         path, listed = output_path(ckpt_name, folder_paths.get_folder_paths("checkpoints")[0], "ckpt_name", EXAMPLE)
-        settings = PbESettings.from_values(dict(values, seed=values["training_seed"], dtype=values["training_dtype"]))
-        settings.validate()
+        settings = inputs.node_settings(PbESettings, values)
         resume = None if resume_from == NONE else model_file("checkpoints", resume_from, "resume_from")
         root = Path(folder_paths.get_folder_paths("checkpoints")[0])
 
@@ -140,29 +116,14 @@ class PbETrain(io.ComfyNode):
             save_checkpoint(step_path, model, vae, result)
             return f"checkpoints/{step_path.relative_to(root).as_posix()}"
 
-        progress = TrainingProgress(
-            "Paint by Example fine-tuning", settings.steps, save_partial=checkpoint, model=model
-        )
-        progress.status("loading the model, VAE and exemplar encoder for training")
-
-        result = train_pbe(
-            model,
-            vae,
-            exemplar_encoder,
-            dataset,
-            settings,
-            resume_from=resume,
-            checkpoint=checkpoint,
-            on_preview=lambda step, image: None,  # collected into result.previews for the previews output
-            extra_metadata={"trainer": "node"},
-            progress=progress,
-        )
+        loading = "loading the model, VAE and exemplar encoder for training"
+        hooks = inputs.node_hooks("Paint by Example fine-tuning", settings, model, checkpoint, loading)
+        result = train_pbe(model, vae, exemplar_encoder, dataset, settings, resume_from=resume, **hooks)
         save_checkpoint(path, model, vae, result)
         tuned_model, _vae, tuned_encoder = loader.load_checkpoint(path)
-        previews = torch.cat(result.previews).to(comfy.model_management.intermediate_device())
-        csv = "step,loss\n" + "\n".join(f"{r['step']},{r['loss']:.6f}" for r in result.losses)
-        last = result.losses[-1]["loss"] if result.losses else float("nan")
-        text = f"wrote checkpoints/{listed} at step {result.step} (last loss {last:.4f})"
+        csv = inputs.losses_csv(result.losses, {"loss": 6})
+        text = f"wrote checkpoints/{listed} at step {result.step} (last loss {inputs.last_loss(result.losses):.4f})"
+        previews = inputs.previews_output(result)
         return io.NodeOutput(tuned_model, tuned_encoder, listed, csv, previews, ui={"text": [text]})
 
 

@@ -8,9 +8,9 @@ lr 1e-5 and tens of thousands of steps (docs/training.md).
 from __future__ import annotations
 
 from ..asset_builders.diffuse_to_choose import DINOV2_NAME, GARMENT_IMAGE, PERSON_IMAGE
-from ..asset_builders.dtc_training import PAIRS_FOLDER
 from ..model_files import VGG16
 from ..tiny_dtc import TINY_SD15_INPAINT_NAME
+from ._training import pairs_node, preview_node, run_widgets, schedule_widgets
 
 TITLE = "Diffuse to Choose: train an adapter"
 DESCRIPTION = (
@@ -37,17 +37,13 @@ SPEC = [
         "widgets": {"image_dim": 1024, "seed": 0},
         "links": {"model": (1, 0)},
     },
-    {"id": 4, "type": "ExemplarDtCPairDataset", "widgets": {"folder": PAIRS_FOLDER, "layout": "auto"}},
+    pairs_node(4),
     {
         "id": 5,
         "type": "ExemplarDtCTrain",
         "widgets": {
             "adapter_name": "dtc/tiny_demo",
-            "steps": 20,
-            "learning_rate": 1e-4,
-            "batch_size": 1,
-            "grad_accumulation": 1,
-            "resolution": 64,
+            **run_widgets(steps=20, learning_rate=1e-4),
             "reference_size": 112,
             "trainable": "all",
             "mask_mode": "mixed",
@@ -57,16 +53,11 @@ SPEC = [
             "condition_dropout": 0.1,
             "perceptual_weight": 0.1,
             "vgg16": VGG16.name,
-            "training_seed": 0,
-            "training_dtype": "fp32",
-            "checkpoint_every": 10,
-            "preview_every": 5,
-            "resume_from": "none",
-            "gradient_checkpointing": False,
+            **schedule_widgets(checkpoint_every=10, preview_every=5),
         },
         "links": {"model": (1, 0), "vae": (1, 2), "clip_vision": (2, 0), "adapter": (3, 0), "dataset": (4, 0)},
     },
-    {"id": 6, "type": "PreviewImage", "title": "Source | hint | predicted x0", "links": {"images": (5, 3)}},
+    preview_node(6, "Source | hint | predicted x0", (5, 3)),
     {"id": 7, "type": "LoadImage", "title": "Person (mask the garment area)", "widgets": {"image": PERSON_IMAGE}},
     {"id": 8, "type": "LoadImage", "title": "Garment", "widgets": {"image": GARMENT_IMAGE}},
     {

@@ -8,9 +8,8 @@ Sized for the tiny assets (64 px pairs, a few steps); for SD1.5 use 512 px, K = 
 
 from __future__ import annotations
 
-from ..asset_builders.dtc_training import PAIRS_FOLDER
-from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_models import TINY_SD15_NAME
+from ._training import pairs_node, preview_node, run_widgets, schedule_widgets, source_and_reference
 
 TITLE = "DreamInpainter training: learn the token projection and scorer from pairs"
 DESCRIPTION = (
@@ -20,17 +19,13 @@ DESCRIPTION = (
 
 SPEC = [
     {"id": 1, "type": "CheckpointLoaderSimple", "widgets": {"ckpt_name": TINY_SD15_NAME}},
-    {"id": 2, "type": "ExemplarDtCPairDataset", "widgets": {"folder": PAIRS_FOLDER, "layout": "auto"}},
+    pairs_node(2),
     {
         "id": 3,
         "type": "ExemplarDreamInpainterTrain",
         "widgets": {
             "name": "dreaminpainter/tiny_demo",
-            "steps": 4,
-            "learning_rate": 1e-3,
-            "batch_size": 1,
-            "grad_accumulation": 1,
-            "resolution": 64,
+            **run_widgets(steps=4, learning_rate=1e-3),
             "reference_resolution": 64,
             "block": "auto",
             "timestep": 0,
@@ -45,18 +40,12 @@ SPEC = [
             "mask_mode": "mixed",
             "fine_probability": 0.5,
             "flip_probability": 0.5,
-            "training_seed": 0,
-            "training_dtype": "fp32",
-            "checkpoint_every": 2,
-            "preview_every": 2,
-            "resume_from": "none",
-            "gradient_checkpointing": False,
+            **schedule_widgets(checkpoint_every=2, preview_every=2),
         },
         "links": {"model": (1, 0), "vae": (1, 2), "clip": (1, 1), "dataset": (2, 0)},
     },
-    {"id": 4, "type": "PreviewImage", "title": "Masked source | reference | predicted x0", "links": {"images": (3, 4)}},
-    {"id": 5, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},
-    {"id": 6, "type": "LoadImage", "title": "Reference", "widgets": {"image": REFERENCE_IMAGE}},
+    preview_node(4, "Masked source | reference | predicted x0", (3, 4)),
+    *source_and_reference(5, "Reference"),
     {
         "id": 7,
         "type": "ExemplarReferenceEncodeUNet",

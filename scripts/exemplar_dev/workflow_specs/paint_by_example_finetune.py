@@ -7,9 +7,8 @@ thousands of steps (docs/training.md).
 
 from __future__ import annotations
 
-from ..asset_builders.dtc_training import PAIRS_FOLDER
-from ..assets import REFERENCE_IMAGE, SOURCE_IMAGE
 from ..tiny_pbe import TINY_PBE_NAME
+from ._training import pairs_node, preview_node, run_widgets, schedule_widgets, source_and_reference
 
 TITLE = "Paint by Example fine-tuning: adapt PbE to your objects"
 DESCRIPTION = (
@@ -19,17 +18,13 @@ DESCRIPTION = (
 
 SPEC = [
     {"id": 1, "type": "ExemplarPbECheckpointLoader", "widgets": {"ckpt_name": TINY_PBE_NAME}},
-    {"id": 2, "type": "ExemplarDtCPairDataset", "widgets": {"folder": PAIRS_FOLDER, "layout": "auto"}},
+    pairs_node(2),
     {
         "id": 3,
         "type": "ExemplarPbETrain",
         "widgets": {
             "ckpt_name": "pbe/tiny_finetune",
-            "steps": 4,
-            "learning_rate": 1e-4,
-            "batch_size": 1,
-            "grad_accumulation": 1,
-            "resolution": 64,
+            **run_widgets(steps=4, learning_rate=1e-4),
             "trainable": "lora+head+vector",
             "lora_rank": 4,
             "lora_alpha": 4.0,
@@ -40,18 +35,12 @@ SPEC = [
             "rotation_degrees": 20.0,
             "blur_probability": 0.3,
             "elastic_probability": 0.3,
-            "training_seed": 0,
-            "training_dtype": "fp32",
-            "checkpoint_every": 2,
-            "preview_every": 2,
-            "resume_from": "none",
-            "gradient_checkpointing": False,
+            **schedule_widgets(checkpoint_every=2, preview_every=2),
         },
         "links": {"model": (1, 0), "vae": (1, 1), "exemplar_encoder": (1, 2), "dataset": (2, 0)},
     },
-    {"id": 4, "type": "PreviewImage", "title": "Masked source | reference | predicted x0", "links": {"images": (3, 4)}},
-    {"id": 5, "type": "LoadImage", "title": "Source (draw the mask here)", "widgets": {"image": SOURCE_IMAGE}},
-    {"id": 6, "type": "LoadImage", "title": "Reference (exemplar)", "widgets": {"image": REFERENCE_IMAGE}},
+    preview_node(4, "Masked source | reference | predicted x0", (3, 4)),
+    *source_and_reference(5, "Reference (exemplar)"),
     {
         "id": 7,
         "type": "ExemplarPbEEncode",
