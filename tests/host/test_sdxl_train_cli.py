@@ -118,3 +118,33 @@ def test_dreamstyler_cli_writes_an_sdxl_staged_embedding(node, tiny_sdxl, model_
     assert len(staged) == 2 and staged[0][0].shape[-1] == 2048 and staged[0][1]["pooled_output"].shape[-1] == 1280
     same_vectors = torch.equal(embedding.vectors[0], embedding.vectors[1]) and torch.equal(*embedding.clip_g)
     assert torch.equal(staged[0][0], staged[1][0]) == same_vectors
+
+
+@pytest.mark.slow
+def test_dreambooth_cli_writes_an_sdxl_lora_the_stock_loader_applies_whole(comfy, tiny_sdxl, tmp_path, caplog):
+    import logging
+
+    from PIL import Image
+
+    from comfy import lora as comfy_lora
+    from comfy import utils as comfy_utils
+
+    (tmp_path / "instance").mkdir()
+    pixels = torch.rand(64, 64, 3, generator=torch.Generator().manual_seed(3))
+    Image.fromarray((pixels.numpy() * 255).astype("uint8")).save(tmp_path / "instance" / "dog.png")
+    output = tmp_path / "out" / "lora_sdxl.safetensors"
+    args = ["--checkpoint", str(CHECKPOINTS / TINY_SDXL_NAME), "--instance-dir", str(tmp_path / "instance")]
+    args += ["--instance-prompt", "a sks dog", "--prior-loss-weight", "0", "--train-text-encoder", "--steps", "1"]
+    args += ["--resolution", "64", "--learning-rate", "1e-3", "--output", str(output)]
+    ranks, stdout = run_training_cli("dreambooth_train.py", args, 1, tmp_path / "ranks")
+    assert "SDXL model" in stdout and ranks[0]["losses"][0]["instance"] > 0
+    lora = comfy_utils.load_torch_file(str(output))
+    model, clip, _ = tiny_sdxl
+    key_map = comfy_lora.model_lora_keys_clip(clip.cond_stage_model, comfy_lora.model_lora_keys_unet(model.model, {}))
+    with caplog.at_level(logging.WARNING):
+        patches = comfy_lora.load_lora(lora, key_map)
+    assert "lora key not loaded" not in caplog.text
+    assert len(patches) == len([k for k in lora if k.endswith(".alpha")])  # every module applied
+    assert sum(1 for k in patches if k.startswith("clip_l.")) == 48  # 12 layers x q, k, v, out
+    assert sum(1 for k in patches if k.startswith("clip_g.")) == 128  # bigG: 32 layers x q, k, v, out
+    assert sum(1 for k in patches if k.startswith("diffusion_model.")) > 0
