@@ -69,13 +69,19 @@ def sdxl_checkpoint_state_dict(unet_config: dict, seed: int = 0) -> dict[str, to
     return sd
 
 
-def write_tiny_sdxl_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SDXL_NAME) -> Path:
-    """Write (once) the tiny SDXL checkpoint; a present file of the same builder version is reused."""
-    path = Path(directory) / name
-    meta = {"exemplar.kind": "tiny_sdxl_checkpoint", "exemplar.seed": str(seed), "exemplar.builder": BUILDER_VERSION}
+def write_sdxl_checkpoint(path: Path, kind: str, unet_config: dict, seed: int, builder: str) -> Path:
+    """Write (once) a tiny SDXL checkpoint of `unet_config`; a present file of the same kind, seed and builder version
+    is reused."""
+    meta = {"exemplar.kind": kind, "exemplar.seed": str(seed), "exemplar.builder": builder}
     if is_current(path, meta):
         return path
-    return atomic_save(sdxl_checkpoint_state_dict(TINY_SDXL_BASE_UNET, seed), path, meta)
+    return atomic_save(sdxl_checkpoint_state_dict(unet_config, seed), path, meta)
+
+
+def write_tiny_sdxl_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SDXL_NAME) -> Path:
+    """The tiny SDXL base checkpoint, written once."""
+    path = Path(directory) / name
+    return write_sdxl_checkpoint(path, "tiny_sdxl_checkpoint", TINY_SDXL_BASE_UNET, seed, BUILDER_VERSION)
 
 
 TINY_SDXL_STAGED_EMBEDDING_NAME = model_files.DREAMSTYLER_SDXL_STYLE.name

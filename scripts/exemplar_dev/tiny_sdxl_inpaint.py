@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 
 from . import model_files
-from .tiny_models import atomic_save, is_current
-from .tiny_sdxl_base import sdxl_checkpoint_state_dict
+from .tiny_sdxl_base import write_sdxl_checkpoint
 
 # the file name of the public SDXL inpainting 0.1 single-file checkpoint, so a shipped workflow names what users get
 TINY_SDXL_INPAINT_NAME = model_files.SDXL_INPAINT.name
@@ -48,16 +47,9 @@ TINY_SDXL_INPAINT_UNET = {
 
 
 def write_tiny_sdxl_inpaint_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SDXL_INPAINT_NAME) -> Path:
-    """Write (once) the tiny SDXL inpainting checkpoint; a present file of the same builder version is reused."""
+    """The tiny SDXL inpainting checkpoint, written once."""
     path = Path(directory) / name
-    meta = {
-        "exemplar.kind": "tiny_sdxl_inpaint_checkpoint",
-        "exemplar.seed": str(seed),
-        "exemplar.builder": BUILDER_VERSION,
-    }
-    if is_current(path, meta):
-        return path
-    return atomic_save(sdxl_checkpoint_state_dict(TINY_SDXL_INPAINT_UNET, seed), path, meta)
+    return write_sdxl_checkpoint(path, "tiny_sdxl_inpaint_checkpoint", TINY_SDXL_INPAINT_UNET, seed, BUILDER_VERSION)
 
 
 def sdxl_conditioning(context: torch.Tensor, pooled: torch.Tensor, size: int, **extra) -> list:
