@@ -9,6 +9,9 @@ Several GPUs (or CPU processes, gloo) through torchrun; every rank draws its own
 the gradients are averaged before each step, so all ranks end with the same weights:
     torchrun --standalone --nproc_per_node 4 scripts/dreambooth_train.py ...same arguments...
 
+The checkpoint is an SD1.x, SD2.x or SDXL text-to-image checkpoint; on SDXL the LoRA covers the UNet and both text
+encoders (CLIP-L and bigG) and every image carries SDXL's size conditioning.
+
 ComfyUI itself is imported from --comfyui (default: $COMFYUI_DIR, else the ComfyUI this pack is
 installed in, i.e. two folders above the pack). Images are centre-cropped to a square and resized
 to --resolution with antialiased bicubic interpolation, exactly as the node's folder input does
@@ -28,7 +31,7 @@ import cli_boot
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="DreamBooth LoRA with prior preservation (comfyui-exemplar).")
     p.add_argument("--comfyui", default=os.environ.get("COMFYUI_DIR"), help="ComfyUI folder (holds comfy/)")
-    p.add_argument("--checkpoint", required=True, help="single-file checkpoint (.safetensors / .ckpt)")
+    p.add_argument("--checkpoint", required=True, help="SD1.x / SD2.x / SDXL checkpoint (single file)")
     p.add_argument("--instance-dir", required=True, help="folder of subject photos")
     p.add_argument("--instance-prompt", required=True, help="'a [identifier] [class noun]'")
     p.add_argument("--class-dir", help="folder of class images (missing ones are generated into it)")
@@ -82,8 +85,9 @@ def main(argv=None) -> int:
     import torch
     import torch.distributed as dist
 
+    import cli_checkpoint
+
     import comfy.model_management
-    import comfy.sd
 
     train_loop = cli_boot.pack_module("models.common.train_loop")
     rank, world = train_loop.init_distributed(opts.cpu)
@@ -108,7 +112,8 @@ def main(argv=None) -> int:
     )
     settings.validate()
     with torch.inference_mode(False):
-        model, clip, vae = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=True, output_clip=True)[:3]
+        model, clip, vae, family = cli_checkpoint.load(opts.checkpoint, "DreamBooth", cli_checkpoint.TEXT_TO_IMAGE)
+        log(f"{family} model")
         files = image_folder.image_files(opts.instance_dir)
         if not files:
             raise SystemExit(

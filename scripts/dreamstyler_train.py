@@ -7,6 +7,9 @@ Runs inside a ComfyUI install (its Python, its model code), without the server:
         --images style.png --captions "a woman reading a book" --token "<sks1>" \\
         --out-dir /path/to/ComfyUI/models/embeddings --name my_style
 
+The checkpoint is an SD1.x, SD2.x or SDXL text-to-image checkpoint (eps or v prediction). On SDXL every stage trains a
+CLIP-L and a bigG vector: the files hold `clip_l` / `clip_g` per stage, the layout ComfyUI's embedding loader reads.
+
 Writes <name>.safetensors (with metadata) and <name>.bin (the official layout). Images are
 centre-cropped to a square and resized to --resolution (the paper: 512) with antialiased bicubic
 interpolation, the pack's one image-folder convention (models/common/image_folder.py).
@@ -32,7 +35,7 @@ def parse_args(argv):
         default=os.environ.get("COMFYUI_DIR"),
         help="ComfyUI folder (default: $COMFYUI_DIR, else the ComfyUI this pack is installed in)",
     )
-    p.add_argument("--checkpoint", required=True, help="an SD1.x checkpoint file (eps or v prediction)")
+    p.add_argument("--checkpoint", required=True, help="an SD1.x / SD2.x / SDXL checkpoint file (eps or v prediction)")
     p.add_argument("--images", nargs="+", required=True, help="style image files or folders of images")
     p.add_argument("--captions", nargs="+", default=["a painting"], help="one caption per image, or one for all")
     p.add_argument("--token", default="<sks1>")
@@ -71,7 +74,7 @@ def image_paths(entries: list[str], image_folder) -> list[Path]:
 def main(argv=None) -> int:
     options = parse_args(sys.argv[1:] if argv is None else argv)
     cli_boot.boot_comfyui(cli_boot.comfyui_dir(options.comfyui), options.cpu)
-    import comfy.sd
+    import cli_checkpoint
 
     training = cli_boot.pack_module("nodes.dreamstyler.trainer")
     inversion = cli_boot.pack_module("models.dreamstyler.staged_inversion")
@@ -79,9 +82,9 @@ def main(argv=None) -> int:
     files = image_paths(options.images, image_folder)
     images, names = image_folder.load_images(files, options.resolution, options.resolution), [f.name for f in files]
     training.check_target(options.out_dir, options.name, options.overwrite)
-    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(options.checkpoint, output_vae=True, output_clip=True)
+    model, clip, vae, family = cli_checkpoint.load(options.checkpoint, "DreamStyler", cli_checkpoint.TEXT_TO_IMAGE)
     if clip is None or vae is None:
-        sys.exit(f"{options.checkpoint} has no text encoder or VAE; a full SD1.x checkpoint is needed")
+        sys.exit(f"--checkpoint {options.checkpoint} has no text encoder or VAE; a full {family} checkpoint is needed")
     settings = inversion.InversionSettings(
         stages=options.stages,
         steps=options.steps,
@@ -90,7 +93,7 @@ def main(argv=None) -> int:
         flip_probability=options.flip,
         seed=options.seed,
     )
-    print(f"training {options.token} on {len(names)} image(s): {', '.join(names)}", flush=True)
+    print(f"training {options.token} on {family}, {len(names)} image(s): {', '.join(names)}", flush=True)
     started = time.perf_counter()
     every = max(1, options.steps // 20)
 

@@ -5,6 +5,12 @@ One process:
         --dataset viton_hd/train --output models/exemplar/dtc/viton.safetensors --vgg16 vgg16-397923af.pth \
         --perceptual-weight 0.1
 
+The checkpoint is an SD1.x, SD2.x or SDXL inpainting checkpoint (9-channel UNet input; SDXL: e.g.
+sd_xl_base_1.0_inpainting_0.1.safetensors, its adapter has 10 FiLM). An SDXL UNet also reads a vector conditioning:
+--prompt is encoded with the checkpoint's own CLIP-L + bigG (as CLIP Text Encode does) and its pooled output, with
+the training resolution as the size values, conditions every step; its tokens are not used (the image tokens are
+the context).
+
 Several GPUs (or CPU processes, gloo) through torchrun; every rank draws its own pairs and noise and the gradients
 are averaged before each step, so all ranks end with the same weights:
     torchrun --standalone --nproc_per_node 8 scripts/dtc_train.py ...same arguments...
@@ -25,7 +31,8 @@ import train_cli
 
 def parse_args(argv=None):
     p = train_cli.common_parser("Train a Diffuse to Choose adapter (comfyui-exemplar).", 1e-5)
-    p.add_argument("--checkpoint", required=True, help="single-file inpainting checkpoint (.safetensors / .ckpt)")
+    p.add_argument("--checkpoint", required=True, help="SD1.x / SD2.x / SDXL inpainting checkpoint (single file)")
+    p.add_argument("--prompt", default="", help="SDXL: the text whose pooled output conditions the UNet (default: '')")
     p.add_argument("--clip-vision", required=True, help="DINOv2 CLIP vision file (as Load CLIP Vision reads it)")
     p.add_argument("--output", required=True, help="adapter file to write (.safetensors)")
     p.add_argument("--adapter", help="adapter file to start from (default: a fresh one made from the checkpoint)")
@@ -52,6 +59,8 @@ def main(argv=None) -> int:
     datasets = cli_boot.pack_module("models.common.datasets")
     perceptual = cli_boot.pack_module("models.common.perceptual")
     train_loop = cli_boot.pack_module("models.common.train_loop")
+    vector_conditioning = cli_boot.pack_module("nodes.common.vector_conditioning")
+    import cli_checkpoint
     import torch
 
     import comfy.clip_vision
@@ -64,9 +73,17 @@ def main(argv=None) -> int:
     settings = trainer.DtCSettings.from_values(vars(opts))
     settings.validate()
     with torch.inference_mode(False):
-        model, _clip, vae = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=True, output_clip=False)[
-            :3
-        ]
+        model, _clip, vae, family = cli_checkpoint.load(
+            opts.checkpoint, "Diffuse to Choose", cli_checkpoint.INPAINTING, output_clip=False
+        )
+        log(f"{family} inpainting model")
+        text_conditioning = None
+        if vector_conditioning.needs_vector_conditioning(model):
+            clip = comfy.sd.load_checkpoint_guess_config(opts.checkpoint, output_vae=False, output_model=False)[1]
+            if clip is None:
+                raise SystemExit(f"--checkpoint {opts.checkpoint}: this {family} model needs its text encoders")
+            text_conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(opts.prompt))
+            del clip
         clip_vision = comfy.clip_vision.load(opts.clip_vision)
         if clip_vision is None:
             raise SystemExit(f"--clip-vision {opts.clip_vision}: not a CLIP vision model ComfyUI recognises")
@@ -91,7 +108,8 @@ def main(argv=None) -> int:
 
         result = trainer.train_dtc(model, vae, clip_vision, adapter, dataset, settings, vgg=vgg,
                                    resume_from=opts.resume, checkpoint=checkpoint, on_step=on_step,
-                                   on_preview=on_preview, extra_metadata={"trainer": "cli"})
+                                   on_preview=on_preview, extra_metadata={"trainer": "cli"},
+                                   text_conditioning=text_conditioning)
         if rank == 0:
             trainer.save_checkpoint(output, result)
             log(f"wrote {output}")

@@ -57,10 +57,11 @@ def _fill(name: str, shape: torch.Size, seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=generator) / fan_in**0.5
 
 
-def random_state_dict(module: torch.nn.Module, prefix: str, seed: int) -> dict[str, torch.Tensor]:
-    """Fresh deterministic weights for every tensor of `module` (which may live on the meta device)."""
+def random_state_dict(module: torch.nn.Module, prefix: str, seed: int, dtype=None) -> dict[str, torch.Tensor]:
+    """Fresh deterministic weights for every tensor of `module` (which may live on the meta device); with `dtype`,
+    converted tensor by tensor (bigG alone is 2.8 GB in fp32)."""
     shapes = {k: v.shape for k, v in module.state_dict().items()}
-    return {prefix + k: _fill(prefix + k, shape, seed) for k, shape in sorted(shapes.items())}
+    return {prefix + k: _fill(prefix + k, shape, seed).to(dtype) for k, shape in sorted(shapes.items())}
 
 
 def tiny_unet(config: dict | None = None, device="meta") -> torch.nn.Module:

@@ -39,42 +39,49 @@ TINY_SDXL_BASE_UNET = {
 }
 
 
-def _text_tower(config_name: str, prefix: str, seed: int) -> dict[str, torch.Tensor]:
+def sdxl_text_encoders(seed: int) -> dict[str, torch.Tensor]:
+    """CLIP-L (seed + 1) and OpenCLIP-bigG (seed + 3) in the official single-file SDXL layout (ComfyUI's own saving
+    conversion), fp16."""
     import comfy.ops
     import comfy.sd1_clip
+    import comfy.supported_models
     from comfy.clip_model import CLIPTextModel
 
-    config = json.loads((Path(comfy.sd1_clip.__file__).parent / config_name).read_text())
-    tower = CLIPTextModel(config, torch.float32, "meta", comfy.ops.disable_weight_init)
-    return {k: v.half() for k, v in random_state_dict(tower, prefix, seed).items()}
+    folder = Path(comfy.sd1_clip.__file__).parent
+    sd = {}
+    for name, config_file, offset in (("clip_l", "sd1_clip_config.json", 1), ("clip_g", "clip_config_bigg.json", 3)):
+        config = json.loads((folder / config_file).read_text())
+        encoder = CLIPTextModel(config, torch.float16, "meta", comfy.ops.disable_weight_init)
+        sd.update(random_state_dict(encoder, f"{name}.transformer.", seed + offset, torch.float16))
+    return comfy.supported_models.SDXL(dict(TINY_SDXL_BASE_UNET)).process_clip_state_dict_for_saving(sd)
 
 
-def sdxl_base_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """UNet + CLIP-L + bigG + TAESD in the official single-file SDXL key layout, fp16."""
+def sdxl_checkpoint_state_dict(unet_config: dict, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A UNet of `unet_config` + CLIP-L + bigG + TAESD in the official single-file SDXL key layout, fp16."""
     boot()
-    import comfy.supported_models
     import comfy.taesd.taesd
 
-    unet = random_state_dict(tiny_unet(TINY_SDXL_BASE_UNET), "model.diffusion_model.", seed)
-    sd = {k: v.half() for k, v in unet.items()}
-    text = _text_tower("sd1_clip_config.json", "clip_l.transformer.", seed + 1)
-    text.pop("clip_l.transformer.text_projection.weight", None)
-    text.update(_text_tower("clip_config_bigg.json", "clip_g.transformer.", seed + 3))
-    text = comfy.supported_models.SDXL(dict(TINY_SDXL_BASE_UNET)).process_clip_state_dict_for_saving(text)
-    sd.update({k: v.half() if v.is_floating_point() else v for k, v in text.items()})
+    sd = random_state_dict(tiny_unet(unet_config), "model.diffusion_model.", seed, torch.float16)
+    sd.update(sdxl_text_encoders(seed))
     with torch.device("meta"):
         taesd = comfy.taesd.taesd.TAESD()
-    sd.update({k: v.half() for k, v in random_state_dict(taesd, "first_stage_model.", seed + 2).items()})
+    sd.update(random_state_dict(taesd, "first_stage_model.", seed + 2, torch.float16))
     return sd
 
 
-def write_tiny_sdxl_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SDXL_NAME) -> Path:
-    """Write (once) the tiny SDXL checkpoint; a present file of the same builder version is reused."""
-    path = Path(directory) / name
-    meta = {"exemplar.kind": "tiny_sdxl_checkpoint", "exemplar.seed": str(seed), "exemplar.builder": BUILDER_VERSION}
+def write_sdxl_checkpoint(path: Path, kind: str, unet_config: dict, seed: int, builder: str) -> Path:
+    """Write (once) a tiny SDXL checkpoint of `unet_config`; a present file of the same kind, seed and builder version
+    is reused."""
+    meta = {"exemplar.kind": kind, "exemplar.seed": str(seed), "exemplar.builder": builder}
     if is_current(path, meta):
         return path
-    return atomic_save(sdxl_base_state_dict(seed), path, meta)
+    return atomic_save(sdxl_checkpoint_state_dict(unet_config, seed), path, meta)
+
+
+def write_tiny_sdxl_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SDXL_NAME) -> Path:
+    """The tiny SDXL base checkpoint, written once."""
+    path = Path(directory) / name
+    return write_sdxl_checkpoint(path, "tiny_sdxl_checkpoint", TINY_SDXL_BASE_UNET, seed, BUILDER_VERSION)
 
 
 TINY_SDXL_STAGED_EMBEDDING_NAME = model_files.DREAMSTYLER_SDXL_STYLE.name

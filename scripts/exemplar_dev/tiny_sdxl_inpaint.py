@@ -11,14 +11,12 @@ VAE is TAESD. Weights are deterministic (tiny_models._fill), fp16 on disk (about
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from . import model_files
-from .host import boot
-from .tiny_models import _fill, atomic_save, is_current
+from .tiny_sdxl_base import write_sdxl_checkpoint
 
 # the file name of the public SDXL inpainting 0.1 single-file checkpoint, so a shipped workflow names what users get
 TINY_SDXL_INPAINT_NAME = model_files.SDXL_INPAINT.name
@@ -48,55 +46,10 @@ TINY_SDXL_INPAINT_UNET = {
 }
 
 
-def _random_half(module: torch.nn.Module, prefix: str, seed: int) -> dict[str, torch.Tensor]:
-    """tiny_models.random_state_dict, converted tensor by tensor (bigG alone is 2.8 GB in fp32)."""
-    shapes = {k: v.shape for k, v in module.state_dict().items()}
-    return {prefix + k: _fill(prefix + k, shape, seed).half() for k, shape in sorted(shapes.items())}
-
-
-def _text_encoders(seed: int) -> dict[str, torch.Tensor]:
-    """CLIP-L and OpenCLIP-bigG in the layout of a single-file SDXL checkpoint (ComfyUI's own saving conversion)."""
-    import comfy.ops
-    import comfy.sd1_clip
-    import comfy.supported_models
-    from comfy.clip_model import CLIPTextModel
-
-    folder = Path(comfy.sd1_clip.__file__).parent
-    sd = {}
-    for name, config_file, offset in (("clip_l", "sd1_clip_config.json", 1), ("clip_g", "clip_config_bigg.json", 3)):
-        config = json.loads((folder / config_file).read_text())
-        encoder = CLIPTextModel(config, torch.float16, "meta", comfy.ops.disable_weight_init)
-        sd.update(_random_half(encoder, f"{name}.transformer.", seed + offset))
-    config = comfy.supported_models.SDXL(dict(TINY_SDXL_INPAINT_UNET))
-    return config.process_clip_state_dict_for_saving(sd)
-
-
-def sdxl_inpaint_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """UNet + CLIP-L + bigG + TAESD in the single-file SDXL key layout, fp16."""
-    boot()
-    import comfy.taesd.taesd
-
-    from .tiny_models import tiny_unet
-
-    sd = _random_half(tiny_unet(TINY_SDXL_INPAINT_UNET), "model.diffusion_model.", seed)
-    sd.update(_text_encoders(seed))
-    with torch.device("meta"):
-        taesd = comfy.taesd.taesd.TAESD()
-    sd.update(_random_half(taesd, "first_stage_model.", seed + 2))
-    return sd
-
-
 def write_tiny_sdxl_inpaint_checkpoint(directory: Path, seed: int = 0, name: str = TINY_SDXL_INPAINT_NAME) -> Path:
-    """Write (once) the tiny SDXL inpainting checkpoint; a present file of the same builder version is reused."""
+    """The tiny SDXL inpainting checkpoint, written once."""
     path = Path(directory) / name
-    meta = {
-        "exemplar.kind": "tiny_sdxl_inpaint_checkpoint",
-        "exemplar.seed": str(seed),
-        "exemplar.builder": BUILDER_VERSION,
-    }
-    if is_current(path, meta):
-        return path
-    return atomic_save(sdxl_inpaint_state_dict(seed), path, meta)
+    return write_sdxl_checkpoint(path, "tiny_sdxl_inpaint_checkpoint", TINY_SDXL_INPAINT_UNET, seed, BUILDER_VERSION)
 
 
 def sdxl_conditioning(context: torch.Tensor, pooled: torch.Tensor, size: int, **extra) -> list:

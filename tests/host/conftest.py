@@ -77,3 +77,28 @@ def tiny_sdxl_inpaint(comfy):
     from exemplar_dev.tiny_sdxl_inpaint import TINY_SDXL_INPAINT_NAME
 
     return _checkpoint(comfy, TINY_SDXL_INPAINT_NAME)[:3]
+
+
+# --- pair-dataset training (DtC, Paint by Example) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dinov2(comfy, tmp_path_factory):
+    """A CLIP_VISION running the DINOv2 code path at a tiny width (28 px: 2x2 patches + CLS)."""
+    from exemplar_dev.tiny_dtc import tiny_dinov2
+
+    return tiny_dinov2(tmp_path_factory.mktemp("dinov2"))
+
+
+@pytest.fixture(scope="session")
+def pairs(comfy, tmp_path_factory):
+    """(train, held out) PairDatasets of synthetic try-on pairs, 6 and 4, read-only (a module with other pairs, e.g.
+    captioned ones, defines its own `pairs`)."""
+    from exemplar_dev.asset_builders.dtc_training import write_synthetic_pairs
+    from exemplar_dev.host import pack_submodule
+
+    datasets = pack_submodule("models.common.datasets")
+    root = tmp_path_factory.mktemp("pairs")
+    return datasets.scan_pairs(write_synthetic_pairs(root / "train", count=6)), datasets.scan_pairs(
+        write_synthetic_pairs(root / "held_out", count=4, start=1000)
+    )

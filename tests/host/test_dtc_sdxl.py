@@ -4,9 +4,7 @@ and trained through the DtC training stack with SDXL's pooled output and size co
 import pytest
 import torch
 
-from exemplar_dev.asset_builders.dtc_training import write_synthetic_pairs
 from exemplar_dev.host import pack_submodule
-from exemplar_dev.tiny_dtc import tiny_dinov2
 from exemplar_dev.tiny_sdxl_inpaint import random_sdxl_conditioning
 
 RES = 64  # 8x8 latents
@@ -19,22 +17,8 @@ def trainer(comfy):
 
 
 @pytest.fixture(scope="module")
-def dinov2(comfy, tmp_path_factory):
-    return tiny_dinov2(tmp_path_factory.mktemp("dinov2"))
-
-
-@pytest.fixture(scope="module")
 def adapter(node, tiny_sdxl_inpaint):
     return node("ExemplarDtCAdapterCreate").execute(model=tiny_sdxl_inpaint[0], image_dim=32, seed=1).result[0]
-
-
-@pytest.fixture(scope="module")
-def pairs(comfy, tmp_path_factory):
-    datasets = pack_submodule("models.common.datasets")
-    root = tmp_path_factory.mktemp("dtc_sdxl_pairs")
-    return datasets.scan_pairs(write_synthetic_pairs(root / "train", count=6)), datasets.scan_pairs(
-        write_synthetic_pairs(root / "held_out", count=4, start=1000)
-    )
 
 
 def images(seed):

@@ -5,7 +5,6 @@ import torch
 
 from exemplar_dev.asset_builders.dtc_training import write_random_vgg16, write_synthetic_pairs
 from exemplar_dev.host import pack_submodule
-from exemplar_dev.tiny_dtc import tiny_dinov2
 
 RES = 64  # 8x8 latents
 REFERENCE = 28  # DINOv2 at 2x2 patches + CLS: the projection sees 5 tokens
@@ -17,22 +16,8 @@ def trainer(comfy):
 
 
 @pytest.fixture(scope="module")
-def dinov2(comfy, tmp_path_factory):
-    return tiny_dinov2(tmp_path_factory.mktemp("dinov2"))
-
-
-@pytest.fixture(scope="module")
 def adapter(node, tiny_inpaint):
     return node("ExemplarDtCAdapterCreate").execute(model=tiny_inpaint[0], image_dim=32, seed=1).result[0]
-
-
-@pytest.fixture(scope="module")
-def pairs(comfy, tmp_path_factory):
-    datasets = pack_submodule("models.common.datasets")
-    root = tmp_path_factory.mktemp("dtc_pairs")
-    return datasets.scan_pairs(write_synthetic_pairs(root / "train", count=6)), datasets.scan_pairs(
-        write_synthetic_pairs(root / "held_out", count=4, start=1000)
-    )
 
 
 def settings(trainer, **overrides):

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from exemplar_dev.asset_builders.dtc_training import write_synthetic_pairs
 from exemplar_dev.host import pack_submodule
 
 RES = 64  # 8x8 latents
@@ -12,15 +11,6 @@ RES = 64  # 8x8 latents
 @pytest.fixture(scope="module")
 def trainer(comfy):
     return pack_submodule("nodes.paint_by_example.trainer")
-
-
-@pytest.fixture(scope="module")
-def pairs(comfy, tmp_path_factory):
-    datasets = pack_submodule("models.common.datasets")
-    root = tmp_path_factory.mktemp("pbe_pairs")
-    return datasets.scan_pairs(write_synthetic_pairs(root / "train", count=6)), datasets.scan_pairs(
-        write_synthetic_pairs(root / "held_out", count=4, start=1000)
-    )
 
 
 def settings(trainer, **overrides):
