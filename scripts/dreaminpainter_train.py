@@ -23,7 +23,10 @@ import train_cli
 
 def parse_args(argv=None):
     p = train_cli.common_parser("Train DreamInpainter's token projection and scorer (comfyui-exemplar).", 1e-4)
-    p.add_argument("--checkpoint", required=True, help="single-file SD1.x checkpoint (.safetensors / .ckpt)")
+    p.add_argument(
+        "--checkpoint", required=True,
+        help="single-file SD1.x / SD2.x checkpoint, text-to-image or inpainting (.safetensors / .ckpt)",
+    )
     p.add_argument("--output", required=True, help="path stem: <stem>_projection / _scorer .safetensors are written")
     p.add_argument("--lora-output", help="LoRA file to write when the LoRA trains (also read when resuming)")
     p.add_argument("--resume-lora", help="with --resume: the LoRA file written with that checkpoint")

@@ -300,6 +300,12 @@ def train_dreaminpainter(
     (may raise to cancel); on_preview(step, image) every `preview_every` steps and at the end.
     """
     world, dtype = training.start_run(settings, model)
+    if training.is_sdxl_clip(clip) or model.model.model_config.unet_config.get("adm_in_channels"):
+        raise ValueError(
+            "model / clip: DreamInpainter training runs on SD1.x / SD2.x models (one text encoder, no vector "
+            "conditioning); this is an SDXL (or other vector-conditioned) model or CLIP. On SDXL, reference "
+            "inpainting works without trained parts (the saliency selection and the self-attention injection)"
+        )
     pairs, start_step, optimizer_state = {}, 0, None
     if resume_from:
         scorer, projection, pairs, start_step, optimizer_state = read_checkpoint(resume_from, resume_lora)

@@ -156,6 +156,12 @@ def test_resume_continues_exactly(trainer, tiny_sd15, pairs, tmp_path):
     assert [r["loss"] for r in resumed.losses] == [r["loss"] for r in straight.losses[2:]]
 
 
+def test_an_sdxl_model_is_refused_before_any_work(trainer, tiny_sdxl_inpaint, pairs):
+    model, clip, vae = tiny_sdxl_inpaint
+    with pytest.raises(ValueError, match=r"model / clip: DreamInpainter training runs on SD1\.x / SD2\.x models"):
+        trainer.train_dreaminpainter(model, vae, clip, pairs[0], settings(trainer))
+
+
 def test_bad_settings_name_the_setting(trainer):
     for bad, message in (
         (dict(decoupling_probability=2.0), "decoupling_probability must be in"),
