@@ -111,7 +111,7 @@ def load_optimizer_state(path: str | Path) -> dict | None:
         ) from error
 
 
-def read_header(path: str | Path) -> dict[str, str]:
+def file_metadata(path: str | Path) -> dict[str, str]:
     """The metadata of a safetensors file (empty when it has none)."""
     from safetensors import safe_open
 

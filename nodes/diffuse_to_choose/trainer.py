@@ -34,6 +34,7 @@ from ...models.common.train_loop import (
     adamw,
     check_resumable,
     common_checks,
+    file_metadata,
     first_x0,
     held_out_noise,
     load_optimizer_state,
@@ -42,7 +43,6 @@ from ...models.common.train_loop import (
     pick,
     rank_and_world,
     raise_first,
-    read_header,
     resume_step,
     save_optimizer_state,
     step_generator,
@@ -146,7 +146,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], int, dic
     """(adapter state, step, optimizer state) of a checkpoint this trainer wrote."""
     from safetensors.torch import load_file
 
-    metadata = read_header(path)
+    metadata = file_metadata(path)
     parse_metadata(metadata, source=Path(path).name)
     step = resume_step(metadata, Path(path).name, "adapters written by the Diffuse to Choose trainer")
     return load_file(str(path)), step, load_optimizer_state(path)

@@ -241,7 +241,7 @@ def read_checkpoint(projection_path: str | Path, lora_path: str | Path | None = 
 
     paths = file_paths(projection_path)
     written_by = "projections written by the DreamInpainter trainer"
-    step = train_loop.resume_step(train_loop.read_header(paths["projection"]), paths["projection"].name, written_by)
+    step = train_loop.resume_step(train_loop.file_metadata(paths["projection"]), paths["projection"].name, written_by)
     if not paths["scorer"].is_file():
         raise ValueError(f"resume_from: the scorer {paths['scorer'].name} written beside it is missing")
     projection = TokenProjection.from_state_dict(load_file(str(paths["projection"])))

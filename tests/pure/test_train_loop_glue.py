@@ -46,14 +46,14 @@ def test_step_metadata_holds_the_step_and_the_record():
 def test_resume_step_reads_the_step_or_names_the_file_and_the_trainer(tmp_path):
     path = tmp_path / "a.safetensors"
     save_file({"w": torch.zeros(2)}, str(path), metadata={"exemplar.step": "40", "exemplar.kind": "x"})
-    header = train_loop.read_header(path)
+    header = train_loop.file_metadata(path)
     assert header == {"exemplar.step": "40", "exemplar.kind": "x"}
     assert train_loop.resume_step(header, path.name, "files of the test trainer") == 40
     bare = tmp_path / "bare.safetensors"
     save_file({"w": torch.zeros(2)}, str(bare))
-    assert train_loop.read_header(bare) == {}
+    assert train_loop.file_metadata(bare) == {}
     with pytest.raises(ValueError) as error:
-        train_loop.resume_step(train_loop.read_header(bare), bare.name, "files of the test trainer")
+        train_loop.resume_step(train_loop.file_metadata(bare), bare.name, "files of the test trainer")
     assert str(error.value) == (
         "resume_from: bare.safetensors has no 'exemplar.step' in its header; only files of the test trainer can be "
         "resumed"
